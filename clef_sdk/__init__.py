@@ -1,0 +1,90 @@
+"""clef-sdk: CLEF single-lead ECG foundation models as a Python package.
+
+>>> import clef_sdk as clef
+>>> embedding = clef.embed(signal, fs=360)          # (embed_dim,) float32
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ._version import __version__
+from .convert import convert_checkpoint
+from .embedding import DEFAULT_BATCH_SIZE, EmbeddingOutput, Pooling, SignalInput, embed_with_encoder
+from .errors import ChecksumMismatchError, CheckpointError, ClefError, ManifestError, WeightsNotAvailableError
+from .loading import ModelSpec, clear_cache, get_encoder, load
+from .models import ARCHITECTURES, ClefEncoder
+from .preprocessing import PreprocessingWarning, TailMode, iter_windows, preprocess
+from .registry import list_models
+
+__all__ = [
+    "ARCHITECTURES",
+    "CheckpointError",
+    "ChecksumMismatchError",
+    "ClefEncoder",
+    "ClefError",
+    "ManifestError",
+    "PreprocessingWarning",
+    "WeightsNotAvailableError",
+    "__version__",
+    "clear_cache",
+    "convert_checkpoint",
+    "embed",
+    "iter_windows",
+    "list_models",
+    "load",
+    "preprocess",
+]
+
+
+def embed(
+    signal: SignalInput,
+    fs: float | list[float] | None = None,
+    *,
+    model: ModelSpec = "medium",
+    pooling: Pooling = "mean",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+    stride_seconds: float | None = None,
+    tail: TailMode = "drop",
+) -> EmbeddingOutput:
+    """CLEF embeddings of single-lead ECG at any sampling rate and length.
+
+    Args:
+        signal: one recording ``(n_samples,)``; several of equal length ``(n_records, n_samples)``; or a list
+            of 1-D recordings of any lengths. numpy arrays, torch tensors and lists; any unit (mV, ADC counts).
+        fs: sampling rate in Hz (50-10,000), one for all recordings or one per recording.
+        model: ``"small"``, ``"medium"``, ``"large"`` (or an alias), a weights path, or a loaded ClefEncoder.
+        pooling: ``"mean"`` (default) or ``"max"`` over a recording's 10 s windows, or ``None`` for per-window
+            embeddings.
+        batch_size: windows per forward pass; windows of all recordings are batched together.
+        device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
+        progress: show a progress bar; ``None`` shows one for long jobs (1,024 windows or more).
+        stride_seconds: distance between window starts (default 10 s: consecutive windows).
+        tail: the end shorter than 10 s: ``"drop"`` (default, as in pretraining), ``"pad"`` or ``"last"``.
+
+    Returns:
+        float32 numpy: ``(embed_dim,)`` for one recording, ``(n_records, embed_dim)`` for several. With
+        ``pooling=None``: ``(n_windows, embed_dim)`` for one recording, a list of those for several.
+    """
+    encoder = get_encoder(model, device)
+    return embed_with_encoder(
+        encoder,
+        signal,
+        fs,
+        pooling=pooling,
+        batch_size=batch_size,
+        progress=progress,
+        stride_seconds=stride_seconds,
+        tail=tail,
+    )
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+del os

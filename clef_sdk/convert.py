@@ -1,0 +1,253 @@
+"""Checkpoint conversion: released Lightning ``.ckpt`` -> validated backbone tensors -> safetensors.
+
+The pieces are separate so that other tools (the downloader, pretraining export) can reuse them:
+
+- :func:`read_checkpoint` loads a ``.ckpt``/``.pt`` with ``torch.load(weights_only=True)`` only;
+- :func:`extract_backbone` strips the ``backbone.`` prefix, drops the BatchNorm tensors the released models
+  never apply, infers the size from the shapes and refuses anything missing, unexpected or mis-shaped;
+- :func:`write_weights` / :func:`read_weights` write and read our safetensors format;
+- :func:`convert_checkpoint` chains them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._io import atomic_path, sha256_file
+from ._version import __version__
+from .errors import CheckpointError
+from .models import ARCHITECTURES, ClefEncoder, build_network
+from .preprocessing import PREPROCESSING
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "EncoderWeights",
+    "convert_checkpoint",
+    "encoder_from_weights",
+    "extract_backbone",
+    "load_weights",
+    "read_checkpoint",
+    "read_weights",
+    "write_weights",
+]
+
+FORMAT_NAME = "clef-sdk/encoder"
+FORMAT_VERSION = "1"
+BACKBONE_PREFIX = "backbone."
+SAFETENSORS_SUFFIX = ".safetensors"
+_MAX_LISTED = 12
+
+
+@dataclass
+class EncoderWeights:
+    """Validated backbone tensors of one CLEF size (float32, contiguous, no BatchNorm)."""
+
+    size: str
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embed_dim(self) -> int:
+        return ARCHITECTURES[self.size].embed_dim
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Load the tensors of a ``.ckpt``/``.pt``/``.pth`` file without running pickled code.
+
+    Accepts a Lightning checkpoint, any dict with a ``state_dict`` entry, or a bare state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refused to load {path}: it needs arbitrary pickled objects, which could run code "
+            f"(torch.load weights_only=True said: {str(exc).splitlines()[0]}). If you trust the file, re-save "
+            "only its tensors with torch.save(model.state_dict(), 'clean.pt') and convert that."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "the file may be truncated or corrupt: download it again"
+        ) from None
+    state_dict = payload.get("state_dict", payload) if isinstance(payload, dict) else payload
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise CheckpointError(f"{path} holds no state dict (found {type(payload).__name__})")
+    non_tensors = [key for key, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    if non_tensors:
+        raise CheckpointError(f"{path}: state dict entries that are not tensors: {_listing(non_tensors)}")
+    return state_dict
+
+
+def _listing(keys: list[str] | set[str]) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:_MAX_LISTED])
+    return shown + (f" ... ({len(keys)} in all)" if len(keys) > _MAX_LISTED else "")
+
+
+def _expected_shapes(size: str) -> dict[str, tuple[int, ...]]:
+    network = build_network(size, device="meta")
+    return {key: tuple(tensor.shape) for key, tensor in network.state_dict().items()}
+
+
+def _infer_size(state_dict: dict[str, torch.Tensor]) -> str:
+    stem = state_dict.get("first_conv.conv.weight")
+    if stem is None:
+        raise CheckpointError(
+            "cannot tell the CLEF size: 'first_conv.conv.weight' is missing "
+            f"(keys start {_listing(list(state_dict)[:_MAX_LISTED])}); is this a CLEF checkpoint?"
+        )
+    by_width = {arch.base_filters: name for name, arch in ARCHITECTURES.items()}
+    size = by_width.get(int(stem.shape[0]))
+    if size is None:
+        raise CheckpointError(
+            f"'first_conv.conv.weight' has shape {tuple(stem.shape)}; no CLEF size has "
+            f"{stem.shape[0]} stem filters ({', '.join(f'{n}: {w}' for w, n in by_width.items())})"
+        )
+    return size
+
+
+def extract_backbone(state_dict: dict[str, torch.Tensor], *, source: str = "checkpoint") -> EncoderWeights:
+    """Validate and normalise a CLEF backbone state dict.
+
+    Keys may carry the ``backbone.`` prefix (Lightning modules; other sub-modules such as projection heads
+    are then ignored) or none. BatchNorm tensors are dropped; every remaining key must match the inferred
+    size's architecture exactly in name and shape, or :class:`CheckpointError` lists the differences.
+    """
+    if any(key.startswith(BACKBONE_PREFIX) for key in state_dict):
+        state_dict = {
+            key[len(BACKBONE_PREFIX) :]: value for key, value in state_dict.items() if key.startswith(BACKBONE_PREFIX)
+        }
+    size = _infer_size(state_dict)
+    expected = _expected_shapes(size)
+    batchnorm = ARCHITECTURES[size].batchnorm_shapes()
+    present = set(state_dict)
+    missing = set(expected) - present
+    unexpected = present - set(expected) - set(batchnorm)
+    mismatched = [
+        f"{key}: {tuple(state_dict[key].shape)} != {shape}"
+        for key, shape in {**expected, **batchnorm}.items()
+        if key in state_dict and tuple(state_dict[key].shape) != shape
+    ]
+    if missing or unexpected or mismatched:
+        problems = []
+        if missing:
+            problems.append(f"missing keys: {_listing(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys: {_listing(unexpected)}")
+        if mismatched:
+            problems.append(f"wrong shapes: {_listing(mismatched)}")
+        raise CheckpointError(f"{source} does not match CLEF-{size}: " + "; ".join(problems))
+
+    tensors: dict[str, torch.Tensor] = {}
+    for key in expected:  # the network's own order
+        tensor = state_dict[key]
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"{source}: {key} has dtype {tensor.dtype}; weights must be floating point")
+        tensor = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous()
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{source}: {key} contains NaN or inf; the checkpoint is corrupt")
+        tensors[key] = tensor
+    return EncoderWeights(size, tensors)
+
+
+def write_weights(
+    weights: EncoderWeights, destination: str | os.PathLike[str], *, extra_metadata: dict[str, str] | None = None
+) -> str:
+    """Write ``weights`` as a safetensors file with clef-sdk metadata; returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "size": weights.size,
+        "embed_dim": str(weights.embed_dim),
+        "preprocessing": json.dumps(PREPROCESSING, sort_keys=True),
+        "clef_sdk_version": __version__,
+        **(extra_metadata or {}),
+    }
+    destination = Path(destination)
+    with atomic_path(destination) as tmp:
+        save_file(weights.state_dict, str(tmp), metadata=metadata)
+    return sha256_file(destination)
+
+
+def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:
+    """Convert a CLEF checkpoint (Lightning ``.ckpt``, ``{"state_dict": ...}`` or bare state dict) to safetensors.
+
+    Only the backbone tensors are written, as contiguous float32, with metadata naming the format version,
+    size, embedding dimension, expected preprocessing and the source file's sha256. Returns the sha256 of
+    ``dst``.
+    """
+    src = Path(src)
+    dst = Path(dst)
+    if dst.suffix != SAFETENSORS_SUFFIX:
+        raise ValueError(f"the destination should end in {SAFETENSORS_SUFFIX}, got {dst.name}")
+    weights = extract_backbone(read_checkpoint(src), source=str(src))
+    return write_weights(
+        weights, dst, extra_metadata={"source_sha256": sha256_file(src), "source_file": src.name}
+    )
+
+
+def read_weights(path: str | os.PathLike[str]) -> EncoderWeights:
+    """Read and validate a clef-sdk safetensors file written by :func:`write_weights`."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata: dict[str, Any] = handle.metadata() or {}
+            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file ({exc}); it is corrupt or truncated: delete it and "
+            "download or convert it again"
+        ) from None
+    if metadata.get("format") != FORMAT_NAME:
+        raise CheckpointError(
+            f"{path} was not written by clef-sdk (metadata format={metadata.get('format')!r}); convert the "
+            "original checkpoint with `clef convert CKPT -o OUT.safetensors`"
+        )
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has weights format version {metadata.get('format_version')!r}; this clef-sdk reads "
+            f"version {FORMAT_VERSION}: upgrade clef-sdk or convert the checkpoint again"
+        )
+    weights = extract_backbone(state_dict, source=str(path))
+    if metadata.get("size") != weights.size:
+        raise CheckpointError(
+            f"{path}: metadata says size {metadata.get('size')!r} but the tensors are CLEF-{weights.size}"
+        )
+    weights.metadata = dict(metadata)
+    return weights
+
+
+def load_weights(path: str | os.PathLike[str]) -> EncoderWeights:
+    """Validated weights from a ``.safetensors`` file (ours) or any checkpoint :func:`read_checkpoint` takes."""
+    path = Path(path)
+    if path.suffix == SAFETENSORS_SUFFIX:
+        return read_weights(path)
+    weights = extract_backbone(read_checkpoint(path), source=str(path))
+    weights.metadata = {"source_file": path.name}
+    return weights
+
+
+def encoder_from_weights(weights: EncoderWeights, name: str | None = None) -> ClefEncoder:
+    """A CLEF encoder in eval mode holding ``weights`` (loaded with ``strict=True``)."""
+    encoder = build_network(weights.size)
+    encoder.load_state_dict(weights.state_dict, strict=True)
+    if name:
+        encoder.name = name
+    return encoder.eval()

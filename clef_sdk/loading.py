@@ -1,0 +1,95 @@
+"""``clef.load``: names and paths -> ready :class:`~clef_sdk.models.ClefEncoder` modules, with a thread-safe cache."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+from .convert import encoder_from_weights, load_weights
+from .embedding import resolve_device
+from .models import ClefEncoder
+from .registry import model_entry
+
+__all__ = ["ModelSpec", "clear_cache", "get_encoder", "load"]
+
+ModelSpec = str | os.PathLike[str] | ClefEncoder
+
+_WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+_cache: dict[tuple[object, ...], ClefEncoder] = {}
+_cache_lock = threading.Lock()
+
+
+def _looks_like_path(name_or_path: str | os.PathLike[str]) -> bool:
+    text = os.fspath(name_or_path)
+    return isinstance(name_or_path, os.PathLike) or text.endswith(_WEIGHT_SUFFIXES) or os.sep in text
+
+
+def _weights_file(name_or_path: str | os.PathLike[str], local_files_only: bool) -> tuple[Path, str]:
+    """The weights file to load and the encoder's display name."""
+    if _looks_like_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"weights file not found: {path}. Pass an existing .safetensors or .ckpt path, "
+                "or a model name such as 'small' (see clef.list_models())"
+            )
+        return path, path.name
+    from .hub import fetch_weights
+
+    entry = model_entry(os.fspath(name_or_path))
+    return fetch_weights(entry, local_files_only=local_files_only), f"clef-{entry.name}"
+
+
+def load(
+    name_or_path: str | os.PathLike[str] = "medium",
+    *,
+    device: str | torch.device | None = None,
+    local_files_only: bool = False,
+) -> ClefEncoder:
+    """Load a CLEF encoder in eval mode.
+
+    Args:
+        name_or_path: a model name from :func:`clef_sdk.list_models` (``"small"``, ``"medium"``, ``"large"``
+            or an alias), or the path of a ``.safetensors`` file written by :func:`clef_sdk.convert_checkpoint`
+            or of a released ``.ckpt`` (converted in memory, loaded with ``weights_only=True``).
+        device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
+        local_files_only: never touch the network; fail if the weights are not cached.
+
+    Returns a new module each call; :func:`clef_sdk.embed` keeps its own cache of loaded encoders.
+    """
+    target = resolve_device(device)
+    path, display_name = _weights_file(name_or_path, local_files_only)
+    encoder = encoder_from_weights(load_weights(path), name=display_name)
+    return encoder.to(target)
+
+
+def get_encoder(
+    model: ModelSpec, device: str | torch.device | None = None, *, local_files_only: bool = False
+) -> ClefEncoder:
+    """The encoder for ``model`` on ``device``, loaded once per (model, device) and shared afterwards."""
+    if isinstance(model, ClefEncoder):
+        return model if device is None else model.to(resolve_device(device))
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a name, a path or a ClefEncoder, got {type(model).__name__}")
+    target = resolve_device(device)
+    if _looks_like_path(model):
+        path = Path(model).expanduser().resolve()
+        stat = path.stat() if path.is_file() else None
+        key: tuple[object, ...] = ("path", str(path), stat and stat.st_mtime_ns, stat and stat.st_size, str(target))
+    else:
+        key = ("name", model_entry(os.fspath(model)).name, str(target))
+    with _cache_lock:
+        encoder = _cache.get(key)
+        if encoder is None:
+            encoder = load(model, device=target, local_files_only=local_files_only)
+            _cache[key] = encoder
+    return encoder
+
+
+def clear_cache() -> None:
+    """Forget the encoders :func:`clef_sdk.embed` has loaded (frees their memory once unreferenced)."""
+    with _cache_lock:
+        _cache.clear()
