@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if unsafe is None:
+            raise CheckpointError(
+                f"{path} is not a PyTorch checkpoint (its pickle stream is not one torch.load reads); "
+                "pass the released .ckpt file or a state dict saved with torch.save"
+            ) from None
         raise CheckpointError(
-            f"refused to load {path}: it needs arbitrary pickled objects, which could run code "
-            f"(torch.load weights_only=True said: {str(exc).splitlines()[0]}). If you trust the file, re-save "
-            "only its tensors with torch.save(model.state_dict(), 'clean.pt') and convert that."
+            f"refused to load {path}: it needs the pickled object {unsafe.group(1)}, and unpickling arbitrary "
+            "objects can run code (clef-sdk loads with torch.load(weights_only=True) only). If you trust the "
+            "file, re-save just its tensors with torch.save(model.state_dict(), 'clean.pt') and convert that."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(
