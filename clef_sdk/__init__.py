@@ -23,8 +23,10 @@ __all__ = [
     "ARCHITECTURES",
     "CheckpointError",
     "ChecksumMismatchError",
+    "ClefEmbedder",
     "ClefEncoder",
     "ClefError",
+    "LinearProbe",
     "ManifestError",
     "PreprocessingWarning",
     "WeightsNotAvailableError",
@@ -32,6 +34,8 @@ __all__ = [
     "clear_cache",
     "convert_checkpoint",
     "embed",
+    "evaluate_probe",
+    "fit_probe",
     "iter_windows",
     "list_models",
     "load",
@@ -81,6 +85,18 @@ def embed(
         stride_seconds=stride_seconds,
         tail=tail,
     )
+
+
+# Probes import scikit-learn (~0.5 s): loaded on first use.
+_LAZY = {"ClefEmbedder": "probes", "LinearProbe": "probes", "fit_probe": "probes", "evaluate_probe": "evaluation"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -1,4 +1,5 @@
-"""The ``clef`` command line: ``clef embed``, ``clef convert``, ``clef list``.
+"""The ``clef`` command line: ``clef embed``, ``clef convert``, ``clef list``, and for weights ``clef download``,
+``clef info``, ``clef verify`` and ``clef publish``.
 
 Errors are one readable line on stderr and a non-zero exit status, never a traceback
 (set ``CLEF_SDK_DEBUG=1`` to see the traceback).
@@ -13,10 +14,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .registry import ModelEntry
 
 __all__ = ["main", "read_recording"]
 
@@ -183,12 +188,135 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size_text(size: int | None) -> str:
+    if size is None:
+        return "size unknown"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def _cache_summary(entry: ModelEntry) -> str:
+    from .hub import cache_status
+
+    statuses = cache_status(entry)
+    for status in statuses:
+        if status.cached and status.usable:
+            return f"cached ({_size_text(status.size)})"
+    expected = next((s.source.size for s in statuses if s.usable and s.source.size), None)
+    return "not cached" + (f" (download {_size_text(expected)})" if expected else "")
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .registry import load_manifest
 
     for entry in load_manifest().values():
         aliases = ", ".join(entry.aliases)
-        print(f"{entry.name:<8} embed_dim {entry.embed_dim:<5} {entry.num_parameters:>12,} parameters  aliases: {aliases}")
+        print(
+            f"{entry.name:<8} embed_dim {entry.embed_dim:<5} {entry.num_parameters:>12,} parameters  "
+            f"{_cache_summary(entry):<22} aliases: {aliases}"
+        )
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from .hub import fetch_weights
+    from .registry import load_manifest, model_entry
+
+    names = list(load_manifest()) if args.name == "all" else [args.name]
+    failed = 0
+    for name in names:
+        entry = model_entry(name)
+        try:
+            path = fetch_weights(
+                entry,
+                keep_checkpoint=args.keep_checkpoint,
+                allow_unverified=True if args.allow_unverified else None,
+                progress=False if args.no_progress else None,
+            )
+        except Exception as exc:
+            if len(names) == 1:
+                raise
+            failed += 1
+            print(f"clef: error: CLEF-{entry.name}: {exc}", file=sys.stderr)
+            continue
+        print(f"CLEF-{entry.name}: {path} ({_size_text(path.stat().st_size)})")
+    return EXIT_ERROR if failed else 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from .hub import cache_status, clef_home, hub_cache_dir
+    from .registry import manifest_path, model_entry
+
+    entry = model_entry(args.name)
+    print(f"CLEF-{entry.name}  (manifest: {manifest_path()})")
+    print(f"  aliases:        {', '.join(entry.aliases) or '-'}")
+    print(f"  embed_dim:      {entry.embed_dim}")
+    print(f"  parameters:     {entry.num_parameters:,}")
+    print(f"  license:        {entry.license or 'not stated'}")
+    if entry.citation and entry.citation.get("arxiv"):
+        print(f"  paper:          arXiv:{entry.citation['arxiv']}")
+    print(f"  caches:         Hugging Face {hub_cache_dir()} (HF_HUB_CACHE); clef-sdk {clef_home()} (CLEF_SDK_HOME)")
+    print("  sources (in order of preference):")
+    for number, status in enumerate(cache_status(entry), start=1):
+        source = status.source
+        state = "usable" if status.usable else f"skipped: {status.reason}"
+        print(f"    {number}. {source.describe()}  [{state}]")
+        raw = {k: v for k, v in source.raw.items() if k not in ("provenance", "notes", "status")}
+        print(f"       {json.dumps(raw, sort_keys=True)}")
+        if status.path is not None:
+            where = f"cached, {_size_text(status.size)}" if status.cached else "not cached"
+            print(f"       {where}: {status.path}")
+    from .preprocessing import PREPROCESSING
+
+    note = "" if entry.preprocessing else "  (the manifest states none: clef-sdk's contract)"
+    print(f"  preprocessing:  {json.dumps(entry.preprocessing or PREPROCESSING, sort_keys=True)}{note}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .hub import verify_cache
+    from .registry import load_manifest, model_entry
+
+    entries = [model_entry(args.name)] if args.name else list(load_manifest().values())
+    bad = checked = 0
+    for entry in entries:
+        for report in verify_cache(entry):
+            checked += 1
+            bad += not report.ok
+            print(f"{'OK    ' if report.ok else 'FAILED'} CLEF-{report.model} {report.path}: {report.message}")
+    if not checked:
+        print("nothing cached to verify" + (f" for {args.name}" if args.name else ""))
+    if bad:
+        print(f"clef: error: {bad} of {checked} cached files failed verification and were deleted; run `clef download` again", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    import json
+
+    from .publish import publish
+
+    result = publish(
+        args.name,
+        args.ckpt,
+        args.repo_id,
+        dry_run=args.dry_run,
+        out_dir=args.out,
+        private=args.private,
+        force=args.force,
+    )
+    print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
+    if result.revision:
+        print(f"uploaded to {result.repo_id} at commit {result.revision}" + (f" ({result.commit_url})" if result.commit_url else ""))
+    else:
+        print("dry run: nothing uploaded; fill in \"revision\" with the commit after uploading")
+    print("manifest source to paste as the first source of this model in weights_manifest.json:")
+    print(json.dumps(result.manifest_source, indent=2))
     return 0
 
 
@@ -217,8 +345,42 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", required=True, help="destination .safetensors")
     convert.set_defaults(handler=_cmd_convert)
 
-    list_ = commands.add_parser("list", help="list the known models")
+    list_ = commands.add_parser("list", help="list the known models, cached or not, with sizes")
     list_.set_defaults(handler=_cmd_list)
+
+    download = commands.add_parser(
+        "download", help="download, verify and cache a model's weights", description="Fetch weights ahead of time."
+    )
+    download.add_argument("name", help="model name or alias, or 'all'")
+    download.add_argument("--keep-checkpoint", action="store_true", help="keep the downloaded Zenodo .ckpt")
+    download.add_argument(
+        "--allow-unverified", action="store_true", help="accept a Zenodo file whose checksum the manifest lacks"
+    )
+    download.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    download.set_defaults(handler=_cmd_download)
+
+    info = commands.add_parser("info", help="a model's manifest entry and where it is cached")
+    info.add_argument("name", help="model name or alias")
+    info.set_defaults(handler=_cmd_info)
+
+    verify = commands.add_parser("verify", help="re-hash the cached weights (all models, or NAME)")
+    verify.add_argument("name", nargs="?", help="model name or alias (default: every model)")
+    verify.set_defaults(handler=_cmd_verify)
+
+    publish = commands.add_parser(
+        "publish",
+        help="convert a released checkpoint and upload it to the Hugging Face Hub",
+        description="Write model.safetensors, config.json and a model card, upload them (unless --dry-run) and "
+        "print the manifest source to paste.",
+    )
+    publish.add_argument("name", help="model name or alias")
+    publish.add_argument("--ckpt", required=True, help="the released .ckpt")
+    publish.add_argument("--repo-id", required=True, help="Hub repository, namespace/name")
+    publish.add_argument("--dry-run", action="store_true", help="write the folder only, upload nothing")
+    publish.add_argument("--out", help="folder to write (default: a new temporary folder)")
+    publish.add_argument("--private", action="store_true", help="create the repository private")
+    publish.add_argument("--force", action="store_true", help="publish a checkpoint that is not the released file")
+    publish.set_defaults(handler=_cmd_publish)
     return parser
 
 

@@ -83,8 +83,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             "file, re-save just its tensors with torch.save(model.state_dict(), 'clean.pt') and convert that."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first_line = str(exc).partition("\n")[0]  # may be empty (an empty file raises a bare EOFError)
         raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line}); "
             "the file may be truncated or corrupt: download it again"
         ) from None
     state_dict = payload.get("state_dict", payload) if isinstance(payload, dict) else payload
@@ -186,7 +187,24 @@ def write_weights(
     destination = Path(destination)
     with atomic_path(destination) as tmp:
         save_file(weights.state_dict, str(tmp), metadata=metadata)
+        _sort_header(tmp)
     return sha256_file(destination)
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite a safetensors header with sorted keys, in place, so that equal weights give equal bytes.
+
+    ``save_file`` orders the JSON header by hash (a different order each run), which would make the sha256 of
+    a conversion unreproducible. The sorted header has the same length, so only its bytes are rewritten.
+    """
+    with open(path, "r+b") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > length:  # never expected: safetensors writes compact JSON padded with spaces
+            raise CheckpointError(f"cannot normalise the safetensors header of {path}")
+        handle.seek(8)
+        handle.write(text.ljust(length, b" "))
 
 
 def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:

@@ -73,7 +73,7 @@ PREPROCESSING: dict[str, object] = {
         "application": "scipy.signal.filtfilt per window, default padding",
     },
     "normalization": {"type": "zscore", "std": "population", "eps": ZSCORE_EPS},
-    "resampling": "scipy.signal.resample_poly over the whole recording",
+    "resampling": "scipy.signal.resample_poly over the whole recording, padtype='mean'",
 }
 
 
@@ -163,9 +163,14 @@ def _resampling_ratio(fs: float) -> Fraction:
 
 
 def resampled_length(n_samples: int, fs: float) -> int:
-    """Number of samples a recording of ``n_samples`` at ``fs`` Hz has after resampling to 500 Hz."""
+    """Number of 500 Hz samples a recording of ``n_samples`` at ``fs`` Hz covers: ``floor(n_samples * 500 / fs)``.
+
+    ``resample_poly`` returns ``ceil`` of that, i.e. possibly one more sample lying past the end of the recording;
+    windows never use it, so a recording a hair shorter than k * 10 s has k - 1 windows at every rate (as in the
+    reference, whose resampler also floors).
+    """
     ratio = _resampling_ratio(fs)
-    return n_samples if ratio == 1 else -(-n_samples * ratio.numerator // ratio.denominator)
+    return n_samples if ratio == 1 else n_samples * ratio.numerator // ratio.denominator
 
 
 def resample_to_target(signal: np.ndarray, fs: float) -> np.ndarray:
@@ -179,7 +184,10 @@ def resample_to_target(signal: np.ndarray, fs: float) -> np.ndarray:
         return signal
     nan_mask = np.isnan(signal)
     bridged = _interpolate_nan(signal) if nan_mask.any() else signal
-    out = sps.resample_poly(bridged, ratio.numerator, ratio.denominator)
+    # padtype="mean": filter the recording minus its mean and add the mean back, so that a DC offset (ADC
+    # counts, electrode offset) is neither leaked through the polyphase filter's per-phase gain ripple nor
+    # turned into a step at the zero-padded ends; the FFT resampler of the reference has neither effect.
+    out = sps.resample_poly(bridged, ratio.numerator, ratio.denominator, padtype="mean")
     if nan_mask.any():
         # nearest input sample of every output sample
         source = (np.arange(out.size) * ratio.denominator * 2 + ratio.numerator) // (2 * ratio.numerator)
@@ -250,8 +258,8 @@ def _stride_samples(stride_seconds: float | None) -> int:
         return WINDOW_SAMPLES
     if isinstance(stride_seconds, bool) or not isinstance(stride_seconds, (Real, np.integer, np.floating)):
         raise TypeError(f"stride_seconds must be a number of seconds, got {stride_seconds!r}")
-    stride = round(float(stride_seconds) * TARGET_FS)
-    if not math.isfinite(stride_seconds) or stride < 1 or stride > WINDOW_SAMPLES:
+    stride = round(float(stride_seconds) * TARGET_FS) if math.isfinite(stride_seconds) else 0
+    if stride < 1 or stride > WINDOW_SAMPLES:
         raise ValueError(
             f"stride_seconds must be between {1 / TARGET_FS:g} and {WINDOW_SECONDS} s "
             f"(10 = consecutive windows, 5 = 50% overlap), got {stride_seconds!r}"

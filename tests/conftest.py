@@ -78,3 +78,50 @@ def rule_state_dict(conformance_dir: Path, size: str) -> dict[str, torch.Tensor]
             scale = 1 / math.sqrt(3 * math.prod(shape[1:])) if len(shape) > 1 else 0.02
             state_dict[key] = tensor * scale
     return state_dict
+
+
+def read_key_shapes(conformance_dir: Path, size: str) -> dict[str, tuple[int, ...]]:
+    """``state_dict_keys_<size>.tsv`` as ``{key: shape}`` (file order), BatchNorm tensors included."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for line in (conformance_dir / f"state_dict_keys_{size}.tsv").read_text().splitlines():
+        key, shape_text = line.split("\t")
+        shapes[key] = tuple(int(v) for v in shape_text.strip("()").split(",") if v.strip())
+    return shapes
+
+
+def batchnorm_keys(keys: list[str] | dict[str, object]) -> set[str]:
+    """The BatchNorm tensors among ``keys``: every tensor of a module that has a ``running_mean``."""
+    modules = {key.rsplit(".", 1)[0] for key in keys if key.endswith(".running_mean")}
+    return {key for key in keys if key.rsplit(".", 1)[0] in modules}
+
+
+def assert_matches_reference(actual: np.ndarray, expected: np.ndarray, *, min_cosine: float, max_rel_diff: float) -> None:
+    """Per row: cosine similarity >= ``min_cosine`` and max |diff| <= ``max_rel_diff`` * max |expected row|."""
+    actual = np.asarray(actual, dtype=np.float64)
+    assert actual.shape == expected.shape
+    assert np.isfinite(actual).all()
+    cosine = (actual * expected).sum(1) / (np.linalg.norm(actual, axis=1) * np.linalg.norm(expected, axis=1))
+    rel = np.abs(actual - expected).max(1) / np.abs(expected).max(1)
+    assert cosine.min() >= min_cosine, f"per-row cosine {cosine}"
+    assert rel.max() <= max_rel_diff, f"per-row max|diff| / max|expected| {rel}"
+
+
+@pytest.fixture(scope="session")
+def conformance_windows(conformance_dir: Path) -> np.ndarray:
+    """``windows.npy``: (8, 5000) float32, LUDB lead I preprocessed by the reference pipeline."""
+    return np.load(conformance_dir / "windows.npy")
+
+
+@pytest.fixture(scope="session")
+def small_encoder(small_safetensors: Path):
+    """CLEF-small with the conformance checkpoint's weights, on the CPU, eval mode. Shared: do not mutate
+    (``copy.deepcopy`` it first)."""
+    from clef_sdk import load
+
+    return load(small_safetensors, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def medium_rule_state_dict(conformance_dir: Path) -> dict[str, torch.Tensor]:
+    """Rule weights of CLEF-medium (about 120 MB), built once per session."""
+    return rule_state_dict(conformance_dir, "medium")
