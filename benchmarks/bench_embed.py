@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 import clef_sdk as clef
-from clef_sdk.convert import encoder_from_weights, extract_backbone, load_weights
+from clef_sdk.convert import encoder_from_weights, extract_backbone
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOWS_PER_HOUR = 360
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="small,medium", help="comma-separated sizes (default: small,medium)")
     parser.add_argument("--batch-sizes", default="1,8,32", help="comma-separated batch sizes (default: 1,8,32)")
-    parser.add_argument("--windows", type=int, default=64, help="10 s windows timed per configuration (default: 64)")
+    parser.add_argument("--windows", type=int, default=32, help="10 s windows timed per configuration (default: 32)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement; the best is reported (default: 3)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")

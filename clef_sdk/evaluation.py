@@ -54,10 +54,8 @@ class MetricReport(dict):
             interval = f"[{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
             degenerate = f"{entry['n_degenerate']}/{self.n_bootstrap}"
             lines.append(f"{name:<{width}}  {entry['estimate']:>8.3f}  {interval:>17}  {degenerate:>10}")
-        who = f"{self.n_groups} patients" if self.n_groups is not None else "records"
-        lines.append(
-            f"({self.n_samples} records; percentile bootstrap over {who}, {self.n_bootstrap} resamples)"
-        )
+        who = f"{self.n_groups} groups (patients)" if self.n_groups is not None else "rows"
+        lines.append(f"(n={self.n_samples}; percentile bootstrap over {who}, {self.n_bootstrap} resamples)")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -16,12 +16,13 @@ import inspect
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.exceptions import DataConversionWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.linear_model import LogisticRegressionCV, RidgeCV
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import PredefinedSplit, StratifiedGroupKFold, StratifiedKFold
@@ -52,11 +53,14 @@ EMBED_DIMS: tuple[int, ...] = tuple(sorted({arch.embed_dim for arch in ARCHITECT
 TASKS: tuple[str, ...] = ("auto", "binary", "multiclass", "multilabel", "regression")
 CLASSIFICATION_TASKS = frozenset({"binary", "multiclass", "multilabel"})
 #: Inverse regularisation strengths tried by the logistic heads (features are standardised first).
-DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-5, 1, 13))
+DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-5, 0, 11))
 #: Ridge penalties tried by the regression head.
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 17))
 #: With task="auto", integer labels with more distinct values than this are treated as a regression target.
 MAX_AUTO_CLASSES = 20
+# solver="auto": Newton-Cholesky (few iterations whatever C) for binary heads up to this many features, else
+# L-BFGS (the Hessian grows with the square of the width; multinomial Newton is slower still).
+NEWTON_MAX_FEATURES = 512
 # Inner splits are redrawn (new shuffles) up to this many times until every fold holds every class.
 _SPLIT_ATTEMPTS = 20
 
@@ -549,6 +553,27 @@ def _logistic_cv(**kwargs: Any) -> LogisticRegressionCV:
     return LogisticRegressionCV(**kwargs)
 
 
+@contextmanager
+def _convergence_summary(notes: list[str], max_iter: int) -> Iterator[None]:
+    """Collect the solver's ConvergenceWarnings (one per fold and C) into one warning and a note."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    n_unconverged = 0
+    for item in caught:
+        if issubclass(item.category, ConvergenceWarning):
+            n_unconverged += 1
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    if n_unconverged:
+        message = (
+            f"{n_unconverged} solver run(s) did not converge within max_iter={max_iter}, typically at the weakest "
+            "regularisation; raise max_iter or drop the largest Cs"
+        )
+        notes.append(message)
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)
+
+
 def _chosen_c(model: LogisticRegressionCV) -> float:
     return float(np.ravel(model.C_)[0])
 
@@ -585,6 +610,8 @@ class LinearProbe(BaseEstimator):
         Cs: inverse regularisation strengths to try (classification); None: :data:`DEFAULT_CS`.
         alphas: ridge penalties to try (regression); None: :data:`DEFAULT_ALPHAS`.
         class_weight: ``"balanced"`` (default: each class weighs the same in the loss) or None.
+        solver: logistic solver; ``"auto"``: ``"newton-cholesky"`` for binary and multi-label heads on at most
+            512 features (CLEF-small), ``"lbfgs"`` otherwise.
         max_iter: solver iterations per fit.
         random_state: seed of the inner fold shuffles.
         n_jobs: parallel jobs for the inner cross-validation.
@@ -597,6 +624,7 @@ class LinearProbe(BaseEstimator):
         Cs: Sequence[float] | None = None,
         alphas: Sequence[float] | None = None,
         class_weight: str | None = "balanced",
+        solver: str = "auto",
         max_iter: int = 1000,
         random_state: int | None = 0,
         n_jobs: int | None = None,
@@ -606,6 +634,7 @@ class LinearProbe(BaseEstimator):
         self.Cs = Cs
         self.alphas = alphas
         self.class_weight = class_weight
+        self.solver = solver
         self.max_iter = max_iter
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -643,34 +672,50 @@ class LinearProbe(BaseEstimator):
         if task == "regression":
             alphas = np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=float)
             estimator: Any = RidgeCV(alphas=alphas, cv=splitter, scoring="neg_mean_squared_error")
-            estimator.fit(X, y_fit)
+            with _convergence_summary(notes, self.max_iter):
+                estimator.fit(X, y_fit)
+            grid = alphas
             regularization: Any = float(estimator.alpha_)
             cv_score = float(estimator.best_score_)
             n_iter = 1  # closed-form solve
         else:
             Cs = list(DEFAULT_CS if self.Cs is None else self.Cs)
             n_classes = 2 if task == "multilabel" else len(np.unique(y_fit))
+            solver = self.solver
+            if solver == "auto":
+                solver = "newton-cholesky" if n_classes == 2 and X.shape[1] <= NEWTON_MAX_FEATURES else "lbfgs"
             logistic = _logistic_cv(
                 Cs=Cs,
                 cv=splitter,
                 scoring="roc_auc" if n_classes == 2 else "roc_auc_ovr",
                 class_weight=self.class_weight,
+                solver=solver,
                 max_iter=self.max_iter,
                 random_state=self.random_state,
                 n_jobs=None if task == "multilabel" else self.n_jobs,
             )
+            self.solver_ = solver
+            grid = np.asarray(Cs, dtype=float)
             if task == "multilabel":
-                estimator = OneVsRestClassifier(logistic, n_jobs=self.n_jobs).fit(X, y_fit)
+                with _convergence_summary(notes, self.max_iter):
+                    estimator = OneVsRestClassifier(logistic, n_jobs=self.n_jobs).fit(X, y_fit)
                 regularization = np.array([_chosen_c(m) for m in estimator.estimators_])
                 cv_score = float(np.mean([_best_cv_score(m) for m in estimator.estimators_]))
                 n_iter = int(max(np.max(m.n_iter_) for m in estimator.estimators_))
                 self.classes_ = np.arange(y_fit.shape[1])
             else:
-                estimator = logistic.fit(X, y_fit)
+                with _convergence_summary(notes, self.max_iter):
+                    estimator = logistic.fit(X, y_fit)
                 regularization = _chosen_c(estimator)
                 cv_score = _best_cv_score(estimator)
                 n_iter = int(np.max(estimator.n_iter_))
                 self.classes_ = estimator.classes_
+        if len(grid) > 1 and np.isin(np.ravel(regularization), (grid.min(), grid.max())).any():
+            name = "alpha" if task == "regression" else "C"
+            notes.append(
+                f"the chosen {name} is at the edge of the grid ({grid.min():.3g}-{grid.max():.3g}); "
+                f"widen {'alphas' if task == 'regression' else 'Cs'} to be sure the best value is inside it"
+            )
         self.estimator_ = estimator
         self.n_iter_ = n_iter
         self.task_ = task

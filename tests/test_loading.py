@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -146,8 +147,9 @@ def test_cache_sees_a_replaced_file(small_safetensors: Path, small_ckpt: Path, t
     path = tmp_path / "w.safetensors"
     shutil.copyfile(small_safetensors, path)
     first = get_encoder(path, "cpu")
-    time.sleep(0.01)
-    clef.convert_checkpoint(small_ckpt, path)  # rewritten: new mtime
+    before = path.stat().st_mtime_ns
+    clef.convert_checkpoint(small_ckpt, path)  # rewritten in place of the old file
+    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))  # a later mtime even on coarse clocks
     assert get_encoder(path, "cpu") is not first
 
 
