@@ -249,7 +249,7 @@ def _labels_array(y: object, n_records: int | None, *, warn_column: bool = False
         shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
         raise ValueError(
             f"y has {len(rows)} missing (NaN/None) label(s), rows {shown}: drop those recordings "
-            "(and their rows of X and groups) before fitting, e.g. keep = ~np.isnan(y)"
+            "(and their rows of X and groups) first, e.g. keep = ~np.isnan(y)"
         )
     return array
 
