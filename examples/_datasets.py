@@ -170,3 +170,15 @@ def add_common_arguments(parser: argparse.ArgumentParser, figure: str) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
     parser.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--figure", type=Path, default=Path(figure), help=f"where to save the figure (default: {figure})")
+
+
+def finish_figure(figure: object, path: Path, title: str) -> None:
+    """Title, lay out, save (120 dpi, creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    print(f"figure saved to {path}")

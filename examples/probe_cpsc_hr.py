@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import clef_sdk as clef  # noqa: E402
-from _datasets import add_common_arguments, load_cpsc2019  # noqa: E402
+from _datasets import add_common_arguments, finish_figure, load_cpsc2019  # noqa: E402
 from clef_sdk.evaluation import bootstrap_metrics  # noqa: E402
 
 OUTER_FOLDS = 5
@@ -79,12 +79,7 @@ def save_figure(path: Path, truth: np.ndarray, predicted: np.ndarray, report, mo
         title=f"MAE {mae['estimate']:.1f} [{mae['ci_low']:.1f}, {mae['ci_high']:.1f}] bpm, "
         f"r {r['estimate']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
     )
-    figure.suptitle(f"CPSC 2019: CLEF ridge probe (weights: {Path(str(model)).name})", fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    print(f"figure saved to {path}")
+    finish_figure(figure, path, f"CPSC 2019: CLEF ridge probe (weights: {Path(str(model)).name})")
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

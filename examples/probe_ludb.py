@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import clef_sdk as clef  # noqa: E402
-from _datasets import add_common_arguments, load_ludb  # noqa: E402
+from _datasets import add_common_arguments, finish_figure, load_ludb  # noqa: E402
 from clef_sdk.evaluation import bootstrap_metrics  # noqa: E402
 
 OUTER_FOLDS = 5
@@ -91,12 +91,7 @@ def save_figure(path: Path, curves: dict, reports: dict, model: str) -> None:
         axis.plot([0, 1], [0, 1], ls=":", color="grey")
         axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"LUDB lead I: {name}")
         axis.legend(loc="lower right")
-    figure.suptitle(f"CLEF linear probes, out-of-fold (weights: {Path(str(model)).name})", fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    print(f"figure saved to {path}")
+    finish_figure(figure, path, f"CLEF linear probes, out-of-fold (weights: {Path(str(model)).name})")
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

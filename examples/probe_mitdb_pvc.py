@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import clef_sdk as clef  # noqa: E402
-from _datasets import MITDB_RECORDS, add_common_arguments, load_mitdb_windows  # noqa: E402
+from _datasets import MITDB_RECORDS, add_common_arguments, finish_figure, load_mitdb_windows  # noqa: E402
 from clef_sdk.evaluation import bootstrap_metrics  # noqa: E402
 
 N_FOLDS = 3
@@ -102,12 +102,7 @@ def save_figure(path: Path, labels: np.ndarray, scores: np.ndarray, folds: np.nd
     right.hist(scores[labels == 1], bins=bins, alpha=0.6, density=True, label="≥1 PVC")
     right.set(xlabel="out-of-fold P(PVC)", ylabel="density", title="probe scores")
     right.legend()
-    figure.suptitle(f"CLEF linear probe on MIT-BIH (weights: {Path(str(model)).name})", fontsize=10)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    print(f"\nfigure saved to {path}")
+    finish_figure(figure, path, f"CLEF linear probe on MIT-BIH (weights: {Path(str(model)).name})")
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
