@@ -74,43 +74,6 @@ def release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return Release(ckpt_path, ckpt, hashlib.md5(ckpt).hexdigest(), safetensors_path, safetensors_path.read_bytes(), sha256)
 
 
-@pytest.fixture(autouse=True)
-def _no_hub_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """huggingface_hub fetches an agent registry from its import-time endpoint (the real Hub) on first use;
-    give it an empty one so that no test ever reaches outside 127.0.0.1."""
-    try:
-        from huggingface_hub.utils import _detect_agent
-    except ImportError:
-        return
-    if hasattr(_detect_agent, "_registry"):
-        monkeypatch.setattr(_detect_agent, "_registry", getattr(_detect_agent, "_EMPTY_REGISTRY", None))
-
-
-@pytest.fixture
-def hub() -> FakeHub:
-    server = FakeHub().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> SimpleNamespace:
-    """Caches under tmp_path, HF_ENDPOINT at the local server, no offline mode, no proxies, no tokens."""
-    hf_home = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(hf_home))
-    monkeypatch.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("HF_HUB_OFFLINE", "CLEF_SDK_HOME", "CLEF_SDK_ALLOW_UNVERIFIED", "HF_TOKEN", "HTTP_PROXY", "HTTPS_PROXY",
-                 "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    clef.clear_cache()
-    yield SimpleNamespace(root=tmp_path, hf_home=hf_home)
-    clef.clear_cache()
-
-
 def hub_source(hub: FakeHub, release: Release, **overrides: object) -> dict:
     commit = hub.add_hub_file(REPO, "model.safetensors", release.safetensors)
     source = {"type": "hub", "repo_id": REPO, "filename": "model.safetensors", "revision": commit,

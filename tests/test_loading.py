@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import threading
@@ -16,6 +18,7 @@ import clef_sdk as clef
 import clef_sdk.loading as loading
 from clef_sdk import ClefEncoder, ManifestError, WeightsNotAvailableError
 from clef_sdk.loading import get_encoder
+from clef_sdk.registry import model_entry
 
 
 @pytest.fixture(autouse=True)
@@ -33,21 +36,22 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def installed_small(small_safetensors: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
-    """Named weights resolved without the network: the hub's ``fetch_weights`` (tested on its own) is replaced
-    by one that serves the conformance CLEF-small for "small" and records what it was asked for."""
-    import clef_sdk.hub as hub
+def installed_small(small_safetensors: Path, hub, env, monkeypatch: pytest.MonkeyPatch):
+    """CLEF-small published on the local Hub server (a manifest pinned to it) and downloaded once for real,
+    so that names resolve from the cache; returns the server, whose request log shows any later traffic."""
+    from clef_sdk.hub import fetch_weights
 
-    requests: list[tuple[str, bool]] = []
-
-    def fetch_weights(entry, *, local_files_only: bool = False, **kwargs):
-        requests.append((entry.name, local_files_only))
-        if entry.name != "small":
-            raise WeightsNotAvailableError(f"test: no CLEF-{entry.name}")
-        return small_safetensors
-
-    monkeypatch.setattr(hub, "fetch_weights", fetch_weights)
-    return requests
+    data = small_safetensors.read_bytes()
+    commit = hub.add_hub_file("clef-sdk/clef-small", "model.safetensors", data)
+    source = {"type": "hub", "repo_id": "clef-sdk/clef-small", "filename": "model.safetensors", "revision": commit,
+              "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    model = {"aliases": ["clef-small", "clef_small", "s"], "embed_dim": 256, "num_parameters": 447792, "sources": [source]}
+    manifest = env.root / "manifest.json"
+    manifest.write_text(json.dumps({"schema_version": 1, "models": {"small": model}}))
+    monkeypatch.setenv("CLEF_SDK_MANIFEST", str(manifest))
+    fetch_weights(model_entry("small"))
+    hub.requests.clear()
+    return hub
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +90,9 @@ def test_load_returns_a_new_module_each_call(small_safetensors: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["small", "clef-small", "CLEF_small", "S"])
-def test_load_by_name_or_alias(installed_small: list, small_safetensors: Path, name: str) -> None:
+def test_load_by_name_or_alias(installed_small, small_safetensors: Path, name: str) -> None:
     encoder = clef.load(name, device="cpu", local_files_only=True)
-    assert installed_small == [("small", True)]  # the alias resolved to its manifest entry
+    assert installed_small.requests == []  # resolved from the cache, nothing asked of the server
     assert encoder.name == "clef-small"
     assert not encoder.training
     assert _same_weights(encoder, clef.load(small_safetensors, device="cpu"))
@@ -128,7 +132,7 @@ def test_cuda_without_cuda(small_safetensors: Path) -> None:
 # --- the cache ----------------------------------------------------------------------------------------------
 
 
-def test_cache_shares_one_encoder_per_model_and_device(small_safetensors: Path, installed_small: list) -> None:
+def test_cache_shares_one_encoder_per_model_and_device(small_safetensors: Path, installed_small) -> None:
     first = get_encoder(small_safetensors, "cpu")
     assert get_encoder(small_safetensors, "cpu") is first
     assert get_encoder(str(small_safetensors), torch.device("cpu")) is first
@@ -138,7 +142,6 @@ def test_cache_shares_one_encoder_per_model_and_device(small_safetensors: Path, 
     assert by_name is not first and by_name.name == "clef-small"  # a name is its own cache entry
     assert get_encoder("clef-small", "cpu") is by_name  # aliases share it
     assert get_encoder("S", torch.device("cpu")) is by_name
-    assert len(installed_small) == 1  # resolved once
     clef.clear_cache()
     assert get_encoder(small_safetensors, "cpu") is not first
 
