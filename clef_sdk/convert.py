@@ -11,6 +11,7 @@ The pieces are separate so that other tools (the downloader, pretraining export)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -169,6 +170,17 @@ def extract_backbone(state_dict: dict[str, torch.Tensor], *, source: str = "chec
     return EncoderWeights(size, tensors)
 
 
+def tensors_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over the tensors' names, shapes and float32 bytes in key order: detects corruption of the data
+    of a weights file whose own hash nobody recorded (explicit local paths)."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().to(device="cpu", dtype=torch.float32).contiguous()
+        digest.update(f"{key}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def write_weights(
     weights: EncoderWeights, destination: str | os.PathLike[str], *, extra_metadata: dict[str, str] | None = None
 ) -> str:
@@ -182,6 +194,7 @@ def write_weights(
         "embed_dim": str(weights.embed_dim),
         "preprocessing": json.dumps(PREPROCESSING, sort_keys=True),
         "clef_sdk_version": __version__,
+        "tensors_sha256": tensors_digest(weights.state_dict),
         **(extra_metadata or {}),
     }
     destination = Path(destination)
@@ -251,6 +264,18 @@ def read_weights(path: str | os.PathLike[str]) -> EncoderWeights:
             f"version {FORMAT_VERSION}: upgrade clef-sdk or convert the checkpoint again"
         )
     weights = extract_backbone(state_dict, source=str(path))
+    recorded = metadata.get("tensors_sha256")
+    if recorded is None:
+        raise CheckpointError(
+            f"{path} has no tensors_sha256 in its metadata, so its integrity cannot be checked; convert the "
+            "original checkpoint again with `clef convert CKPT -o OUT.safetensors`"
+        )
+    actual = tensors_digest(weights.state_dict)
+    if actual != recorded:
+        raise CheckpointError(
+            f"{path}: the weights were modified or corrupted after conversion (tensor data sha256 {actual}, "
+            f"recorded {recorded}); delete the file and download or convert it again"
+        )
     if metadata.get("size") != weights.size:
         raise CheckpointError(
             f"{path}: metadata says size {metadata.get('size')!r} but the tensors are CLEF-{weights.size}"

@@ -362,6 +362,24 @@ def test_tampered_tensors(converted: Path) -> None:
         read_weights(converted)
 
 
+def test_flipped_byte_in_tensor_data_is_detected(converted: Path) -> None:
+    data = bytearray(converted.read_bytes())
+    data[-100] ^= 0x01  # one bit of one float32 weight: still finite, still the right shapes
+    converted.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"modified or corrupted after conversion \(tensor data sha256 [0-9a-f]{64}"):
+        read_weights(converted)
+    with pytest.raises(CheckpointError, match="delete the file and download or convert it again"):
+        clef.load(converted, device="cpu")
+
+
+def test_file_without_tensor_digest_is_refused(converted: Path) -> None:
+    metadata = _metadata(converted)
+    del metadata["tensors_sha256"]
+    _rewrite(converted, metadata=metadata)
+    with pytest.raises(CheckpointError, match="no tensors_sha256 .* integrity cannot be checked"):
+        read_weights(converted)
+
+
 # --- round trip -------------------------------------------------------------------------------------------
 
 
