@@ -8,17 +8,34 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 _CHUNK = 1 << 20
+
+
+class _Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+def _read_into(path: str | os.PathLike[str], *digests: _Digest) -> None:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            for digest in digests:
+                digest.update(chunk)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
+    _read_into(path, digest)
     return digest.hexdigest()
+
+
+def md5_and_sha256_file(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """Hex ``(md5, sha256)`` of a file in one pass (Zenodo publishes md5; our manifest pins sha256)."""
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    _read_into(path, md5, sha256)
+    return md5.hexdigest(), sha256.hexdigest()
 
 
 @contextmanager

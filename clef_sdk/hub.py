@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_path, sha256_file
+from ._io import atomic_path, md5_and_sha256_file, sha256_file
 from ._version import __version__
 from .errors import CheckpointError, ChecksumMismatchError, WeightsNotAvailableError
 from .registry import HubSource, ModelEntry, Source, ZenodoSource
@@ -536,17 +536,6 @@ def _http_download(url: str, destination: Path, *, expected_size: int | None, pr
     os.replace(part, destination)
 
 
-def _file_digests(path: Path) -> tuple[str, str]:
-    """(md5, sha256) of a file in one pass."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    sha256 = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            md5.update(chunk)
-            sha256.update(chunk)
-    return md5.hexdigest(), sha256.hexdigest()
-
-
 def _fetch_zenodo(entry: ModelEntry, source: ZenodoSource, *, keep_checkpoint: bool, progress: bool | None) -> Path:
     from .convert import extract_backbone, read_checkpoint, write_weights
 
@@ -556,7 +545,7 @@ def _fetch_zenodo(entry: ModelEntry, source: ZenodoSource, *, keep_checkpoint: b
     if not checkpoint.is_file():
         logger.info("downloading %s", source.describe())
         _http_download(source.url, checkpoint, expected_size=source.size, progress=progress)
-    md5, sha256 = _file_digests(checkpoint)
+    md5, sha256 = md5_and_sha256_file(checkpoint)
     size = checkpoint.stat().st_size
     actual = {"md5": md5, "sha256": sha256}
     if source.size is not None and size != source.size:

@@ -14,7 +14,6 @@ Unless ``dry_run``, the folder is uploaded with :class:`huggingface_hub.HfApi` a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._io import md5_and_sha256_file
 from ._version import __version__
 from .convert import FORMAT_NAME, FORMAT_VERSION, extract_backbone, read_checkpoint, write_weights
 from .errors import CheckpointError, ChecksumMismatchError, ClefError
@@ -70,16 +70,6 @@ class PublishResult:
     manifest_source: dict[str, Any]
     commit_url: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _digests(path: Path) -> tuple[str, str]:
-    md5 = hashlib.md5(usedforsecurity=False)
-    sha256 = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            md5.update(chunk)
-            sha256.update(chunk)
-    return md5.hexdigest(), sha256.hexdigest()
 
 
 def _zenodo_source(entry: ModelEntry) -> ZenodoSource | None:
@@ -217,7 +207,7 @@ def build_hub_folder(
     checkpoint = Path(checkpoint)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    md5, sha256 = _digests(checkpoint)
+    md5, sha256 = md5_and_sha256_file(checkpoint)
     release = _zenodo_source(entry)
     matches_release: bool | None = None
     if release is not None and release.checksum is not None:
