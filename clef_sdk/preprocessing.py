@@ -3,7 +3,8 @@
 The CLEF models were pretrained on 10 s windows of one lead at 500 Hz, each window:
 1. NaNs filled by linear interpolation over the sample index (an all-NaN window becomes zeros);
 2. band-passed by a Butterworth order-5 0.67-40 Hz filter applied forwards and backwards (``filtfilt``
-   with scipy's default padding) in transfer-function (b/a) form;
+   with scipy's default padding) in transfer-function (b/a) form, computed exactly (:mod:`clef_sdk.filters`)
+   rather than with the float64 recursion, whose round-off differs between machines;
 3. z-scored: ``(y - mean) / (std + 1e-8)`` with the population std.
 
 Other sampling rates are first resampled to 500 Hz over the whole recording (polyphase, rational ratio);
@@ -18,12 +19,13 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
 from numbers import Real
 from typing import Literal
 
 import numpy as np
 from scipy import signal as sps
+
+from .filters import bandpass
 
 __all__ = [
     "MAX_FS",
@@ -79,13 +81,6 @@ PREPROCESSING: dict[str, object] = {
 
 class PreprocessingWarning(UserWarning):
     """A window carries no usable ECG (all NaN, or constant); it is embedded as the pretraining code would."""
-
-
-@lru_cache(maxsize=1)
-def _bandpass_coefficients() -> tuple[np.ndarray, np.ndarray]:
-    nyquist = TARGET_FS / 2
-    b, a = sps.butter(FILTER_ORDER, [BANDPASS_HZ[0] / nyquist, BANDPASS_HZ[1] / nyquist], btype="band")
-    return b, a
 
 
 def check_fs(fs: object, name: str = "fs") -> float:
@@ -232,11 +227,7 @@ def preprocess_windows(windows: np.ndarray, *, valid_samples: np.ndarray | None 
 
 def _filter_and_normalise(windows: np.ndarray) -> np.ndarray:
     filled = np.array([_interpolate_nan(w) for w in windows]) if np.isnan(windows).any() else windows
-    b, a = _bandpass_coefficients()
-    # At 500 Hz the b/a form of this filter is stable; it carries round-off (~0.8% of peak) relative to the
-    # exact second-order-sections response, but the released models were trained on exactly this output,
-    # so we reproduce it bit for bit rather than "improve" it with sosfiltfilt.
-    filtered = sps.filtfilt(b, a, filled, axis=-1)
+    filtered = bandpass(filled)
     mean = filtered.mean(axis=-1, keepdims=True)
     std = filtered.std(axis=-1, keepdims=True)
     return ((filtered - mean) / (std + ZSCORE_EPS)).astype(np.float32)

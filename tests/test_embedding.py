@@ -131,11 +131,13 @@ def test_torch_tensors_and_python_lists(encoder: ClefEncoder, recordings) -> Non
 def test_integer_adc_counts_work(encoder: ClefEncoder, data_dir: Path, conformance_dir: Path) -> None:
     counts = np.fromfile(data_dir / "ludb" / "data" / "1.dat", dtype="<i2").reshape(-1, 12)[:, 0]
     millivolts = np.load(conformance_dir / "preprocess.npz")["raw_500hz"][0]
-    from_counts = clef.embed(counts, 500, model=encoder)
-    from_mv = clef.embed(millivolts, 500, model=encoder)
+    from_counts = clef.embed(counts, 500, model=encoder).astype(np.float64)
+    from_mv = clef.embed(millivolts, 500, model=encoder).astype(np.float64)
+    # The windows agree to a float32 step (exact band-pass); what is left is the network's float32 round-off
+    # (measured: 1 - cosine 0, max|diff| 2.4e-7 of the largest value; with the old float64 filtfilt, 1e-7 and 1e-4).
     cosine = from_counts @ from_mv / (np.linalg.norm(from_counts) * np.linalg.norm(from_mv))
-    assert cosine >= 0.99999  # measured 1 - 1e-7
-    assert np.abs(from_counts - from_mv).max() <= 1e-3 * np.abs(from_mv).max()
+    assert cosine >= 1 - 1e-8
+    assert np.abs(from_counts - from_mv).max() <= 1e-5 * np.abs(from_mv).max()
 
 
 def test_per_record_sampling_rates(encoder: ClefEncoder, recordings) -> None:
