@@ -42,6 +42,12 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def score2_dir() -> Path:
+    """SCORE2 facts and published values (``published_cases.json``)."""
+    return _require(shared_dir() / "score2")
+
+
+@pytest.fixture(scope="session")
 def small_ckpt(conformance_dir: Path) -> Path:
     """Lightning checkpoint of CLEF-small with the released files' structure."""
     return conformance_dir / "clef_small_lightning.ckpt"
