@@ -1,5 +1,5 @@
-"""The ``clef`` command line: ``clef embed``, ``clef convert``, ``clef list``, and for weights ``clef download``,
-``clef info``, ``clef verify`` and ``clef publish``.
+"""The ``clef`` command line: ``clef embed``, ``clef convert``, ``clef list``, for weights ``clef download``,
+``clef info``, ``clef verify`` and ``clef publish``, and for pretraining ``clef train prepare | fit | export``.
 
 Errors are one readable line on stderr and a non-zero exit status, never a traceback
 (set ``CLEF_SDK_DEBUG=1`` to see the traceback).
@@ -381,6 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--private", action="store_true", help="create the repository private")
     publish.add_argument("--force", action="store_true", help="publish a checkpoint that is not the released file")
     publish.set_defaults(handler=_cmd_publish)
+
+    from .train.cli import add_train_commands  # argparse only: Lightning is imported when a step runs
+
+    add_train_commands(commands)
     return parser
 
 
@@ -410,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _is_user_error(exc: Exception) -> bool:
     from .errors import ClefError
 
-    return isinstance(exc, (ClefError, ValueError, TypeError, OSError))
+    return isinstance(exc, (ClefError, ValueError, TypeError, OSError, ImportError))
 
 
 if __name__ == "__main__":

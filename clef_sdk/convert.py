@@ -35,6 +35,7 @@ __all__ = [
     "convert_checkpoint",
     "encoder_from_weights",
     "extract_backbone",
+    "load_checkpoint_file",
     "load_weights",
     "read_checkpoint",
     "read_weights",
@@ -61,11 +62,9 @@ class EncoderWeights:
         return ARCHITECTURES[self.size].embed_dim
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Load the tensors of a ``.ckpt``/``.pt``/``.pth`` file without running pickled code.
-
-    Accepts a Lightning checkpoint, any dict with a ``state_dict`` entry, or a bare state dict.
-    """
+def load_checkpoint_file(path: str | os.PathLike[str]) -> Any:
+    """Everything in a ``.ckpt``/``.pt``/``.pth`` file, loaded with ``torch.load(weights_only=True)`` only (no
+    pickled code runs); unreadable, corrupt or unsafe files raise :class:`CheckpointError` saying what to do."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -89,6 +88,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line}); "
             "the file may be truncated or corrupt: download it again"
         ) from None
+    return payload
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Load the tensors of a ``.ckpt``/``.pt``/``.pth`` file without running pickled code.
+
+    Accepts a Lightning checkpoint, any dict with a ``state_dict`` entry, or a bare state dict.
+    """
+    path = Path(path)
+    payload = load_checkpoint_file(path)
     state_dict = payload.get("state_dict", payload) if isinstance(payload, dict) else payload
     if not isinstance(state_dict, dict) or not state_dict:
         raise CheckpointError(f"{path} holds no state dict (found {type(payload).__name__})")

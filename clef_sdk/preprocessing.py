@@ -37,12 +37,14 @@ __all__ = [
     "WindowPlan",
     "check_fs",
     "check_signal",
+    "filter_windows",
     "iter_planned_windows",
     "iter_windows",
     "plan_windows",
     "preprocess",
     "preprocess_windows",
     "resample_to_target",
+    "zscore",
 ]
 
 TARGET_FS = 500
@@ -225,12 +227,28 @@ def preprocess_windows(windows: np.ndarray, *, valid_samples: np.ndarray | None 
     return out
 
 
+def filter_windows(windows: np.ndarray) -> np.ndarray:
+    """Steps 1-2 of the pipeline without the z-score: NaNs filled per window, then the exact band-pass.
+
+    ``windows`` ``(..., n)`` at 500 Hz, ``34 <= n <= 5000``, in any unit; returns float64 in the same unit
+    (pretraining data preparation keeps millivolts so that augmentations can add noise at a physical level).
+    """
+    windows = np.asarray(windows, dtype=np.float64)
+    if np.isnan(windows).any():
+        rows = windows.reshape(-1, windows.shape[-1])
+        windows = np.array([_interpolate_nan(w) for w in rows]).reshape(windows.shape)
+    return bandpass(windows)
+
+
+def zscore(windows: np.ndarray) -> np.ndarray:
+    """Step 3: ``(y - mean) / (std + 1e-8)`` per window (last axis), population std; float32."""
+    mean = windows.mean(axis=-1, keepdims=True)
+    std = windows.std(axis=-1, keepdims=True)
+    return ((windows - mean) / (std + ZSCORE_EPS)).astype(np.float32)
+
+
 def _filter_and_normalise(windows: np.ndarray) -> np.ndarray:
-    filled = np.array([_interpolate_nan(w) for w in windows]) if np.isnan(windows).any() else windows
-    filtered = bandpass(filled)
-    mean = filtered.mean(axis=-1, keepdims=True)
-    std = filtered.std(axis=-1, keepdims=True)
-    return ((filtered - mean) / (std + ZSCORE_EPS)).astype(np.float32)
+    return zscore(filter_windows(windows))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,54 @@
+"""Clinically-guided contrastive pretraining of CLEF encoders (``pip install "clef-sdk[train]"``).
+
+    clef train prepare SRC -o STORE          # WFDB records -> memory-mapped band-passed windows + metadata
+    clef train fit --data STORE --size small # PyTorch Lightning, one device to a cluster
+    clef train export RUN/checkpoints/step=....ckpt -o model.safetensors   # then clef.load / clef.embed
+
+The losses (:mod:`.losses`) and SCORE2 (:mod:`.score2`) are plain torch/numpy and import without the extra;
+the rest (:func:`prepare`, :func:`fit`, :class:`ClefPretraining`, ...) needs it and says so when it is missing.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from .losses import byol_loss, clef_loss, info_nce, moco_loss, similarity_alignment, weighted_info_nce
+from .score2 import mg_dl_to_mmol_l, score2
+
+__all__ = [
+    "ClefPretraining",
+    "PretrainingStore",
+    "StoreDataModule",
+    "TrainingRun",
+    "byol_loss",
+    "clef_loss",
+    "export_checkpoint",
+    "fit",
+    "info_nce",
+    "mg_dl_to_mmol_l",
+    "moco_loss",
+    "prepare",
+    "score2",
+    "similarity_alignment",
+    "weighted_info_nce",
+]
+
+_LAZY = {
+    "prepare": "data",
+    "PretrainingStore": "data",
+    "fit": "fit",
+    "TrainingRun": "fit",
+    "ClefPretraining": "module",
+    "StoreDataModule": "datamodule",
+    "export_checkpoint": "export",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,183 @@
+"""``clef train fit``: pretraining with Lightning on a laptop, a GPU or a cluster, with exact resumption.
+
+A run folder holds ``checkpoints/step=NNNNNNNNN.ckpt`` (every ``checkpoint_every`` steps, the newest
+``keep_checkpoints`` kept, and one at the end), ``logs/version_K/metrics.csv`` (one version per start, so a
+resumed run never overwrites earlier logs; TensorBoard event files too when tensorboard is installed) and
+``hparams.json``. Several devices or nodes use DDP through Lightning, which also reads torchrun's and SLURM's
+environment, so the same command works under ``torchrun`` and ``srun``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._extra import require
+from .data import PretrainingStore
+from .datamodule import StoreDataModule
+from .module import ClefPretraining
+
+L = require("lightning.pytorch")
+
+__all__ = ["TrainingRun", "fit", "latest_checkpoint"]
+
+CHECKPOINT_DIR = "checkpoints"
+# hyper-parameters that must agree between a run and its resumption
+_RUN_IDENTITY = ("size", "method", "seed", "temperature", "use_missing_rate", "noise_dir")
+
+
+@dataclass
+class TrainingRun:
+    """What :func:`fit` leaves: the run folder, its newest checkpoint and the trained module."""
+
+    run_dir: Path
+    checkpoint: Path
+    module: ClefPretraining
+
+
+class ThroughputLogger(L.Callback):
+    """Logs ``train/samples_per_s``: subjects (each seen as two views) per second over all processes."""
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        elapsed = time.perf_counter() - getattr(self, "_start", time.perf_counter())
+        if elapsed > 0:
+            samples = len(batch["windows"]) * trainer.world_size
+            pl_module.log("train/samples_per_s", samples / elapsed, on_step=True, prog_bar=True, batch_size=samples)
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(path.stem.split("=")[-1])
+    except ValueError:
+        return -1
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The newest checkpoint of a run that loads (a damaged newest file falls back to the one before)."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    for path in sorted(folder.glob("step=*.ckpt"), key=_checkpoint_step, reverse=True):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            return path
+        except Exception:  # noqa: BLE001 - a truncated or corrupt file: try the previous one
+            continue
+    return None
+
+
+def _loggers(run_dir: Path) -> list[Any]:
+    loggers: list[Any] = [L.loggers.CSVLogger(run_dir, name="logs")]
+    try:
+        import tensorboard  # noqa: F401
+
+        loggers.append(L.loggers.TensorBoardLogger(run_dir, name="logs", version=loggers[0].version))
+    except ImportError:
+        pass
+    return loggers
+
+
+def _default_precision(accelerator: str) -> str:
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if gpu else "32-true"
+
+
+def fit(
+    data: str | os.PathLike[str],
+    *,
+    size: str = "small",
+    method: str = "clef",
+    batch_size: int = 64,
+    max_epochs: int | None = None,
+    max_steps: int | None = None,
+    lr: float = 1e-4,
+    weight_decay: float = 5e-4,
+    temperature: float = 0.07,
+    use_missing_rate: bool = False,
+    devices: int | str = "auto",
+    num_nodes: int = 1,
+    accelerator: str = "auto",
+    precision: str | None = None,
+    output: str | os.PathLike[str] = "clef-run",
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    keep_checkpoints: int = 3,
+    num_workers: int = 2,
+    seed: int = 0,
+    noise_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    log_every: int = 10,
+) -> TrainingRun:
+    """Pretrain a CLEF encoder on a prepared store (``clef train prepare``).
+
+    ``batch_size`` is per process (the authors used 64 subjects on one GPU); ``max_epochs`` defaults to 100
+    unless ``max_steps`` is given. ``resume=True`` continues from the newest checkpoint in ``output`` (and starts
+    afresh when there is none, so that a job script can always pass it); without it, an ``output`` that already
+    holds checkpoints is refused rather than overwritten. ``precision`` defaults to ``"bf16-mixed"`` on a GPU and
+    ``"32-true"`` on a CPU. Returns the run folder, its final checkpoint and the trained module.
+    """
+    run_dir = Path(output)
+    store = PretrainingStore(data)
+    resume_from = latest_checkpoint(run_dir) if resume else None
+    if not resume and any((run_dir / CHECKPOINT_DIR).glob("*.ckpt")):
+        raise FileExistsError(
+            f"{run_dir} already holds checkpoints of a run; pass --resume to continue it, or choose another --output"
+        )
+    if max_epochs is None and max_steps is None:
+        max_epochs = 100
+    if checkpoint_every < 1 or keep_checkpoints < 1:
+        raise ValueError("checkpoint_every and keep_checkpoints must be at least 1")
+    module = ClefPretraining(
+        size, method, lr=lr, weight_decay=weight_decay, temperature=temperature, use_missing_rate=use_missing_rate,
+        seed=seed, noise_dir=str(Path(noise_dir).resolve()) if noise_dir else None, data_description=store.describe(),
+    )  # fmt: skip
+    if resume_from is not None:
+        _check_same_run(resume_from, module.hparams)
+    datamodule = StoreDataModule(data, batch_size=batch_size, num_workers=num_workers, seed=seed)
+    multi = num_nodes > 1 or str(devices) not in ("auto", "1")
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy="ddp" if multi else "auto",
+        precision=precision or _default_precision(accelerator),
+        max_epochs=max_epochs if max_epochs is not None else -1,
+        max_steps=max_steps if max_steps is not None else -1,
+        default_root_dir=run_dir,
+        logger=_loggers(run_dir),
+        callbacks=[
+            L.callbacks.ModelCheckpoint(
+                dirpath=run_dir / CHECKPOINT_DIR, filename="step={step:09d}", auto_insert_metric_name=False,
+                every_n_train_steps=checkpoint_every, save_top_k=keep_checkpoints, monitor="step", mode="max",
+            ),  # fmt: skip
+            L.callbacks.LearningRateMonitor(logging_interval="step"),
+            ThroughputLogger(),
+        ],
+        enable_progress_bar=progress,
+        log_every_n_steps=log_every,
+        use_distributed_sampler=False,  # our batch sampler shards the global batch itself
+        num_sanity_val_steps=0,
+    )
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "hparams.json").write_text(json.dumps(dict(module.hparams), indent=1, sort_keys=True) + "\n")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    final = run_dir / CHECKPOINT_DIR / f"step={trainer.global_step:09d}.ckpt"
+    if not final.is_file():
+        trainer.save_checkpoint(final)
+    return TrainingRun(run_dir, final, module)
+
+
+def _check_same_run(checkpoint: Path, requested: Any) -> None:
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
+    different = [f"{key}: {saved.get(key)!r} in the run, {requested.get(key)!r} now" for key in _RUN_IDENTITY
+                 if saved.get(key) != requested.get(key)]  # fmt: skip
+    if different:
+        raise ValueError(f"cannot resume {checkpoint} with other settings ({'; '.join(different)})")
