@@ -114,6 +114,7 @@ def fit(
     noise_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     log_every: int = 10,
+    callbacks: list[Any] | None = None,
 ) -> TrainingRun:
     """Pretrain a CLEF encoder on a prepared store (``clef train prepare``).
 
@@ -121,7 +122,8 @@ def fit(
     unless ``max_steps`` is given. ``resume=True`` continues from the newest checkpoint in ``output`` (and starts
     afresh when there is none, so that a job script can always pass it); without it, an ``output`` that already
     holds checkpoints is refused rather than overwritten. ``precision`` defaults to ``"bf16-mixed"`` on a GPU and
-    ``"32-true"`` on a CPU. Returns the run folder, its final checkpoint and the trained module.
+    ``"32-true"`` on a CPU. ``callbacks`` are extra Lightning callbacks. Returns the run folder, its final
+    checkpoint and the trained module.
     """
     run_dir = Path(output)
     store = PretrainingStore(data)
@@ -159,6 +161,7 @@ def fit(
             ),  # fmt: skip
             L.callbacks.LearningRateMonitor(logging_interval="step"),
             ThroughputLogger(),
+            *(callbacks or []),
         ],
         enable_progress_bar=progress,
         log_every_n_steps=log_every,

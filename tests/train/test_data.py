@@ -1,0 +1,266 @@
+"""``prepare`` and the store: real LUDB and MIT-BIH records through the inference pipeline minus the z-score,
+SCORE2 from headers or a CSV, bad records skipped and reported, any folder layout and lead order, .mat files,
+and interrupted jobs (an exception, a SIGKILL) resumed to the same bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pd = pytest.importorskip("pandas")
+wfdb = pytest.importorskip("wfdb")
+
+import clef_sdk as clef  # noqa: E402
+from clef_sdk.preprocessing import filter_windows, resample_to_target, zscore  # noqa: E402
+from clef_sdk.train import data as data_module  # noqa: E402
+from clef_sdk.train.data import PretrainingStore, prepare  # noqa: E402
+from clef_sdk.train.records import STANDARD_LEADS  # noqa: E402
+from clef_sdk.train.score2 import score2  # noqa: E402
+from ludb_helpers import LUDB_RECORDS, link_ludb  # noqa: E402
+
+# float16 keeps 11 significant bits: a stored value is within 2**-11 (4.9e-4) of the float64 one, relative
+FLOAT16_RTOL = 2.0**-11
+
+
+def _ludb(data_dir: Path, record: int) -> wfdb.Record:
+    return wfdb.rdrecord(str(data_dir / "ludb" / "data" / str(record)))
+
+
+def test_store_holds_the_inference_windows_before_the_z_score(ludb_store: Path, data_dir: Path) -> None:
+    store = PretrainingStore(ludb_store)
+    assert len(store) == 24 and store.windows.shape == (24, 12, 5000) and store.windows.dtype == np.float16
+    assert store.leads == STANDARD_LEADS and store.available.all()
+    table = store.table
+    assert table["path"].tolist() == sorted(f"data/{r}" for r in LUDB_RECORDS)
+    row = table.index[table["path"] == "data/1"][0]
+    record = _ludb(data_dir, 1)
+    for lead in ("I", "aVL", "aVF", "V6"):
+        raw = record.p_signal[:, [n.lower() for n in record.sig_name].index(lead.lower())]
+        stored = store.windows[row, STANDARD_LEADS.index(lead)].astype(np.float64)
+        expected = filter_windows(raw)
+        assert np.abs(stored - expected).max() <= FLOAT16_RTOL * np.abs(expected).max()
+        # after the z-score, what the model sees without augmentation is clef.preprocess of the same lead
+        # (float16 storage: measured 4.6e-3 at most over all 288 lead-windows of the store)
+        assert np.abs(zscore(stored) - clef.preprocess(raw, 500)[0]).max() <= 1e-2
+
+
+def test_store_table_and_score2_from_headers(ludb_store: Path, data_dir: Path) -> None:
+    store = PretrainingStore(ludb_store)
+    table = store.table.set_index("path")
+    for record in (1, 2, 17):
+        age = float(next(c for c in _ludb(data_dir, record).comments if c.startswith("<age>")).split(":")[1])
+        assert table.loc[f"data/{record}", "age"] == age
+    assert table.loc["data/1", "sex"] == "female"
+    expected, missing = score2(table["age"], table["sex"], np.nan, np.nan, np.nan, np.nan, region="moderate",
+                               impute=True, out_of_range="clip")  # fmt: skip
+    np.testing.assert_allclose(store.risk, expected.astype(np.float32))
+    np.testing.assert_allclose(store.missing_rate, 4 / 6)  # smoker, sbp, cholesterols imputed
+    assert np.isfinite(store.risk).all()
+    assert store.info["n_skipped"] == 0 and store.info["risk_available"] == 24
+    assert pd.read_csv(ludb_store / "skipped.csv").empty
+    assert "24 windows of 24 records" in store.describe()
+
+
+def _write(folder: Path, name: str, signal: np.ndarray, fs: float, names: list[str], comments: list[str] | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp(name, fs=fs, units=["mV"] * len(names), sig_name=names, p_signal=signal, fmt=["16"] * len(names),
+                adc_gain=[200.0] * len(names), baseline=[0] * len(names), write_dir=str(folder),
+                comments=comments or [])  # fmt: skip
+
+
+def test_bad_records_are_skipped_and_listed(data_dir: Path, tmp_path: Path) -> None:
+    source = link_ludb(data_dir, tmp_path / "source", records=(1,))
+    record = _ludb(data_dir, 1)
+    leads = list(STANDARD_LEADS)
+    _write(source / "bad", "short", record.p_signal[:2500], 500, leads)
+    _write(source / "bad", "flat", np.full((5000, 12), 0.5), 500, leads)
+    _write(source / "bad", "nan", np.full((5000, 12), np.nan), 500, leads)
+    _write(source / "bad", "nolead", record.p_signal[:, :1], 500, ["ECG"])
+    one_flat = record.p_signal.copy()
+    one_flat[:, 3] = 0.2  # aVR constant: kept, that lead marked unavailable
+    _write(source / "ok", "one_flat_lead", one_flat, 500, leads)
+    shutil.copy(source / "data" / "1.hea", source / "bad" / "corrupt.hea")
+    (source / "bad" / "corrupt.hea").write_text((source / "bad" / "corrupt.hea").read_text().replace("1.dat", "corrupt.dat"))
+    (source / "bad" / "corrupt.dat").write_bytes(b"\x00" * 100)
+    (source / "bad" / "garbage.hea").write_text("this is not a header\n")
+
+    store = prepare(source, tmp_path / "store", workers=1, progress=False)
+    assert store.table["path"].tolist() == ["data/1", "ok/one_flat_lead"]
+    assert store.available[1].tolist() == [lead != "aVR" for lead in STANDARD_LEADS]
+    assert np.isnan(store.windows[1, 3].astype(float)).all()  # never zero-filled
+    assert np.isfinite(store.windows[1, [0, 1, 2, 4]].astype(float)).all()
+    skipped = pd.read_csv(tmp_path / "store" / "skipped.csv").set_index("path")["reason"]
+    assert set(skipped.index) == {"bad/short", "bad/flat", "bad/nan", "bad/nolead", "bad/corrupt", "bad/garbage"}
+    assert skipped["bad/short"] == "too short: 5.00 s, a window needs 10 s"
+    assert skipped["bad/flat"] == skipped["bad/nan"] == "flat or NaN-only in every requested lead"
+    assert skipped["bad/nolead"].startswith("none of the requested leads") and skipped["bad/nolead"].endswith("(the record has ECG)")
+    assert skipped["bad/corrupt"].startswith("unreadable: ")
+    assert skipped["bad/garbage"].startswith("unreadable: ")
+    assert store.info["n_skipped"] == 6
+
+
+def test_any_layout_lead_order_and_mat_files(data_dir: Path, tmp_path: Path) -> None:
+    """MIMIC-IV-ECG's folders and lead order (aVF before aVL), and a .mat signal file: leads matched by name."""
+    record = _ludb(data_dir, 3)
+    by_name = {n.lower(): record.p_signal[:, i] for i, n in enumerate(record.sig_name)}
+    mimic_order = ["I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6"]
+    folder = tmp_path / "source" / "files" / "p1000" / "p10000032" / "s40689238"
+    _write(folder, "40689238", np.stack([by_name[n.lower()] for n in mimic_order], axis=1), 500, mimic_order)
+    mat_folder = tmp_path / "source" / "challenge"
+    mat_folder.mkdir()
+    for suffix in (".hea", ".dat"):
+        shutil.copy(data_dir / "ludb" / "data" / f"3{suffix}", mat_folder / f"3{suffix}")
+    cwd = os.getcwd()
+    os.chdir(mat_folder)
+    try:
+        from wfdb.io.convert.matlab import wfdb_to_mat
+
+        wfdb_to_mat("3")  # writes 3m.mat and 3m.hea
+    finally:
+        os.chdir(cwd)
+    for suffix in (".hea", ".dat"):
+        (mat_folder / f"3{suffix}").unlink()
+    store = prepare(tmp_path / "source", tmp_path / "store", leads="aVL,aVF", workers=1, progress=False)
+    assert store.table["path"].tolist() == ["challenge/3m", "files/p1000/p10000032/s40689238/40689238"]
+    for lead_index, lead in enumerate(("avl", "avf")):
+        expected = filter_windows(by_name[lead])
+        for row in range(2):
+            stored = store.windows[row, lead_index].astype(np.float64)
+            # float16 storage plus the 1/200 mV quantisation of the rewritten file
+            assert np.abs(stored - expected).max() <= 0.01 * np.abs(expected).max()
+
+
+def test_all_windows_of_a_long_record_at_another_rate(data_dir: Path, tmp_path: Path) -> None:
+    """MIT-BIH record 100 (360 Hz, 30 min, MLII and V5): 180 windows, resampled as in inference."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for suffix in (".hea", ".dat"):
+        os.symlink(data_dir / "wfdb-sample" / f"100{suffix}", source / f"100{suffix}")
+    store = prepare(source, tmp_path / "store", leads="II,V5", windows="all", dtype="float32", workers=1, progress=False)
+    assert store.windows.shape == (180, 2, 5000) and store.windows.dtype == np.float32
+    assert store.table["window"].tolist() == list(range(180))
+    np.testing.assert_allclose(store.table["start_s"], np.arange(180) * 10.0)
+    assert (store.table["fs"] == 360).all()
+    mlii = wfdb.rdrecord(str(source / "100"), channels=[0]).p_signal[:, 0]
+    expected = filter_windows(resample_to_target(mlii, 360.0)[: 180 * 5000].reshape(180, 5000))
+    np.testing.assert_allclose(store.windows[:, 0], expected, rtol=0, atol=1e-6 * np.abs(expected).max())
+    # MIT-BIH headers carry no age and sex: no SCORE2, full missing rate
+    assert np.isnan(store.risk).all() and (store.missing_rate == 1).all()
+
+
+def test_metadata_csv_in_the_authors_schema(ludb_source: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "meta.csv"
+    pd.DataFrame(
+        {"path": ["data/1", "data/2.hea", "data/99"], "score2_risk": [7.5, 12.0, 1.0], "rate_meta": [0.1, None, 0.0],
+         "gender": ["F", "M", "M"], "age": [51, 63, 40]}  # fmt: skip
+    ).to_csv(csv, index=False)
+    store = prepare(ludb_source, tmp_path / "store", metadata=csv, workers=1, progress=False)
+    table = store.table.set_index("path")
+    assert table.loc["data/1", "score2_risk"] == 7.5 and table.loc["data/1", "missing_rate"] == pytest.approx(0.1)
+    assert table.loc["data/2", "score2_risk"] == 12.0 and table.loc["data/2", "missing_rate"] == 0.0  # no rate: 0
+    assert np.isnan(table.loc["data/3", "score2_risk"]) and table.loc["data/3", "missing_rate"] == 1.0
+    assert table.loc["data/2", "gender"] == "M"
+    assert table.loc["data/1", "csv_age"] == 51 and table.loc["data/1", "age"] == 51  # header age kept beside
+    assert store.info["risk_available"] == 2
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"path": ["data/1"], "risk": [1.0]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="has no 'score2_risk' column"):
+        prepare(ludb_source, tmp_path / "store-bad", metadata=bad, workers=1, progress=False)
+
+
+def _same_files(a: Path, b: Path) -> None:
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir()) == ["available.npy", "records.csv", "skipped.csv", "store.json", "windows.npy"]
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_interrupted_job_resumes_to_the_same_bytes(ludb_source: Path, ludb_store: Path, tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "store"
+    original = data_module._run_shard
+    calls = []
+
+    def interrupted(job, work, index):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(index)
+        return original(job, work, index)
+
+    monkeypatch.setattr(data_module, "_run_shard", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(ludb_source, target, workers=1, shard_size=8, progress=False)
+    assert sorted(p.name for p in (target / ".work").glob("shard_*.npz")) == ["shard_000000.npz", "shard_000001.npz"]
+    with pytest.raises(FileNotFoundError, match="unfinished job"):
+        PretrainingStore(target)
+    monkeypatch.setattr(data_module, "_run_shard", original)
+    done = []
+    monkeypatch.setattr(data_module, "_run_shard", lambda job, work, index: done.append(index) or original(job, work, index))
+    prepare(ludb_source, target, workers=1, shard_size=8, progress=False)
+    assert done == [2]  # only the missing shard was processed
+    _same_files(target, ludb_store)
+    with pytest.raises(FileExistsError, match="other inputs or options"):
+        prepare(ludb_source, target, dtype="float32", workers=1, shard_size=8, progress=False)
+    assert len(prepare(ludb_source, target, workers=1, shard_size=8, progress=False)) == 24  # done: nothing to do
+
+
+def test_killed_job_resumes_to_the_same_bytes(ludb_source: Path, ludb_store: Path, tmp_path: Path) -> None:
+    """A job killed with SIGKILL after its first shard: the rerun (now with 2 worker processes) completes it
+    identically."""
+    target = tmp_path / "store"
+    script = f"""
+import os, signal
+from clef_sdk.train import data
+original = data._run_shard
+def run_then_die(job, work, index):
+    original(job, work, index)
+    os.kill(os.getpid(), signal.SIGKILL)  # right after the first shard is written
+data._run_shard = run_then_die
+data.prepare({str(ludb_source)!r}, {str(target)!r}, workers=1, shard_size=8, progress=False)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert result.returncode == -9, result.stderr.decode()
+    assert (target / ".work" / "shard_000000.npz").is_file() and not (target / "store.json").exists()
+    prepare(ludb_source, target, workers=2, shard_size=8, progress=False)
+    _same_files(target, ludb_store)
+
+
+def test_unfinished_job_with_other_options_is_refused(ludb_source: Path, tmp_path: Path) -> None:
+    work = tmp_path / "store" / ".work"
+    work.mkdir(parents=True)
+    (work / "job.json").write_text(json.dumps({"job": {"source": "elsewhere"}, "options": {}}))
+    with pytest.raises(FileExistsError, match="unfinished job with other inputs"):
+        prepare(ludb_source, tmp_path / "store", workers=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"dtype": "float64"}, "dtype must be"), ({"windows": "some"}, "windows must be"),
+     ({"region": "europe"}, "region must be"), ({"age_policy": "raise"}, "age_policy must be")],
+)  # fmt: skip
+def test_bad_options(ludb_source: Path, tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        prepare(ludb_source, tmp_path / "store", **kwargs)
+
+
+def test_empty_source_and_damaged_store(tmp_path: Path, ludb_store: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no WFDB records \(.hea files\)"):
+        prepare(tmp_path / "empty", tmp_path / "store")
+    with pytest.raises(FileNotFoundError, match="not a pretraining store"):
+        PretrainingStore(tmp_path / "empty")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(ludb_store, damaged)
+    with open(damaged / "windows.npy", "r+b") as handle:
+        handle.truncate(1000)
+    with pytest.raises(ValueError, match="the store is damaged"):
+        PretrainingStore(damaged)
+    (damaged / "store.json").write_text("{")
+    with pytest.raises(ValueError, match="store.json is corrupt"):
+        PretrainingStore(damaged)
