@@ -31,7 +31,7 @@ def _fit(args: argparse.Namespace) -> int:
         use_missing_rate=args.use_missing_rate, devices=devices, num_nodes=args.num_nodes,
         accelerator=args.accelerator, precision=args.precision, output=args.output, resume=args.resume,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, num_workers=args.workers,
-        seed=args.seed, noise_dir=args.noise_dir, progress=not args.no_progress,
+        seed=args.seed, noise_dir=args.noise_dir, progress=not args.no_progress, log_every=args.log_every,
     )  # fmt: skip
     if run.module.global_rank == 0:
         print(f"final checkpoint: {run.checkpoint}\nexport it: clef train export {run.checkpoint} -o model.safetensors")
@@ -91,6 +91,7 @@ def add_train_commands(commands: Any) -> None:
     fit.add_argument("--workers", type=int, default=2, help="data loader worker processes")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--noise-dir", help="folder with the noise stress test records ma, em, bw (default: synthetic)")
+    fit.add_argument("--log-every", type=int, default=10, help="steps between logged metrics")
     fit.add_argument("--no-progress", action="store_true")
     fit.set_defaults(handler=_fit)
 

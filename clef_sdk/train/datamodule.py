@@ -23,7 +23,7 @@ from .data import PretrainingStore
 
 L = require("lightning.pytorch")
 
-__all__ = ["StepBatchSampler", "StoreDataModule", "StoreDataset"]
+__all__ = ["StepBatchSampler", "StepDataLoader", "StoreDataModule", "StoreDataset"]
 
 
 class StoreDataset(Dataset):
@@ -83,6 +83,18 @@ class StepBatchSampler:
             yield order[begin : begin + self.batch_size].tolist()
 
 
+class StepDataLoader(DataLoader):
+    """A DataLoader whose position is the trainer's global step (read by its :class:`StepBatchSampler` at every
+    ``iter``): it needs no state of its own to resume mid-epoch. The ``state_dict`` below tells Lightning so."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"position": "trainer.global_step"}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("position") != "trainer.global_step":
+            raise ValueError(f"this checkpoint's data loader state {state!r} was not written by clef_sdk.train")
+
+
 class StoreDataModule(L.LightningDataModule):
     """Training batches from a prepared store (``clef train prepare``); ``batch_size`` is per process."""
 
@@ -110,7 +122,7 @@ class StoreDataModule(L.LightningDataModule):
             self.seed,
             (lambda: trainer.global_step) if trainer else (lambda: 0),
         )
-        return DataLoader(
+        return StepDataLoader(
             StoreDataset(self.store),
             batch_sampler=sampler,
             collate_fn=_already_batched,

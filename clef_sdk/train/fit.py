@@ -171,10 +171,10 @@ def fit(
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "hparams.json").write_text(json.dumps(dict(module.hparams), indent=1, sort_keys=True) + "\n")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     final = run_dir / CHECKPOINT_DIR / f"step={trainer.global_step:09d}.ckpt"
     if not final.is_file():
-        trainer.save_checkpoint(final)
+        trainer.save_checkpoint(final, weights_only=False)
     return TrainingRun(run_dir, final, module)
 
 

@@ -95,15 +95,16 @@ class NoiseBank:
 
     @classmethod
     def synthetic(cls, seconds: float = 60.0, channels: int = 2, seed: int = 0) -> NoiseBank:
-        """The fallback when no noise records are given, made with neurokit2's ``signal_distort`` (seeded):
-        muscle = broadband Laplace noise (25-150 Hz components); electrode motion = artefact bursts over 1-3 Hz
-        noise; baseline wander = Gaussian noise at 0.15-0.5 Hz. Real recordings are better: see
-        :meth:`from_nstdb`."""
+        """The fallback when no noise records are given, made with neurokit2's ``signal_distort`` (seeded) at
+        2 kHz and resampled to 500 Hz: muscle = Laplace noise at 100 and 200 Hz (mostly 15-250 Hz); electrode
+        motion = artefact bursts over 1-3 Hz noise; baseline wander = Gaussian noise at 0.15-0.5 Hz. Real
+        recordings are better: see :meth:`from_nstdb`."""
         import neurokit2 as nk
 
-        n = int(seconds * TARGET_FS)
+        rate = 4 * TARGET_FS  # neurokit2 makes noise up to a tenth of the sampling rate
+        n = int(seconds * rate)
         settings = {
-            "muscle": {"noise_shape": "laplace", "noise_amplitude": 1.0, "noise_frequency": [25, 50, 100, 150]},
+            "muscle": {"noise_shape": "laplace", "noise_amplitude": 1.0, "noise_frequency": [100, 200]},
             "electrode_motion": {"noise_amplitude": 0.3, "noise_frequency": [1, 3], "artifacts_amplitude": 1.0,
                                  "artifacts_frequency": 2, "artifacts_number": max(1, int(seconds / 6))},
             "baseline_wander": {"noise_shape": "gaussian", "noise_amplitude": 1.0, "noise_frequency": [0.15, 0.3, 0.5]},
@@ -111,8 +112,8 @@ class NoiseBank:
         kinds = []
         for k, options in enumerate(settings.values()):
             kinds.append(np.stack([
-                nk.signal_distort(np.zeros(n), sampling_rate=TARGET_FS, random_state=seed * 1000 + 10 * k + c,
-                                  silent=True, **options)
+                resample_to_target(nk.signal_distort(np.zeros(n), sampling_rate=rate, silent=True,
+                                                     random_state=seed * 1000 + 10 * k + c, **options), rate)
                 for c in range(channels)
             ]))  # fmt: skip
         return cls._stack(kinds, f"synthetic:neurokit2(seed={seed}, {seconds:g} s, {channels} channels)")
