@@ -36,8 +36,8 @@ __all__ = [
 _LAZY = {
     "prepare": "data",
     "PretrainingStore": "data",
-    "fit": "fit",
-    "TrainingRun": "fit",
+    "fit": "trainer",
+    "TrainingRun": "trainer",
     "ClefPretraining": "module",
     "StoreDataModule": "datamodule",
     "export_checkpoint": "export",

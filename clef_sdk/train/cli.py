@@ -22,7 +22,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .fit import fit
+    from .trainer import fit
 
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
     run = fit(

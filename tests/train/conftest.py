@@ -29,7 +29,7 @@ def ludb_store(ludb_source: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def trained_run(ludb_store: Path, tmp_path_factory: pytest.TempPathFactory):
     """CLEF-small trained for 4 steps of 8 subjects on the LUDB store (CPU), checkpoints at steps 2 and 4."""
     pytest.importorskip("lightning")
-    from clef_sdk.train.fit import fit
+    from clef_sdk.train.trainer import fit
 
     return fit(ludb_store, output=tmp_path_factory.mktemp("runs") / "run", batch_size=8, max_steps=4, checkpoint_every=2,
                num_workers=0, accelerator="cpu", progress=False, log_every=1)  # fmt: skip

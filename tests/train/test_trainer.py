@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("lightning")
 
 from clef_sdk.models import build_network  # noqa: E402
-from clef_sdk.train.fit import fit, latest_checkpoint  # noqa: E402
+from clef_sdk.train.trainer import fit, latest_checkpoint  # noqa: E402
 
 FIT_OPTIONS = {"batch_size": 8, "num_workers": 0, "accelerator": "cpu", "progress": False}
 
@@ -63,7 +63,7 @@ def test_baseline_methods_train(ludb_store: Path, tmp_path: Path, method: str) -
 KILL_SCRIPT = """
 import os, signal, sys
 import lightning.pytorch as L
-from clef_sdk.train.fit import fit
+from clef_sdk.train.trainer import fit
 
 class DieAtStep(L.Callback):
     def on_train_batch_end(self, trainer, *args):
