@@ -24,7 +24,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from multiprocessing import get_context
 from pathlib import Path
@@ -126,10 +126,11 @@ def _shard_paths(work: Path, index: int) -> tuple[Path, Path]:
     return work / f"shard_{index:06d}.npz", work / f"shard_{index:06d}.json"
 
 
-def _run_shard(job: _Job, work: Path, index: int) -> int:
-    """Process one shard and write it atomically (JSON first, arrays last: the .npz marks it done)."""
+def _run_shard(job: _Job, records: tuple[str, ...], work: Path, index: int) -> int:
+    """Process one shard's ``records`` and write it atomically (JSON first, arrays last: the .npz marks it done).
+    ``job`` carries the settings only (not the full record list, which workers need not receive)."""
     arrays, masks, rows, skipped = [], [], [], []
-    for record in job.shards()[index]:
+    for record in records:
         windows, usable, record_rows, reason = _process_record(job, record)
         if reason is not None:
             skipped.append({"path": record, "reason": reason})
@@ -147,7 +148,7 @@ def _run_shard(job: _Job, work: Path, index: int) -> int:
                 windows=np.concatenate(arrays) if arrays else np.empty((0, len(job.leads), WINDOW_SAMPLES), job.dtype),
                 usable=np.concatenate(masks) if masks else np.empty((0, len(job.leads)), bool),
             )
-    return len(job.shards()[index])
+    return len(records)
 
 
 def prepare(
@@ -220,7 +221,8 @@ def prepare(
     else:
         with atomic_path(job_file) as tmp:
             tmp.write_text(json.dumps(state))
-    todo = [i for i in range(len(job.shards())) if not all(p.is_file() for p in _shard_paths(work, i))]
+    n_shards = (len(records) + shard_size - 1) // shard_size
+    todo = [i for i in range(n_shards) if not all(p.is_file() for p in _shard_paths(work, i))]
     _run_shards(job, work, todo, workers, progress)
     _finalize(job, options, work, store_path)
     return PretrainingStore(store_path)
@@ -229,18 +231,19 @@ def prepare(
 def _run_shards(job: _Job, work: Path, todo: list[int], workers: int | None, progress: bool | None) -> None:
     from tqdm.auto import tqdm
 
-    total = sum(len(job.shards()[i]) for i in todo)
-    done_before = len(job.records) - total
-    bar = tqdm(total=len(job.records), initial=done_before, unit="record", desc="prepare",
+    shards = job.shards()
+    settings = replace(job, records=())
+    total = sum(len(shards[i]) for i in todo)
+    bar = tqdm(total=len(job.records), initial=len(job.records) - total, unit="record", desc="prepare",
                disable=(not os.isatty(2)) if progress is None else not progress)  # fmt: skip
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     try:
         if workers == 1:
             for index in todo:
-                bar.update(_run_shard(job, work, index))
+                bar.update(_run_shard(settings, shards[index], work, index))
             return
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_run_shard, job, work, index) for index in todo]
+            futures = [pool.submit(_run_shard, settings, shards[index], work, index) for index in todo]
             for future in as_completed(futures):
                 bar.update(future.result())
     finally:
@@ -255,7 +258,7 @@ def _job_summary(job: _Job, options: dict[str, Any]) -> dict[str, Any]:
 def _finalize(job: _Job, options: dict[str, Any], work: Path, store_path: Path) -> None:
     import pandas as pd
 
-    shards = range(len(job.shards()))
+    shards = range((len(job.records) + job.shard_size - 1) // job.shard_size)
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     counts = []

@@ -187,11 +187,11 @@ def test_interrupted_job_resumes_to_the_same_bytes(ludb_source: Path, ludb_store
     original = data_module._run_shard
     calls = []
 
-    def interrupted(job, work, index):
+    def interrupted(job, records, work, index):
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(index)
-        return original(job, work, index)
+        return original(job, records, work, index)
 
     monkeypatch.setattr(data_module, "_run_shard", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -201,7 +201,7 @@ def test_interrupted_job_resumes_to_the_same_bytes(ludb_source: Path, ludb_store
         PretrainingStore(target)
     monkeypatch.setattr(data_module, "_run_shard", original)
     done = []
-    monkeypatch.setattr(data_module, "_run_shard", lambda job, work, index: done.append(index) or original(job, work, index))
+    monkeypatch.setattr(data_module, "_run_shard", lambda job, records, work, index: done.append(index) or original(job, records, work, index))
     prepare(ludb_source, target, workers=1, shard_size=8, progress=False)
     assert done == [2]  # only the missing shard was processed
     _same_files(target, ludb_store)
@@ -218,8 +218,8 @@ def test_killed_job_resumes_to_the_same_bytes(ludb_source: Path, ludb_store: Pat
 import os, signal
 from clef_sdk.train import data
 original = data._run_shard
-def run_then_die(job, work, index):
-    original(job, work, index)
+def run_then_die(job, records, work, index):
+    original(job, records, work, index)
     os.kill(os.getpid(), signal.SIGKILL)  # right after the first shard is written
 data._run_shard = run_then_die
 data.prepare({str(ludb_source)!r}, {str(target)!r}, workers=1, shard_size=8, progress=False)
