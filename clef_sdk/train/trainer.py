@@ -1,7 +1,8 @@
 """``clef train fit``: pretraining with Lightning on a laptop, a GPU or a cluster, with exact resumption.
 
 A run folder holds ``checkpoints/step=NNNNNNNNN.ckpt`` (every ``checkpoint_every`` steps, the newest
-``keep_checkpoints`` kept, and one at the end), ``logs/version_K/metrics.csv`` (one version per start, so a
+``keep_checkpoints`` kept, and one at the end; under SLURM, Lightning also writes ``hpc_ckpt_K.ckpt`` when the job
+is signalled for requeueing, and ``resume`` considers those too), ``logs/version_K/metrics.csv`` (one version per start, so a
 resumed run never overwrites earlier logs; TensorBoard event files too when tensorboard is installed) and
 ``hparams.json``. Several devices or nodes use DDP through Lightning, which also reads torchrun's and SLURM's
 environment, so the same command works under ``torchrun`` and ``srun``.
@@ -54,23 +55,28 @@ class ThroughputLogger(L.Callback):
             pl_module.log("train/samples_per_s", samples / elapsed, on_step=True, prog_bar=True, batch_size=samples)
 
 
-def _checkpoint_step(path: Path) -> int:
-    try:
-        return int(path.stem.split("=")[-1])
-    except ValueError:
-        return -1
+def _saved_step(path: Path) -> int:
+    """The global step a checkpoint was saved at; raises if the file does not load."""
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
+def _candidates(run_dir: Path) -> list[Path]:
+    # ours every N steps, and the ones Lightning writes when SLURM signals a requeue (hpc_ckpt_K.ckpt)
+    return sorted((run_dir / CHECKPOINT_DIR).glob("step=*.ckpt")) + sorted(run_dir.glob("hpc_ckpt_*.ckpt"))
 
 
 def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest checkpoint of a run that loads (a damaged newest file falls back to the one before)."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    for path in sorted(folder.glob("step=*.ckpt"), key=_checkpoint_step, reverse=True):
+    """The checkpoint of a run with the highest step that loads (a damaged file is passed over), among the
+    periodic ones and those Lightning saved on a SLURM requeue signal."""
+    best: tuple[int, Path] | None = None
+    for path in _candidates(Path(run_dir)):
         try:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            return path
-        except Exception:  # noqa: BLE001 - a truncated or corrupt file: try the previous one
+            step = _saved_step(path)
+        except Exception:  # noqa: BLE001 - a truncated or corrupt file: another one will do
             continue
-    return None
+        if best is None or step > best[0]:
+            best = (step, path)
+    return best[1] if best else None
 
 
 def _loggers(run_dir: Path) -> list[Any]:
@@ -128,7 +134,7 @@ def fit(
     run_dir = Path(output)
     store = PretrainingStore(data)
     resume_from = latest_checkpoint(run_dir) if resume else None
-    if not resume and any((run_dir / CHECKPOINT_DIR).glob("*.ckpt")):
+    if not resume and _candidates(run_dir):
         raise FileExistsError(
             f"{run_dir} already holds checkpoints of a run; pass --resume to continue it, or choose another --output"
         )

@@ -94,28 +94,54 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(ludb_store: P
     assert sorted(p.name for p in (tmp_path / "resumed" / "logs").iterdir()) == ["version_0", "version_1"]
 
 
+def _fit_command(store: Path, output: Path, batch: int, devices: int) -> list[str]:
+    return ["-m", "clef_sdk", "train", "fit", "--data", str(store), "--batch-size", str(batch), "--devices",
+            str(devices), "--accelerator", "cpu", "--max-steps", "3", "--workers", "0", "--no-progress",
+            "--log-every", "1", "--output", str(output)]  # fmt: skip
+
+
+def _launch(processes: list[tuple[list[str], dict[str, str]]]) -> str:
+    """Run the processes together; returns their standard error, joined."""
+    import os
+
+    running = [subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for argv, env in processes]  # fmt: skip
+    errors = []
+    for process in running:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+        errors.append(err)
+    return "\n".join(errors)
+
+
 def test_two_ddp_processes_equal_one_process_with_the_whole_batch(ludb_store: Path, tmp_path: Path) -> None:
     """`clef train fit --devices 2` (DDP over gloo, 2 x 4 subjects) against `--devices 1` (8 subjects): the same
-    batches, views, gathered negatives and averaged gradients, so the same weights up to float32 sums."""
-    runs = {}
-    for devices, batch in ((1, 8), (2, 4)):
-        output = tmp_path / f"devices{devices}"
-        command = [sys.executable, "-m", "clef_sdk", "train", "fit", "--data", str(ludb_store), "--batch-size", str(batch),
-                   "--devices", str(devices), "--accelerator", "cpu", "--max-steps", "3", "--workers", "0",
-                   "--no-progress", "--log-every", "1", "--output", str(output)]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-        runs[devices] = output
-    one, two = (_backbone(runs[d] / "checkpoints" / "step=000000003.ckpt") for d in (1, 2))
+    batches, views, gathered negatives and averaged gradients, so the same weights up to float32 sums. The same
+    command started by torchrun, and by two processes with the environment srun gives its tasks, runs the same
+    job without a change."""
+    python = sys.executable
+    torchrun = str(Path(python).with_name("torchrun"))
+    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242",
+             "SLURM_JOB_NAME": "clef", "SLURM_NODELIST": "localhost", "SLURM_JOB_NUM_NODES": "1"}  # fmt: skip
+    _launch([([python, *_fit_command(ludb_store, tmp_path / "one", 8, 1)], {})])
+    _launch([([python, *_fit_command(ludb_store, tmp_path / "lightning", 4, 2)], {})])
+    _launch([([torchrun, "--nproc_per_node", "2", *_fit_command(ludb_store, tmp_path / "torchrun", 4, 2)], {})])
+    srun_log = _launch([([python, *_fit_command(ludb_store, tmp_path / "srun", 4, 2)],
+                         {**slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}) for r in range(2)])  # fmt: skip
+    assert srun_log.count("SLURM auto-requeueing enabled") == 2  # Lightning took the job for a SLURM one
+    weights = {name: _backbone(tmp_path / name / "checkpoints" / "step=000000003.ckpt")
+               for name in ("one", "lightning", "torchrun", "srun")}  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         initial = build_network("small").state_dict()
-    moved = _max_difference(one, initial)
     # Adam moves each weight by up to ~lr (1e-4) per step: 3 steps moved them by 3e-4; the two runs differ by
     # 3.5e-6 (measured; gradients summed in another order, amplified where Adam divides by a tiny second moment)
-    assert moved > 2e-4
-    assert _max_difference(one, two) <= 2e-5
-    losses = [pd.read_csv(runs[d] / "logs" / "version_0" / "metrics.csv")["train/loss_step"].dropna().to_numpy() for d in (1, 2)]
+    assert _max_difference(weights["one"], initial) > 2e-4
+    assert _max_difference(weights["one"], weights["lightning"]) <= 2e-5
+    for launcher in ("torchrun", "srun"):  # the same two-process computation: measured 0 difference
+        assert _max_difference(weights["lightning"], weights[launcher]) <= 1e-6
+    losses = [pd.read_csv(tmp_path / name / "logs" / "version_0" / "metrics.csv")["train/loss_step"].dropna().to_numpy()
+              for name in ("one", "lightning")]  # fmt: skip
     assert len(losses[0]) == len(losses[1]) == 3
     assert abs(losses[0] - losses[1]).max() <= 1e-5 * abs(losses[0]).max()  # measured 0 at step 0
 
@@ -129,7 +155,7 @@ def test_resume_guards(trained_run, ludb_store: Path, tmp_path: Path) -> None:
     assert fresh.checkpoint.name == "step=000000001.ckpt"
 
 
-def test_latest_checkpoint_skips_a_damaged_file(trained_run, tmp_path: Path) -> None:
+def test_latest_checkpoint_skips_damaged_files_and_sees_slurm_requeue_checkpoints(trained_run, tmp_path: Path) -> None:
     run_dir = tmp_path / "copy"
     (run_dir / "checkpoints").mkdir(parents=True)
     for path in (trained_run.run_dir / "checkpoints").iterdir():
@@ -137,6 +163,11 @@ def test_latest_checkpoint_skips_a_damaged_file(trained_run, tmp_path: Path) -> 
     (run_dir / "checkpoints" / "step=000000006.ckpt").write_bytes(b"truncated")
     assert latest_checkpoint(run_dir).name == "step=000000004.ckpt"
     assert latest_checkpoint(tmp_path / "nothing") is None
+    # what Lightning saves when SLURM signals a requeue, further along than the periodic checkpoints
+    requeued = torch.load(trained_run.checkpoint, map_location="cpu", weights_only=True)
+    requeued["global_step"] = 5
+    torch.save(requeued, run_dir / "hpc_ckpt_1.ckpt")
+    assert latest_checkpoint(run_dir) == run_dir / "hpc_ckpt_1.ckpt"
 
 
 def test_fit_rejects_bad_settings(ludb_store: Path, tmp_path: Path) -> None:
