@@ -68,5 +68,41 @@ def main() -> None:
     print(f"  360 Hz, MIT-BIH 100 (6 windows): min Pearson {pearson:.5f} (>= 0.999), max median|diff| {median:.4f} (<= 0.005)")
 
 
+    print_loss_errors(folder)
+
+
+def print_loss_errors(folder: Path) -> None:
+    """Pretraining losses against loss_cases.json (tolerance 1e-4 relative), worst case over the four batches."""
+    import json
+    import math
+
+    from clef_sdk.train import losses
+
+    cases = json.loads((folder / "loss_cases.json").read_text())["cases"]
+    terms = {
+        "weighted_nce": lambda z1, z2, r, m, t: losses.weighted_info_nce(z1, z2, r, temperature=t),
+        "alignment": lambda z1, z2, r, m, t: losses.similarity_alignment(z1, z2, r),
+        "clef_loss": lambda z1, z2, r, m, t: losses.clef_loss(z1, z2, r, temperature=t),
+        "info_nce": lambda z1, z2, r, m, t: losses.info_nce(z1, z2, temperature=t),
+        "weighted_nce_masked": lambda z1, z2, r, m, t: losses.weighted_info_nce(z1, z2, r, m, temperature=t),
+        "alignment_masked": lambda z1, z2, r, m, t: losses.similarity_alignment(z1, z2, r, m),
+    }
+    print("\npretraining losses (loss_cases.json, n = 4, 8, 32, 64): worst relative error, tolerance 1e-4")
+    print(f"{'term':<22} {'float32':>10} {'float64':>10}")
+    for name, term in terms.items():
+        worst = []
+        for dtype in (torch.float32, torch.float64):
+            errors = []
+            for case in cases:
+                z = torch.tensor(case["z"], dtype=dtype)
+                n = case["n"]
+                risk = torch.tensor([math.nan if v is None else v for v in case["risk"]], dtype=dtype)
+                missing = torch.tensor(case["missing_rate"], dtype=dtype)
+                value = float(term(z[:n], z[n:], risk, missing, case["temperature"]))
+                errors.append(abs(value - case[name]) / abs(case[name]))
+            worst.append(max(errors))
+        print(f"{name:<22} {worst[0]:>10.1e} {worst[1]:>10.1e}")
+
+
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -99,12 +100,9 @@ def _process_record(job: _Job, record: str) -> tuple[np.ndarray, np.ndarray, lis
         resampled = resample_to_target(signal, fs) if fs != TARGET_FS else signal
         for k, start in enumerate(starts):
             raw[k, lead] = resampled[start : start + WINDOW_SAMPLES]
-    with np.errstate(invalid="ignore"):
-        finite_any = ~np.isnan(raw).all(axis=-1)
-        spread = np.nanmax(np.where(finite_any[..., None], raw, 0), axis=-1) - np.nanmin(
-            np.where(finite_any[..., None], raw, 0), axis=-1
-        )
-    usable = finite_any & (spread > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN leads: their max and min are NaN
+        usable = np.nanmax(raw, axis=-1) > np.nanmin(raw, axis=-1)  # neither NaN-only nor constant
     keep = usable.any(axis=1)
     if not keep.any():
         return (*empty, "flat or NaN-only in every requested lead")

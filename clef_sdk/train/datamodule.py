@@ -128,5 +128,5 @@ class StoreDataModule(L.LightningDataModule):
             collate_fn=_already_batched,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
-            persistent_workers=False,
+            persistent_workers=self.num_workers > 0,
         )

@@ -154,7 +154,8 @@ def fit(
         accelerator=accelerator,
         devices=devices,
         num_nodes=num_nodes,
-        strategy="ddp" if multi else "auto",
+        # buffers (noise bank, MoCo queue) are the same in every process by construction: no per-step broadcast
+        strategy=L.strategies.DDPStrategy(broadcast_buffers=False) if multi else "auto",
         precision=precision or _default_precision(accelerator),
         max_epochs=max_epochs if max_epochs is not None else -1,
         max_steps=max_steps if max_steps is not None else -1,
