@@ -10,6 +10,7 @@ import os
 
 import torch
 
+from . import datasets
 from ._version import __version__
 from .convert import convert_checkpoint
 from .embedding import DEFAULT_BATCH_SIZE, EmbeddingOutput, Pooling, SignalInput, embed_with_encoder
@@ -33,6 +34,7 @@ __all__ = [
     "__version__",
     "clear_cache",
     "convert_checkpoint",
+    "datasets",
     "embed",
     "evaluate_probe",
     "fit_probe",

@@ -1,66 +1,52 @@
 """clef-sdk quickstart: CLEF embeddings of real single-lead ECG at their native sampling rates.
 
-Embeds three real recordings from the shared data folder (see each folder's README.md for source, license and
-attribution):
+Uses the two real recordings bundled with the package (``clef.datasets``: 60 s of MIT-BIH record 100 at 360 Hz,
+LUDB record 1 lead I at 500 Hz; ODC-By 1.0, attribution in ``clef.datasets``) and the named small model, which
+is downloaded once and cached. Where the weights cannot be downloaded (no network), it says so in one line and
+uses a local checkpoint instead: ``--weights PATH``, else the conformance checkpoint of the shared fixtures.
 
-- MIT-BIH Arrhythmia record 100, lead MLII, 360 Hz, 30 min (``mitdb-tpcp/100.npz``);
-- LUDB record 1, lead I, 500 Hz, 10 s, read from its WFDB files (format 16: int16 ADC counts + gain);
-- CPSC 2019 record 00014, single lead, 500 Hz, 10 s (``cpsc2019-sample/data/data_00014.mat``).
+    python examples/quickstart.py                                   # bundled ECG, CLEF-small
+    python examples/quickstart.py --weights medium                  # another named model
+    python examples/quickstart.py --weights clef_small.ckpt --data ../shared/data   # + 30 min MIT-BIH from shared/
 
-Run from the repository root::
-
-    python examples/quickstart.py                                   # small conformance checkpoint if present
-    python examples/quickstart.py --weights medium                  # a named model (downloaded once)
-    python examples/quickstart.py --weights clef_small.ckpt --data /path/to/shared/data
-
-With the small checkpoint the whole script takes a few seconds on a laptop CPU.
+With the small model the whole script takes a few seconds on a laptop CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 import clef_sdk as clef
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def shared_dir() -> Path:
-    return Path(os.environ.get("CLEF_SDK_SHARED") or REPO.parent / "shared")
+def local_checkpoint() -> Path | None:
+    """The shared fixtures' small checkpoint, when they are around (a clone next to ../shared, or $CLEF_SDK_SHARED)."""
+    shared = Path(os.environ.get("CLEF_SDK_SHARED") or REPO.parent / "shared")
+    checkpoint = shared / "conformance" / "clef_small_lightning.ckpt"
+    return checkpoint if checkpoint.is_file() else None
 
 
-def default_weights() -> str:
-    """The small conformance checkpoint when the shared fixtures are around, else the named small model."""
-    checkpoint = shared_dir() / "conformance" / "clef_small_lightning.ckpt"
-    return str(checkpoint) if checkpoint.is_file() else "small"
-
-
-def read_ludb_lead(record: Path, lead: str = "i") -> tuple[np.ndarray, float]:
-    """One lead of a LUDB record in mV and its sampling rate, with wfdb if installed, else from the raw files."""
+def load_encoder(weights: str, device: str) -> clef.ClefEncoder | None:
+    """The requested weights, or a local checkpoint with a one-line explanation, or None (with the reason)."""
     try:
-        import wfdb
-    except ImportError:
-        wfdb = None
-    if wfdb is not None:
-        data = wfdb.rdrecord(str(record), channel_names=[lead])
-        return data.p_signal[:, 0], float(data.fs)
-    # WFDB format 16 by hand: little-endian int16, channels interleaved; "gain(baseline)/mV" in the header
-    header = record.with_suffix(".hea").read_text().splitlines()
-    _, n_leads, fs, _ = header[0].split()[:4]
-    for index, line in enumerate(header[1 : 1 + int(n_leads)]):
-        fields = line.split()
-        if fields[-1] == lead:
-            gain, baseline = re.fullmatch(r"([\d.]+)\((-?\d+)\)/mV", fields[2]).groups()
-            counts = np.fromfile(record.with_suffix(".dat"), dtype="<i2").reshape(-1, int(n_leads))[:, index]
-            return (counts - int(baseline)) / float(gain), float(fs)
-    raise ValueError(f"lead {lead!r} not in {record}.hea")
+        return clef.load(weights, device=device)
+    except clef.WeightsNotAvailableError as exc:
+        reason = str(exc).strip().splitlines()[0].split(";")[0].rstrip(".")
+        fallback = local_checkpoint()
+        if fallback is None:
+            print(f"The {weights!r} weights could not be downloaded ({reason}). Nothing to embed with: connect to the "
+                  f"network once (`clef download {weights}`), or pass --weights PATH to a .ckpt or .safetensors file.")  # fmt: skip
+            return None
+        print(f"The {weights!r} weights could not be downloaded ({reason}); using the local checkpoint {fallback} "
+              "instead (CLEF-small trained for 2 steps: the pipeline is real, its embeddings carry no meaning).")  # fmt: skip
+        return clef.load(fallback, device=device)
 
 
 def timed(label: str, function, *args, **kwargs):
@@ -74,52 +60,54 @@ def timed(label: str, function, *args, **kwargs):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default=default_weights(), help="model name (small/medium/large) or weights path (.ckpt, .safetensors)")
-    parser.add_argument("--data", type=Path, default=shared_dir() / "data", help="shared data folder (default: $CLEF_SDK_SHARED/data or ../shared/data)")
+    parser.add_argument("--weights", default="small", help="model name (small/medium/large) or weights path (.ckpt, .safetensors)")
+    parser.add_argument("--data", type=Path, help="optional: a shared data folder, to add 30 min of MIT-BIH 100 (mitdb-tpcp/100.npz)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     args = parser.parse_args(argv)
 
-    # 1. The recordings: any unit, any rate; one lead each.
-    mitdb = np.load(args.data / "mitdb-tpcp" / "100.npz")["ecg"]
-    ludb, ludb_fs = read_ludb_lead(args.data / "ludb" / "data" / "1")
-    cpsc = scipy.io.loadmat(args.data / "cpsc2019-sample" / "data" / "data_00014.mat")["ecg"].ravel()
-    print("recordings:")
-    print(f"  MIT-BIH 100  {mitdb.shape[0]:>7} samples at 360 Hz ({mitdb.shape[0] / 360 / 60:.0f} min)")
-    print(f"  LUDB 1, I    {ludb.shape[0]:>7} samples at {ludb_fs:g} Hz ({ludb.shape[0] / ludb_fs:.0f} s)")
-    print(f"  CPSC 00014   {cpsc.shape[0]:>7} samples at 500 Hz ({cpsc.shape[0] / 500:.0f} s)")
+    # 1. The recordings: real ECG at its own sampling rate, in mV (any unit works: each window is z-scored).
+    mitdb, mitdb_fs, mitdb_info = clef.datasets.load_example("mitdb-100")
+    ludb, ludb_fs, ludb_info = clef.datasets.load_example("ludb-1")
+    print("recordings (bundled with clef-sdk; cite them as clef.datasets says):")
+    print(f"  {mitdb_info['description']}: {len(mitdb)} samples at {mitdb_fs:g} Hz, {len(mitdb_info['beats']['sample'])} annotated beats")
+    print(f"  {ludb_info['description']}: {len(ludb)} samples at {ludb_fs:g} Hz, {ludb_info['rhythm'].lower()}")
+    recordings = [("MIT-BIH 100", mitdb, mitdb_fs), ("LUDB 1", ludb, ludb_fs)]
+    if args.data is not None:
+        long_record = np.load(args.data / "mitdb-tpcp" / "100.npz")["ecg"]
+        recordings.append(("MIT-BIH 100, 30 min", long_record, 360.0))
+        print(f"  MIT-BIH 100 from {args.data}: {len(long_record)} samples at 360 Hz")
 
-    # 2. The encoder: a plain torch.nn.Module in eval mode. clef.embed(..., model=...) would also accept the
-    #    name or path directly and cache the loaded encoder.
+    # 2. The encoder: a plain torch.nn.Module in eval mode (clef.embed also takes a name or path directly).
     start = time.perf_counter()
-    encoder = clef.load(args.weights, device=args.device)
+    encoder = load_encoder(args.weights, args.device)
+    if encoder is None:
+        return 0
     print(f"\nencoder: {encoder.name} (CLEF-{encoder.architecture.name}, embed_dim {encoder.embed_dim}) "
-          f"loaded in {(time.perf_counter() - start) * 1000:.0f} ms")
+          f"loaded in {(time.perf_counter() - start) * 1000:.0f} ms")  # fmt: skip
 
     # 3. Preprocessing alone (what the model sees): 10 s windows at 500 Hz, band-passed and z-scored.
     print("\npreprocessing:")
-    timed("clef.preprocess(mitdb, fs=360)", clef.preprocess, mitdb, 360)
+    timed("clef.preprocess(mitdb, fs=360)", clef.preprocess, mitdb, mitdb_fs)
 
     # 4. Embeddings.
     print("\nembeddings:")
-    mitdb_embedding = timed("clef.embed(mitdb, fs=360)   [mean of windows]", clef.embed, mitdb, 360, model=encoder)
-    per_window = timed("clef.embed(mitdb, fs=360, pooling=None)", clef.embed, mitdb, 360, model=encoder, pooling=None)
+    pooled = timed("clef.embed(mitdb, fs=360)   [mean of windows]", clef.embed, mitdb, mitdb_fs, model=encoder)
+    per_window = timed("clef.embed(mitdb, fs=360, pooling=None)", clef.embed, mitdb, mitdb_fs, model=encoder, pooling=None)
     timed("clef.embed(ludb, fs=500)", clef.embed, ludb, ludb_fs, model=encoder)
-    timed("clef.embed(cpsc, fs=500)", clef.embed, cpsc, 500, model=encoder)
     together = timed(
-        "clef.embed([mitdb, ludb, cpsc], fs=[360, 500, 500])", clef.embed, [mitdb, ludb, cpsc], [360, ludb_fs, 500], model=encoder
-    )
-    timed("clef.embed(mitdb[:5 min], fs=360, stride_seconds=5)", clef.embed, mitdb[: 360 * 300], 360, model=encoder, stride_seconds=5, pooling=None)
+        "clef.embed([...], fs=[...])   [every recording]", clef.embed,
+        [signal for _, signal, _ in recordings], [fs for _, _, fs in recordings], model=encoder,
+    )  # fmt: skip
+    timed("clef.embed(mitdb, fs=360, stride_seconds=5)", clef.embed, mitdb, mitdb_fs, model=encoder, stride_seconds=5, pooling=None)
 
     # 5. What came out: float32 numpy arrays; a recording's embedding does not depend on its batch.
-    assert mitdb_embedding.dtype == np.float32 and per_window.shape == (180, encoder.embed_dim)
-    drift = np.abs(together[0] - mitdb_embedding).max() / np.abs(mitdb_embedding).max()
+    assert pooled.dtype == np.float32 and per_window.shape == (6, encoder.embed_dim)
+    drift = np.abs(together[0] - pooled).max() / np.abs(pooled).max()
     print(f"\nbatched vs alone (MIT-BIH): max relative difference {drift:.1e}")
     unit = together / np.linalg.norm(together, axis=1, keepdims=True)
-    print("cosine similarity of the three recordings' embeddings:")
-    for name, row in zip(("MIT-BIH", "LUDB", "CPSC"), unit @ unit.T):
-        print(f"  {name:<8}" + "".join(f"{value:8.3f}" for value in row))
-    distances = np.linalg.norm(per_window - per_window.mean(0), axis=1)
-    print(f"MIT-BIH per-window embeddings: distance to the record's mean, min {distances.min():.3f} / max {distances.max():.3f}")
+    print("cosine similarity of the recordings' embeddings:")
+    for (name, _, _), row in zip(recordings, unit @ unit.T):
+        print(f"  {name:<20}" + "".join(f"{value:8.3f}" for value in row))
     return 0
 
 

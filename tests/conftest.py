@@ -3,6 +3,7 @@ skip with a reason where it is absent, so a bare clone still passes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -175,3 +176,23 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> Simple
     clef.clear_cache()
     yield SimpleNamespace(root=tmp_path, hf_home=hf_home)
     clef.clear_cache()
+
+
+@pytest.fixture
+def installed_small(small_safetensors: Path, hub, env, monkeypatch: pytest.MonkeyPatch):
+    """CLEF-small published on the local Hub server (a manifest pinned to it) and downloaded once for real,
+    so that names resolve from the cache; returns the server, whose request log shows any later traffic."""
+    from clef_sdk.hub import fetch_weights
+    from clef_sdk.registry import model_entry
+
+    data = small_safetensors.read_bytes()
+    commit = hub.add_hub_file("clef-sdk/clef-small", "model.safetensors", data)
+    source = {"type": "hub", "repo_id": "clef-sdk/clef-small", "filename": "model.safetensors", "revision": commit,
+              "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    model = {"aliases": ["clef-small", "clef_small", "s"], "embed_dim": 256, "num_parameters": 447792, "sources": [source]}
+    manifest = env.root / "manifest.json"
+    manifest.write_text(json.dumps({"schema_version": 1, "models": {"small": model}}))
+    monkeypatch.setenv("CLEF_SDK_MANIFEST", str(manifest))
+    fetch_weights(model_entry("small"))
+    hub.requests.clear()
+    return hub

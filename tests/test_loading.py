@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import threading
@@ -18,7 +16,6 @@ import clef_sdk as clef
 import clef_sdk.loading as loading
 from clef_sdk import ClefEncoder, ManifestError, WeightsNotAvailableError
 from clef_sdk.loading import get_encoder
-from clef_sdk.registry import model_entry
 
 
 @pytest.fixture(autouse=True)
@@ -33,25 +30,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty clef-sdk cache folder (``CLEF_SDK_HOME``)."""
     monkeypatch.setenv("CLEF_SDK_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
-
-
-@pytest.fixture
-def installed_small(small_safetensors: Path, hub, env, monkeypatch: pytest.MonkeyPatch):
-    """CLEF-small published on the local Hub server (a manifest pinned to it) and downloaded once for real,
-    so that names resolve from the cache; returns the server, whose request log shows any later traffic."""
-    from clef_sdk.hub import fetch_weights
-
-    data = small_safetensors.read_bytes()
-    commit = hub.add_hub_file("clef-sdk/clef-small", "model.safetensors", data)
-    source = {"type": "hub", "repo_id": "clef-sdk/clef-small", "filename": "model.safetensors", "revision": commit,
-              "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    model = {"aliases": ["clef-small", "clef_small", "s"], "embed_dim": 256, "num_parameters": 447792, "sources": [source]}
-    manifest = env.root / "manifest.json"
-    manifest.write_text(json.dumps({"schema_version": 1, "models": {"small": model}}))
-    monkeypatch.setenv("CLEF_SDK_MANIFEST", str(manifest))
-    fetch_weights(model_entry("small"))
-    hub.requests.clear()
-    return hub
 
 
 @pytest.fixture(scope="module")
