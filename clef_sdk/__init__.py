@@ -11,6 +11,7 @@ import os
 import torch
 
 from . import datasets
+from ._lazy import lazy_getattr
 from ._version import __version__
 from .convert import convert_checkpoint
 from .embedding import DEFAULT_BATCH_SIZE, EmbeddingOutput, Pooling, SignalInput, embed_with_encoder
@@ -93,12 +94,7 @@ def embed(
 _LAZY = {"ClefEmbedder": "probes", "LinearProbe": "probes", "fit_probe": "probes", "evaluate_probe": "evaluation"}
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -10,8 +10,7 @@ the rest (:func:`prepare`, :func:`fit`, :class:`ClefPretraining`, ...) needs it 
 
 from __future__ import annotations
 
-from importlib import import_module
-
+from .._lazy import lazy_getattr
 from .losses import byol_loss, clef_loss, info_nce, moco_loss, similarity_alignment, weighted_info_nce
 from .score2 import mg_dl_to_mmol_l, score2
 
@@ -44,10 +43,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

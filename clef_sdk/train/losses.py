@@ -73,6 +73,18 @@ def _views_matrix(similarity: torch.Tensor) -> torch.Tensor:
     return similarity.repeat(2, 2)
 
 
+def _cosine_and_metadata(
+    z1: torch.Tensor, z2: torch.Tensor, risk: torch.Tensor, missing_rate: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked inputs -> the ``(2n, 2n)`` feature cosine matrix and the tiled metadata similarity, same dtype."""
+    _check_views(z1, z2)
+    _check_subject_vector("risk", risk, z1.shape[0])
+    _check_subject_vector("missing_rate", missing_rate, z1.shape[0])
+    cosine = _cosine_matrix(z1, z2)
+    similarity = metadata_similarity(risk.to(cosine), None if missing_rate is None else missing_rate.to(cosine))
+    return cosine, _views_matrix(similarity)
+
+
 def _partner_index(n: int, device: torch.device) -> torch.Tensor:
     """For each of the 2n rows, the column of the other view of the same subject."""
     return torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(device)
@@ -91,13 +103,10 @@ def weighted_info_nce(
     ``e = exp(cos / temperature - row max)`` over the other 2n - 1 rows, ``S`` the tiled
     :func:`metadata_similarity`; the mean over the 2n rows. A scalar tensor.
     """
-    _check_views(z1, z2)
+    cosine, similarity = _cosine_and_metadata(z1, z2, risk, missing_rate)
     n = z1.shape[0]
-    _check_subject_vector("risk", risk, n)
-    _check_subject_vector("missing_rate", missing_rate, n)
-    logits = _cosine_matrix(z1, z2) / temperature
-    similarity = metadata_similarity(risk.to(logits), None if missing_rate is None else missing_rate.to(logits))
-    weights = torch.softmax(1 - _views_matrix(similarity), dim=1)
+    logits = cosine / temperature
+    weights = torch.softmax(1 - similarity, dim=1)
     off_diagonal = ~torch.eye(2 * n, dtype=torch.bool, device=logits.device)
     logits = logits[off_diagonal].view(2 * n, 2 * n - 1)
     weights = weights[off_diagonal].view(2 * n, 2 * n - 1)
@@ -115,12 +124,8 @@ def similarity_alignment(
 ) -> torch.Tensor:
     """Mean squared difference between the min-max normalised feature cosine matrix ``(2n, 2n)`` and the tiled
     :func:`metadata_similarity`. A scalar tensor."""
-    _check_views(z1, z2)
-    _check_subject_vector("risk", risk, z1.shape[0])
-    _check_subject_vector("missing_rate", missing_rate, z1.shape[0])
-    cosine = _cosine_matrix(z1, z2)
-    similarity = metadata_similarity(risk.to(cosine), None if missing_rate is None else missing_rate.to(cosine))
-    return F.mse_loss(_min_max(cosine), _views_matrix(similarity))
+    cosine, similarity = _cosine_and_metadata(z1, z2, risk, missing_rate)
+    return F.mse_loss(_min_max(cosine), similarity)
 
 
 def clef_loss(
