@@ -24,9 +24,11 @@ import http.client
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
@@ -67,6 +69,7 @@ _CHUNK = 1 << 20
 _MAX_ATTEMPTS = 5
 _RETRY_STATUS = (408, 425, 429, 500, 502, 503, 504)
 _TRUE = {"1", "on", "yes", "true"}
+_UNREACHABLE_ERRNOS = {getattr(errno, name) for name in ("ENETUNREACH", "EHOSTUNREACH") if hasattr(errno, name)}
 _LOCAL_ERRNOS = {getattr(errno, name) for name in ("ENOSPC", "EACCES", "EROFS", "EDQUOT", "EPERM") if hasattr(errno, name)}
 
 logger = logging.getLogger("clef_sdk")
@@ -418,9 +421,31 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _fetch_hub(entry: ModelEntry, source: HubSource) -> Path:
-    from huggingface_hub import hf_hub_download
+def _unreachable(url: str) -> str | None:
+    """Why ``url``'s host cannot be reached at all (name not resolved, connection refused, no route), or None.
 
+    huggingface_hub retries such failures with back-off for ~25 s; they cannot heal by retrying, so the Hub is
+    probed first. Skipped behind a proxy, where the host itself is not ours to reach.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if not host or (urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host)):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=_timeout()).close()
+    except OSError as exc:
+        if isinstance(exc, (socket.gaierror, ConnectionRefusedError)) or exc.errno in _UNREACHABLE_ERRNOS:
+            return f"cannot connect to {parts.netloc} ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _fetch_hub(entry: ModelEntry, source: HubSource) -> Path:
+    from huggingface_hub import constants, hf_hub_download
+
+    reason = _unreachable(_hf_endpoint() or constants.ENDPOINT)
+    if reason is not None:
+        raise _SourceUnavailable(reason)
     try:
         found = hf_hub_download(
             source.repo_id,
@@ -479,8 +504,10 @@ def _http_download(url: str, destination: Path, *, expected_size: int | None, pr
         )
         if offset:
             request.add_header("Range", f"bytes={offset}-")
+        connected = False
         try:
             with urllib.request.urlopen(request, timeout=_timeout()) as response:
+                connected = True
                 first, total = _content_range(response.headers.get("Content-Range"))
                 if response.status == 206 and first != offset:  # not the part we asked for: start over
                     part.unlink(missing_ok=True)
@@ -522,8 +549,11 @@ def _http_download(url: str, destination: Path, *, expected_size: int | None, pr
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             if isinstance(exc, OSError) and exc.errno in _LOCAL_ERRNOS:
                 raise  # the local disk, not the network: retrying cannot help
-            if isinstance(reason, ConnectionRefusedError):
-                raise _SourceUnavailable(f"connection refused by {url}") from None
+            if not connected:
+                # no name resolution, refused, unreachable: nothing was interrupted, so retrying cannot help
+                raise _SourceUnavailable(
+                    f"cannot connect to {urllib.parse.urlsplit(url).netloc} ({type(reason).__name__}: {reason})"
+                ) from None
             failures += 1
             if failures >= _MAX_ATTEMPTS:
                 raise _SourceUnavailable(
@@ -704,13 +734,15 @@ def fetch_weights(
                 return path
             try:
                 if isinstance(source, HubSource):
-                    return _fetch_hub(entry, source)
-                return _fetch_zenodo(entry, source, keep_checkpoint=keep_checkpoint, progress=progress)
+                    path = _fetch_hub(entry, source)
+                else:
+                    path = _fetch_zenodo(entry, source, keep_checkpoint=keep_checkpoint, progress=progress)
             except _SourceUnavailable as exc:
-                logger.warning(
-                    "CLEF-%s: %s unavailable (%s); trying the next source", entry.name, source.describe(), exc
-                )
                 failures.append(f"{source.describe()}: {exc}")
+                continue
+            for failure in failures:  # said once, and only when another source served: else the error says it
+                logger.warning("CLEF-%s: %s; used %s instead", entry.name, failure, source.describe())
+            return path
     skipped_text = "".join(f"; skipped {source.describe()}: {reason}" for source, reason in skipped)
     raise WeightsNotAvailableError(
         f"could not download CLEF-{entry.name}: " + "; ".join(failures) + skipped_text + ". Check the connection "

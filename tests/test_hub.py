@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -559,3 +560,36 @@ def test_status_without_network(env, monkeypatch, hub, release):
     assert [s.usable for s in statuses] == [False, True]
     assert "not yet published" in (statuses[0].reason or "") and statuses[0].path is None
     assert not statuses[1].cached and hub.requests == []
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_unreachable_sources_fail_at_once_with_one_message(env, monkeypatch, hub, release, caplog):
+    """No network: a name that does not resolve (RFC 6761 .invalid) and a closed local port, for Zenodo and the
+    Hub, fail without retries (they were 5 retries and 7 s of "resuming" lines), in one error naming each."""
+    port = _closed_port()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    use_manifest(
+        env, monkeypatch,
+        hub_source(hub, release),
+        zenodo_source(hub, release, url=f"http://clef-sdk-test.invalid/records/{RECORD}/files/{CKPT_NAME}"),
+        zenodo_source(hub, release, url=f"http://127.0.0.1:{port}/records/{RECORD}/files/{CKPT_NAME}"),
+    )  # fmt: skip
+    caplog.set_level(logging.INFO, logger="clef_sdk")
+    started = time.perf_counter()
+    with pytest.raises(WeightsNotAvailableError) as failure:
+        fetch_weights(model_entry("small"), progress=False)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 2.0, elapsed  # measured 0.05 s
+    message = str(failure.value)
+    assert "cannot connect to clef-sdk-test.invalid (gaierror" in message
+    assert f"cannot connect to 127.0.0.1:{port} (ConnectionRefusedError" in message
+    assert "Hugging Face Hub" in message
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or "resuming" in r.getMessage()]
+    assert hub.requests == []  # the working local server was never asked: its sources pointed elsewhere
