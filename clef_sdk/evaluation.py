@@ -418,7 +418,9 @@ def evaluate_probe(
         y: their labels, in the form the probe was fitted with.
         groups: patient of each record: the bootstrap then resamples patients (use it whenever a patient
             has several records, else the interval is too narrow).
-        n_bootstrap, ci, random_state: see :func:`bootstrap_metrics`.
+        n_bootstrap: bootstrap resamples (see :func:`bootstrap_metrics`).
+        ci: the interval's coverage, e.g. 0.95.
+        random_state: seed of the resampling.
 
     Returns a :class:`MetricReport` (a dict): for classification ``auroc``, ``auprc`` (macro over classes or
     labels when there are more than two) and ``balanced_accuracy``; for regression ``mae``, ``rmse``, ``r2``

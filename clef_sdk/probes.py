@@ -872,8 +872,16 @@ def fit_probe(
         groups: patient id of each recording. The inner cross-validation never puts one patient's records
             on both sides of a split.
         cv: inner folds for choosing the regularisation strength, or a scikit-learn splitter.
-        pooling, batch_size, device: passed to :class:`ClefEmbedder`.
-        Cs, alphas, class_weight, max_iter, random_state, n_jobs: passed to :class:`LinearProbe`.
+        pooling: passed to :class:`ClefEmbedder` (as are ``batch_size`` and ``device``).
+        batch_size: windows per forward pass of the embedder.
+        device: the embedder's device.
+        Cs: passed to :class:`LinearProbe` (as are ``alphas``, ``class_weight``, ``max_iter``, ``random_state``
+            and ``n_jobs``).
+        alphas: the regression head's regularisation grid.
+        class_weight: the classification heads' class weights.
+        max_iter: the solvers' iteration limit.
+        random_state: seed of the inner cross-validation.
+        n_jobs: parallel jobs of the inner cross-validation.
 
     Returns:
         A fitted :class:`~sklearn.pipeline.Pipeline`: ``("embed", ClefEmbedder)`` (only for raw X), ``("scale",

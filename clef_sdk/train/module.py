@@ -27,8 +27,19 @@ class ClefPretraining(L.LightningModule):
     Args:
         size: ``"small"``, ``"medium"`` or ``"large"``.
         method: ``"clef"`` (SCORE2-weighted, the released objective), ``"simclr"``, ``"byol"`` or ``"moco"``.
-        lr, weight_decay, scheduler_t0, scheduler_t_mult, min_lr: AdamW and CosineAnnealingWarmRestarts (epochs).
-        temperature: of the InfoNCE terms. use_missing_rate: turn on CLEF's missing-metadata mask.
+        lr: AdamW's learning rate.
+        weight_decay: AdamW's weight decay.
+        temperature: of the InfoNCE terms.
+        scheduler_t0: CosineAnnealingWarmRestarts' first period, in epochs.
+        scheduler_t_mult: the factor by which each period grows.
+        min_lr: the learning rate at the end of each period.
+        use_missing_rate: turn on CLEF's missing-metadata mask.
+        byol_tau: BYOL's target-network decay.
+        moco_queue: MoCo's queue length.
+        moco_momentum: MoCo's key-encoder momentum.
+        same_lead_probability: chance that the second view uses the first view's lead.
+        noise_rms_mv: RMS of the added noise, in mV.
+        mask_probability: chance of a zero mask over 10-30 % of a view.
         seed: initial weights and every random choice of the views.
         noise_dir: folder with the noise stress test records ``ma``, ``em``, ``bw``; ``None``: synthetic noise.
         data_description: free text about the training data, recorded in the checkpoint and the export.
