@@ -17,7 +17,7 @@ from .convert import convert_checkpoint
 from .embedding import DEFAULT_BATCH_SIZE, EmbeddingOutput, Pooling, SignalInput, embed_with_encoder
 from .errors import ChecksumMismatchError, CheckpointError, ClefError, ManifestError, WeightsNotAvailableError
 from .loading import ModelSpec, clear_cache, get_encoder, load
-from .models import ARCHITECTURES, ClefEncoder
+from .models import ARCHITECTURES, ClefEncoder, build
 from .preprocessing import PreprocessingWarning, TailMode, iter_windows, preprocess
 from .registry import list_models
 
@@ -33,6 +33,7 @@ __all__ = [
     "PreprocessingWarning",
     "WeightsNotAvailableError",
     "__version__",
+    "build",
     "clear_cache",
     "convert_checkpoint",
     "datasets",

@@ -48,6 +48,7 @@ def load(
     *,
     device: str | torch.device | None = None,
     local_files_only: bool = False,
+    freeze: bool = False,
 ) -> ClefEncoder:
     """Load a CLEF encoder in eval mode.
 
@@ -57,12 +58,16 @@ def load(
             or of a released ``.ckpt`` (converted in memory, loaded with ``weights_only=True``).
         device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
         local_files_only: never touch the network; fail if the weights are not cached.
+        freeze: switch off gradients for every parameter (a fixed feature extractor inside your model; it stays in
+            eval mode, which for CLEF changes nothing: it has no BatchNorm or dropout).
 
     Returns a new module each call; :func:`clef_sdk.embed` keeps its own cache of loaded encoders.
     """
     target = resolve_device(device)
     path, display_name = _weights_file(name_or_path, local_files_only)
     encoder = encoder_from_weights(load_weights(path), name=display_name)
+    if freeze:
+        encoder.requires_grad_(False)
     return encoder.to(target)
 
 

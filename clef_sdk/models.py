@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "Architecture", "ClefEncoder", "build_network"]
+__all__ = ["ARCHITECTURES", "Architecture", "ClefEncoder", "build", "build_network"]
 
 KERNEL_SIZE = 16
 STAGE_STRIDE = 2
@@ -217,6 +217,42 @@ class ClefEncoder(nn.Module):
         return self.forward_features(x).mean(-1)
 
     @property
+    def layer_names(self) -> tuple[str, ...]:
+        """Names :meth:`forward_intermediates` accepts, input to output."""
+        return ("first_conv", *(f"stage_{i}" for i in range(len(self.stage_list))), "embedding")
+
+    def forward_intermediates(
+        self, x: torch.Tensor, layers: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Named activations for ``x`` ``(batch, 1, n_samples)``, computed only as deep as the deepest one asked for.
+
+        ``"first_conv"``: the stem convolution's output ``(batch, base_filters, ceil(n/2))``, before its SiLU (what a
+        hook on ``first_conv`` sees); ``"stage_i"``: the output of stage i ``(batch, channels_i, frames_i)`` (a hook
+        on ``stage_list.i``); ``"embedding"``: ``(batch, embed_dim)``, equal to ``forward(x)``. ``layers=None``
+        returns them all. Gradients flow as in ``forward``.
+        """
+        names = self.layer_names
+        wanted = names if layers is None else tuple(layers)
+        unknown = [name for name in wanted if name not in names]
+        if unknown:
+            raise ValueError(f"unknown layer(s) {unknown}; choose from {list(names)}")
+        if x.ndim != 3 or x.shape[1] != 1:
+            raise ValueError(f"expected input of shape (batch, 1, n_samples), got {tuple(x.shape)}")
+        deepest = max(names.index(name) for name in wanted) if wanted else -1
+        outputs: dict[str, torch.Tensor] = {}
+        out = self.first_conv(x)
+        outputs["first_conv"] = out
+        out = F.silu(out)
+        for i, stage in enumerate(self.stage_list, start=1):
+            if i > deepest:
+                break
+            out = stage(out)
+            outputs[f"stage_{i - 1}"] = out
+        if deepest == len(names) - 1:
+            outputs["embedding"] = out.mean(-1)
+        return {name: outputs[name] for name in wanted}
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -228,6 +264,26 @@ class ClefEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, size={self.architecture.name!r}, embed_dim={self.embed_dim}"
+
+
+def build(
+    size: str = "medium",
+    *,
+    seed: int | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> ClefEncoder:
+    """A randomly initialised CLEF network of ``size``, for random-init baselines (train mode, gradients on).
+
+    PyTorch's default initialisation, in the module order of the authors' ``Net1D`` (whose BatchNorm and dropout
+    layers draw no random numbers), so ``seed`` gives the weights their code gives under ``torch.manual_seed(seed)``.
+    ``seed=None`` draws from the global generator; a seed leaves the global generator untouched.
+    """
+    if seed is None:
+        return build_network(size, device=device, dtype=dtype).train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_network(size, device=device, dtype=dtype).train()
 
 
 def build_network(

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+import clef_sdk as clef
 from clef_sdk.convert import encoder_from_weights, extract_backbone
 from clef_sdk.models import ARCHITECTURES, ClefEncoder, build_network
 
@@ -229,3 +230,53 @@ def test_large_rule_weights_load_and_embed(conformance_dir: Path, conformance_wi
     assert np.isfinite(out).all()
     assert np.abs(out).max() > 0
     assert not np.allclose(out[0], out[1])  # different ECG, different embeddings
+
+
+# --- inside PyTorch models: named layers, random-init controls, frozen encoders ----------------------------
+
+
+def test_forward_intermediates_match_forward_and_hooks(conformance_windows: np.ndarray, small_encoder) -> None:
+    x = torch.from_numpy(conformance_windows[:3]).unsqueeze(1)
+    names = small_encoder.layer_names
+    assert names == ("first_conv", "stage_0", "stage_1", "stage_2", "stage_3", "stage_4", "stage_5", "embedding")
+    hooked: dict[str, torch.Tensor] = {}
+    modules = {"first_conv": small_encoder.first_conv, **{f"stage_{i}": s for i, s in enumerate(small_encoder.stage_list)}}
+    handles = [m.register_forward_hook(lambda _m, _i, out, name=name: hooked.__setitem__(name, out)) for name, m in modules.items()]
+    try:
+        with torch.inference_mode():
+            expected = small_encoder(x)
+            every = small_encoder.forward_intermediates(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert list(every) == list(names)
+    torch.testing.assert_close(every["embedding"], expected, rtol=0, atol=0)
+    for name, tensor in hooked.items():
+        torch.testing.assert_close(every[name], tensor, rtol=0, atol=0)
+    assert every["first_conv"].shape == (3, 32, 2500) and every["stage_5"].shape[:2] == (3, 256)
+    with torch.inference_mode():
+        some = small_encoder.forward_intermediates(x, layers=["stage_1", "first_conv"])
+    assert list(some) == ["stage_1", "first_conv"]
+    with pytest.raises(ValueError, match=r"unknown layer\(s\) \['stage_9'\]"):
+        small_encoder.forward_intermediates(x, layers=["stage_9"])
+
+
+def test_build_is_reproducible_by_seed() -> None:
+    a, b, c = clef.build("small", seed=7), clef.build("small", seed=7), clef.build("small", seed=8)
+    assert a.training and all(p.requires_grad for p in a.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.first_conv.conv.weight, c.first_conv.conv.weight)
+    before = torch.random.get_rng_state()
+    clef.build("small", seed=1)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global generator is left alone
+    with pytest.raises(ValueError, match="unknown CLEF size"):
+        clef.build("tiny")
+
+
+def test_load_frozen(small_safetensors) -> None:
+    encoder = clef.load(small_safetensors, device="cpu", freeze=True)
+    assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    x = torch.randn(2, 1, 5000, requires_grad=True)
+    encoder(x).sum().backward()  # gradients still reach the input: a fixed feature extractor
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in encoder.parameters())

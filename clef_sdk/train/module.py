@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..models import ARCHITECTURES, build_network
+from ..models import ARCHITECTURES, build
 from ._extra import require
 from .objectives import METHODS, make_objective
 from .views import NoiseBank, ViewConfig, ViewSampler
@@ -73,9 +73,7 @@ class ClefPretraining(L.LightningModule):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.save_hyperparameters()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.backbone = build_network(size)
+        self.backbone = build(size, seed=seed)
         self.objective = make_objective(
             method, self.backbone, temperature=temperature, use_missing_rate=use_missing_rate, byol_tau=byol_tau,
             moco_queue=moco_queue, moco_momentum=moco_momentum,
