@@ -62,7 +62,7 @@ def encoder_for(size: str, args: argparse.Namespace, conformance: Path) -> tuple
     if size == "small" and (conformance / "clef_small_lightning.ckpt").is_file():
         return clef.load(conformance / "clef_small_lightning.ckpt", device=args.device), "conformance ckpt"
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import rule_state_dict  # the conformance README's weight rule
+    from conformance_helpers import rule_state_dict  # the conformance README's weight rule
 
     encoder = encoder_from_weights(extract_backbone(rule_state_dict(conformance, size)))
     return encoder.to(args.device), "rule weights"

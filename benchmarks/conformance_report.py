@@ -18,7 +18,7 @@ from clef_sdk.convert import encoder_from_weights, extract_backbone, read_checkp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import rule_state_dict  # noqa: E402  (the conformance README's weight rule)
+from conformance_helpers import rule_state_dict  # noqa: E402  (the conformance README's weight rule)
 
 
 def embedding_errors(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:

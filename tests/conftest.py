@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +14,7 @@ import pytest
 import torch
 
 import clef_sdk as clef
+from conformance_helpers import rule_state_dict
 from hub_server import FakeHub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -68,53 +67,6 @@ def small_safetensors(small_ckpt: Path, tmp_path_factory: pytest.TempPathFactory
 def mitdb_record(data_dir: Path) -> np.ndarray:
     """MIT-BIH record 100, MLII, 360 Hz, 30 min, mV (float32)."""
     return np.load(data_dir / "mitdb-tpcp" / "100.npz")["ecg"]
-
-
-def rule_state_dict(conformance_dir: Path, size: str) -> dict[str, torch.Tensor]:
-    """Deterministic weights of the conformance README's weight rule (BatchNorm tensors included)."""
-    salt = json.loads((conformance_dir / "rule.json").read_text())["salt"]
-    state_dict: dict[str, torch.Tensor] = {}
-    for line in (conformance_dir / f"state_dict_keys_{size}.tsv").read_text().splitlines():
-        key, shape_text = line.split("\t")
-        shape = tuple(int(v) for v in shape_text.strip("()").split(",") if v.strip())
-        if key.endswith("num_batches_tracked"):
-            state_dict[key] = torch.zeros((), dtype=torch.int64)
-        elif key.endswith("running_var"):
-            state_dict[key] = torch.ones(shape)
-        elif key.endswith("running_mean"):
-            state_dict[key] = torch.zeros(shape)
-        else:
-            generator = torch.Generator().manual_seed(zlib.crc32(f"{salt}:{key}".encode()))
-            tensor = torch.randn(shape, generator=generator, dtype=torch.float32)
-            scale = 1 / math.sqrt(3 * math.prod(shape[1:])) if len(shape) > 1 else 0.02
-            state_dict[key] = tensor * scale
-    return state_dict
-
-
-def read_key_shapes(conformance_dir: Path, size: str) -> dict[str, tuple[int, ...]]:
-    """``state_dict_keys_<size>.tsv`` as ``{key: shape}`` (file order), BatchNorm tensors included."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for line in (conformance_dir / f"state_dict_keys_{size}.tsv").read_text().splitlines():
-        key, shape_text = line.split("\t")
-        shapes[key] = tuple(int(v) for v in shape_text.strip("()").split(",") if v.strip())
-    return shapes
-
-
-def batchnorm_keys(keys: list[str] | dict[str, object]) -> set[str]:
-    """The BatchNorm tensors among ``keys``: every tensor of a module that has a ``running_mean``."""
-    modules = {key.rsplit(".", 1)[0] for key in keys if key.endswith(".running_mean")}
-    return {key for key in keys if key.rsplit(".", 1)[0] in modules}
-
-
-def assert_matches_reference(actual: np.ndarray, expected: np.ndarray, *, min_cosine: float, max_rel_diff: float) -> None:
-    """Per row: cosine similarity >= ``min_cosine`` and max |diff| <= ``max_rel_diff`` * max |expected row|."""
-    actual = np.asarray(actual, dtype=np.float64)
-    assert actual.shape == expected.shape
-    assert np.isfinite(actual).all()
-    cosine = (actual * expected).sum(1) / (np.linalg.norm(actual, axis=1) * np.linalg.norm(expected, axis=1))
-    rel = np.abs(actual - expected).max(1) / np.abs(expected).max(1)
-    assert cosine.min() >= min_cosine, f"per-row cosine {cosine}"
-    assert rel.max() <= max_rel_diff, f"per-row max|diff| / max|expected| {rel}"
 
 
 @pytest.fixture(scope="session")

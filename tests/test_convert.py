@@ -19,7 +19,7 @@ import clef_sdk as clef
 from clef_sdk import CheckpointError, convert_checkpoint
 from clef_sdk.convert import extract_backbone, read_checkpoint, read_weights
 
-from conftest import assert_matches_reference, batchnorm_keys, read_key_shapes
+from conformance_helpers import assert_matches_reference, batchnorm_keys, read_key_shapes
 
 # Set by ``_record_execution`` if unpickling ever runs code from a checkpoint.
 EXECUTED: list[str] = []

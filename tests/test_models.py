@@ -16,7 +16,7 @@ import clef_sdk as clef
 from clef_sdk.convert import encoder_from_weights, extract_backbone
 from clef_sdk.models import ARCHITECTURES, ClefEncoder, build_network
 
-from conftest import assert_matches_reference, batchnorm_keys, read_key_shapes, rule_state_dict
+from conformance_helpers import assert_matches_reference, batchnorm_keys, read_key_shapes, rule_state_dict
 
 SIZES = ("small", "medium", "large")
 # Published figures (paper, conformance README), BatchNorm weight/bias included.
