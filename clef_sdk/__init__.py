@@ -20,6 +20,7 @@ from .loading import ModelSpec, clear_cache, get_encoder, load
 from .models import ARCHITECTURES, ClefEncoder, build
 from .preprocessing import PreprocessingWarning, TailMode, iter_windows, preprocess
 from .registry import list_models
+from .torch_preprocessing import Preprocessor
 
 __all__ = [
     "ARCHITECTURES",
@@ -31,6 +32,7 @@ __all__ = [
     "LinearProbe",
     "ManifestError",
     "PreprocessingWarning",
+    "Preprocessor",
     "WeightsNotAvailableError",
     "__version__",
     "build",

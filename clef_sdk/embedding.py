@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Literal, Union
 import numpy as np
 import torch
 
-from .preprocessing import TailMode, WindowPlan, check_fs, check_signal, iter_planned_windows, plan_windows
+from .preprocessing import (
+    TailMode,
+    WindowPlan,
+    check_fs,
+    check_signal,
+    iter_planned_windows,
+    plan_windows,
+    tensor_to_numpy,
+)
 
 if TYPE_CHECKING:
     from .models import ClefEncoder
@@ -51,8 +59,7 @@ def as_recordings(signal: SignalInput) -> tuple[list[np.ndarray], bool]:
     tensor or list of numbers (one recording); a 2-D array or tensor ``(n_records, n_samples)``; a list or
     tuple of 1-D arrays/tensors/lists (recordings of different lengths).
     """
-    if isinstance(signal, torch.Tensor):
-        signal = signal.detach().cpu().numpy()
+    signal = tensor_to_numpy(signal)
     if isinstance(signal, (list, tuple)):
         if len(signal) == 0:
             raise ValueError("no recordings given (empty list); pass a 1-D signal or a list of 1-D signals")

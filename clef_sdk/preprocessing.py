@@ -105,14 +105,27 @@ def check_fs(fs: object, name: str = "fs") -> float:
     return value
 
 
+def tensor_to_numpy(value: object, name: str = "signal") -> object:
+    """A torch tensor as numpy (anything else unchanged); a tensor that requires grad is refused, because the
+    numpy path would cut the autograd graph without a word."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor, without importing torch here
+        if getattr(value, "requires_grad", False):
+            raise TypeError(
+                f"{name} requires grad, and clef.embed / clef.preprocess return numpy arrays, which would silently "
+                "cut the graph; inside a model use clef.Preprocessor(fs) and the encoder instead: "
+                "encoder(clef.Preprocessor(fs)(x).reshape(-1, 1, 5000)) (or pass x.detach() to embed without gradients)"
+            )
+        return value.detach().cpu().numpy()
+    return value
+
+
 def check_signal(signal: object, name: str = "signal") -> np.ndarray:
     """Validate one recording and return it as a float64 1-D array ``(n_samples,)``.
 
     Accepts numpy arrays, array-likes and torch tensors of real numbers (integer ADC counts included: the
     z-score makes units irrelevant). NaNs are allowed (interpolated later); infinities are not.
     """
-    if hasattr(signal, "detach") and hasattr(signal, "cpu"):  # torch.Tensor, without importing torch here
-        signal = signal.detach().cpu().numpy()
+    signal = tensor_to_numpy(signal, name)
     array = np.asarray(signal) if not isinstance(signal, np.ndarray) else signal
     if array.dtype == object:
         raise TypeError(

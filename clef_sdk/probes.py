@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .embedding import DEFAULT_BATCH_SIZE, as_recordings, embed_with_encoder
 from .loading import ModelSpec, get_encoder
 from .models import ARCHITECTURES, ClefEncoder
-from .preprocessing import WINDOW_SECONDS, check_fs, plan_windows
+from .preprocessing import WINDOW_SECONDS, check_fs, plan_windows, tensor_to_numpy
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -130,8 +130,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
             raise TypeError(f"X is a {type(X).__name__}, not recordings; load the signals first")
         if hasattr(X, "toarray") or hasattr(X, "tocsr"):
             raise TypeError("sparse X is not supported: pass the recordings as a dense 2-D array or a list of 1-D arrays")
-        if hasattr(X, "detach"):  # torch.Tensor
-            X = X.detach().cpu().numpy()
+        X = tensor_to_numpy(X, "X")
         if isinstance(X, (list, tuple)):
             if len(X) == 0:
                 raise ValueError("X holds no recordings (empty list); pass (n_records, n_samples) or a list of 1-D recordings")

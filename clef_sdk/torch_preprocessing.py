@@ -1,0 +1,147 @@
+"""The pretraining preprocessing as a differentiable ``torch.nn.Module``: ``clef.Preprocessor(fs)``.
+
+Same steps and options as :func:`clef_sdk.preprocess`, as tensor operations on any device and dtype: polyphase
+resampling to 500 Hz (the FIR and alignment of ``scipy.signal.resample_poly(..., padtype="mean")``, applied as
+a strided ``conv1d``), windowing by gather, the exact band-pass of :mod:`clef_sdk.filters` (an FFT convolution
+and two small matrix products) and the z-score. Everything is linear until the z-score and differentiable end to
+end; the operators are cached per (length, device, dtype). NaN handling stays in the numpy path: NaNs here
+propagate to the windows they touch (fill gaps first, or use :func:`clef_sdk.preprocess`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .filters import FFT_SIZE, PAD, bandpass_tables
+from .preprocessing import (
+    TAIL_MODES,
+    TARGET_FS,
+    WINDOW_SAMPLES,
+    ZSCORE_EPS,
+    _resampling_ratio,
+    check_fs,
+    plan_windows,
+)
+
+__all__ = ["Preprocessor", "bandpass_torch"]
+
+
+@lru_cache(maxsize=16)
+def _resampling_filter(up: int, down: int) -> tuple[np.ndarray, int, int]:
+    """resample_poly's FIR (Kaiser window, beta 5, scaled by ``up``), its half length and its leading zero pad."""
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    half_len = 10 * max_rate
+    h = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up
+    return h, half_len, down - half_len % down
+
+
+def _resample(x: torch.Tensor, up: int, down: int) -> torch.Tensor:
+    """``resample_poly(x, up, down, padtype="mean")`` along the last axis of ``x`` ``(batch, n)``; ``(batch, ceil(n*up/down))``."""
+    h, half_len, pre_pad = _resampling_filter(up, down)
+    n_in = x.shape[-1]
+    n_out = -(-n_in * up // down)
+    first = (half_len + pre_pad) // down  # resample_poly drops this many leading outputs
+    background = x.mean(dim=-1, keepdim=True)
+    centred = x - background
+    upsampled = x.new_zeros(x.shape[0], n_in * up)
+    upsampled[:, ::up] = centred
+    kernel = torch.as_tensor(np.concatenate([np.zeros(pre_pad), h])[::-1].copy(), dtype=x.dtype, device=x.device)
+    taps = kernel.shape[0]
+    # output k of the full convolution is sample k*down of upsampled (zero-padded by taps-1 on the left)
+    needed = (first + n_out - 1) * down + 1
+    padded = F.pad(upsampled, (taps - 1, max(0, needed - n_in * up)))
+    full = F.conv1d(padded[:, None, : needed + taps - 1], kernel.view(1, 1, -1), stride=down)[:, 0]
+    return full[:, first : first + n_out] + background
+
+
+def _tables(n: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _tables_cached(n, str(device), dtype)
+
+
+@lru_cache(maxsize=32)
+def _tables_cached(n: int, device: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    tables = bandpass_tables(n)
+    spectrum_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    to = {"device": device, "dtype": spectrum_dtype}
+    return (torch.tensor(tables.kernel_spectrum, **to), torch.tensor(tables.left, **to),
+            torch.tensor(tables.right, **to))  # fmt: skip
+
+
+def bandpass_torch(windows: torch.Tensor) -> torch.Tensor:
+    """:func:`clef_sdk.filters.bandpass` in torch: ``(..., n)`` windows, ``34 <= n <= 5000``, differentiable.
+
+    Half-precision inputs are filtered in float32 (the FFT needs it) and returned in their own dtype.
+    """
+    n = windows.shape[-1]
+    work = windows if windows.dtype in (torch.float32, torch.float64) else windows.float()
+    spectrum, left, right = _tables(n, work.device, work.dtype)
+    head = 2 * work[..., :1] - torch.flip(work[..., 1 : PAD + 1], dims=[-1])
+    tail = 2 * work[..., -1:] - torch.flip(work[..., -PAD - 1 : -1], dims=[-1])
+    extended = torch.cat([head, work, tail], dim=-1)
+    extended = extended - extended[..., :1]
+    out = torch.fft.irfft(torch.fft.rfft(extended, n=FFT_SIZE) * spectrum, n=FFT_SIZE)[..., PAD : PAD + n]
+    out = out - (extended @ right) @ left.T
+    return out.to(windows.dtype)
+
+
+def _zscore(windows: torch.Tensor) -> torch.Tensor:
+    mean = windows.mean(dim=-1, keepdim=True)
+    std = windows.std(dim=-1, unbiased=False, keepdim=True)
+    return (windows - mean) / (std + ZSCORE_EPS)
+
+
+class Preprocessor(nn.Module):
+    """``clef.preprocess`` for tensors: raw ECG at ``fs`` Hz -> z-scored 10 s windows at 500 Hz, differentiable.
+
+    ``forward(x)``: ``x`` ``(batch, n_samples)`` gives ``(batch, n_windows, 5000)``; ``(n_samples,)`` gives
+    ``(n_windows, 5000)``. Floating-point tensors on any device; the output has the input's dtype and device
+    (half precision is computed in float32).
+    ``stride_seconds`` and ``tail`` as in :func:`clef_sdk.preprocess`. Feed the windows to an encoder as
+    ``encoder(windows.reshape(-1, 1, 5000))``.
+    """
+
+    def __init__(self, fs: float, *, stride_seconds: float | None = None, tail: Literal["drop", "pad", "last"] = "drop"):
+        super().__init__()
+        if tail not in TAIL_MODES:
+            raise ValueError(f"tail must be one of {TAIL_MODES}, got {tail!r}")
+        self.fs = check_fs(fs)
+        self.stride_seconds = stride_seconds
+        self.tail = tail
+        ratio = _resampling_ratio(self.fs)
+        self.up, self.down = ratio.numerator, ratio.denominator
+        plan_windows(10 * WINDOW_SAMPLES, TARGET_FS, stride_seconds=stride_seconds)  # validates the stride now
+
+    def extra_repr(self) -> str:
+        return f"fs={self.fs:g}, stride_seconds={self.stride_seconds}, tail={self.tail!r}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
+            raise TypeError(f"Preprocessor expects a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+        if x.ndim not in (1, 2):
+            raise ValueError(f"expected (n_samples,) or (batch, n_samples), got shape {tuple(x.shape)}")
+        single = x.ndim == 1
+        batch = x[None] if single else x
+        if batch.dtype in (torch.float16, torch.bfloat16):  # resampling and FFTs in float32, the result cast back
+            return self.forward(x.float()).to(x.dtype)
+        plan = plan_windows(batch.shape[-1], self.fs, stride_seconds=self.stride_seconds, tail=self.tail)
+        resampled = batch if self.up == self.down == 1 else _resample(batch, self.up, self.down)
+        starts = torch.as_tensor(plan.starts, device=x.device)
+        full = plan.valid_samples == WINDOW_SAMPLES
+        outputs = []
+        if full.any():
+            index = starts[torch.as_tensor(full, device=x.device)][:, None] + torch.arange(WINDOW_SAMPLES, device=x.device)
+            outputs.append(_zscore(bandpass_torch(resampled[:, index])))
+        for k in np.flatnonzero(~full):  # a padded tail: its real prefix on its own, then zeros
+            start, valid = int(plan.starts[k]), int(plan.valid_samples[k])
+            prefix = _zscore(bandpass_torch(resampled[:, start : start + valid]))
+            outputs.append(F.pad(prefix, (0, WINDOW_SAMPLES - valid))[:, None])
+        windows = torch.cat(outputs, dim=1)
+        return windows[0] if single else windows
