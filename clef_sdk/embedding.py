@@ -7,7 +7,6 @@ not grow with the number of windows unless per-window output is asked for.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Literal, Union
 
@@ -17,11 +16,11 @@ import torch
 from .preprocessing import (
     TailMode,
     WindowPlan,
+    as_recordings,
     check_fs,
-    check_signal,
     iter_planned_windows,
+    per_record_fs,
     plan_windows,
-    tensor_to_numpy,
 )
 
 if TYPE_CHECKING:
@@ -50,54 +49,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
     return resolved
-
-
-def as_recordings(signal: SignalInput) -> tuple[list[np.ndarray], bool]:
-    """Coerce the accepted input forms to a list of float64 1-D recordings.
-
-    Returns ``(recordings, single)`` where ``single`` is true for one 1-D recording. Accepted: a 1-D array,
-    tensor or list of numbers (one recording); a 2-D array or tensor ``(n_records, n_samples)``; a list or
-    tuple of 1-D arrays/tensors/lists (recordings of different lengths).
-    """
-    signal = tensor_to_numpy(signal)
-    if isinstance(signal, (list, tuple)):
-        if len(signal) == 0:
-            raise ValueError("no recordings given (empty list); pass a 1-D signal or a list of 1-D signals")
-        if all(np.ndim(item) == 0 and not isinstance(item, (str, bytes)) for item in signal):
-            return [check_signal(np.asarray(signal))], True
-        return [check_signal(item, f"recording {i}") for i, item in enumerate(signal)], False
-    if isinstance(signal, (str, bytes, os.PathLike)):
-        raise TypeError(
-            f"got a {type(signal).__name__}, not a signal; load the file first (np.load, wfdb.rdrecord) "
-            "or use the command line: clef embed FILE --fs HZ"
-        )
-    array = np.asarray(signal)
-    if array.dtype == object:
-        raise TypeError(
-            "got an object array; pass a numeric 1-D array, a 2-D array (n_records, n_samples), "
-            "or a list of 1-D arrays for recordings of different lengths"
-        )
-    if array.ndim == 1:
-        return [check_signal(array)], True
-    if array.ndim == 2:
-        if array.shape[0] == 0:
-            raise ValueError("no recordings given: the array has shape (0, n_samples)")
-        if array.shape[1] <= 16 < array.shape[0]:
-            raise ValueError(
-                f"got shape {array.shape}: rows must be recordings, (n_records, n_samples). If this is one "
-                "multi-channel recording (n_samples, n_leads), pick one lead, e.g. x[:, 0]"
-            )
-        return [check_signal(row, f"recording {i}") for i, row in enumerate(array)], False
-    check_signal(array)  # raises the shape error for 0-d and 3-D input
-    raise AssertionError("unreachable")
-
-
-def _per_record_fs(fs: object, n_records: int) -> list[float]:
-    if isinstance(fs, (list, tuple, np.ndarray)):
-        if len(fs) != n_records:
-            raise ValueError(f"got {len(fs)} sampling rates for {n_records} recordings; pass one rate or one per recording")
-        return [check_fs(value, f"fs[{i}]") for i, value in enumerate(fs)]
-    return [check_fs(fs)] * n_records
 
 
 def _batches(
@@ -142,7 +93,7 @@ def embed_with_encoder(
     if fs is None:
         check_fs(None)
     recordings, single = as_recordings(signal)
-    rates = _per_record_fs(fs, len(recordings))
+    rates = per_record_fs(fs, len(recordings))
     plans = [
         plan_windows(len(recording), rate, stride_seconds=stride_seconds, tail=tail)
         for recording, rate in zip(recordings, rates)

@@ -15,6 +15,7 @@ callers can consume them without holding every window of a long recording at onc
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,11 +36,13 @@ __all__ = [
     "WINDOW_SAMPLES",
     "PreprocessingWarning",
     "WindowPlan",
+    "as_recordings",
     "check_fs",
     "check_signal",
     "filter_windows",
     "iter_planned_windows",
     "iter_windows",
+    "per_record_fs",
     "plan_windows",
     "preprocess",
     "preprocess_windows",
@@ -159,6 +162,55 @@ def check_signal(signal: object, name: str = "signal") -> np.ndarray:
             "and that you passed the signal column, not a time stamp or a status channel"
         )
     return array
+
+
+def as_recordings(signal: object) -> tuple[list[np.ndarray], bool]:
+    """Coerce the accepted input forms to a list of float64 1-D recordings.
+
+    Returns ``(recordings, single)`` where ``single`` is true for one 1-D recording. Accepted: a 1-D array,
+    tensor or list of numbers (one recording); a 2-D array or tensor ``(n_records, n_samples)``; a list or
+    tuple of 1-D arrays/tensors/lists (recordings of different lengths).
+    """
+    signal = tensor_to_numpy(signal)
+    if isinstance(signal, (list, tuple)):
+        if len(signal) == 0:
+            raise ValueError("no recordings given (empty list); pass a 1-D signal or a list of 1-D signals")
+        if all(np.ndim(item) == 0 and not isinstance(item, (str, bytes)) for item in signal):
+            return [check_signal(np.asarray(signal))], True
+        return [check_signal(item, f"recording {i}") for i, item in enumerate(signal)], False
+    if isinstance(signal, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"got a {type(signal).__name__}, not a signal; load the file first (np.load, wfdb.rdrecord) "
+            "or use the command line: clef embed FILE --fs HZ"
+        )
+    array = np.asarray(signal)
+    if array.dtype == object:
+        raise TypeError(
+            "got an object array; pass a numeric 1-D array, a 2-D array (n_records, n_samples), "
+            "or a list of 1-D arrays for recordings of different lengths"
+        )
+    if array.ndim == 1:
+        return [check_signal(array)], True
+    if array.ndim == 2:
+        if array.shape[0] == 0:
+            raise ValueError("no recordings given: the array has shape (0, n_samples)")
+        if array.shape[1] <= 16 < array.shape[0]:
+            raise ValueError(
+                f"got shape {array.shape}: rows must be recordings, (n_records, n_samples). If this is one "
+                "multi-channel recording (n_samples, n_leads), pick one lead, e.g. x[:, 0]"
+            )
+        return [check_signal(row, f"recording {i}") for i, row in enumerate(array)], False
+    check_signal(array)  # raises the shape error for 0-d and 3-D input
+    raise AssertionError("unreachable")
+
+
+def per_record_fs(fs: object, n_records: int) -> list[float]:
+    """One validated rate per recording, from one rate or a sequence of them."""
+    if isinstance(fs, (list, tuple, np.ndarray)):
+        if len(fs) != n_records:
+            raise ValueError(f"got {len(fs)} sampling rates for {n_records} recordings; pass one rate or one per recording")
+        return [check_fs(value, f"fs[{i}]") for i, value in enumerate(fs)]
+    return [check_fs(fs)] * n_records
 
 
 def _resampling_ratio(fs: float) -> Fraction:
@@ -390,20 +442,35 @@ def _warn_about_empty_windows(raw: np.ndarray, valid: np.ndarray, offset: int, n
 
 def preprocess(
     signal: object,
-    fs: float,
+    fs: float | list[float],
     *,
     stride_seconds: float | None = None,
     tail: TailMode = "drop",
-) -> np.ndarray:
-    """Preprocess one single-lead recording exactly as CLEF was pretrained.
+) -> np.ndarray | list[np.ndarray]:
+    """Preprocess single-lead recordings exactly as CLEF was pretrained.
 
     Args:
-        signal: one lead, ``(n_samples,)``, any unit (mV, µV, ADC counts); NaNs are interpolated.
-        fs: sampling rate in Hz, 50 to 10,000 (non-integer rates such as 128.5 are fine).
+        signal: one lead ``(n_samples,)``; or several recordings, ``(n_records, n_samples)`` or a list of 1-D
+            recordings of any lengths. Any unit (mV, µV, ADC counts); NaNs are interpolated.
+        fs: sampling rate in Hz, 50 to 10,000 (non-integer rates such as 128.5 are fine); one for all recordings
+            or one per recording.
         stride_seconds: distance between window starts; default 10 s (consecutive windows from sample 0).
         tail: the end shorter than a window: ``"drop"`` (default), ``"pad"`` or ``"last"`` (see :func:`plan_windows`).
 
     Returns:
-        float32 array ``(n_windows, 5000)``: 10 s windows at 500 Hz, band-passed and z-scored.
+        float32 10 s windows at 500 Hz, band-passed and z-scored: ``(n_windows, 5000)`` for one recording; for a
+        2-D array, one stacked ``(n_records, n_windows, 5000)`` array (its rows have one length, so one window count,
+        unless their rates differ: then a list); for a list of recordings, a list of ``(n_windows_i, 5000)`` arrays.
     """
-    return np.concatenate(list(iter_windows(signal, fs, stride_seconds=stride_seconds, tail=tail)))
+    recordings, single = as_recordings(signal)
+    rates = per_record_fs(fs, len(recordings))
+    name = (lambda i: "signal") if single else (lambda i: f"recording {i}")
+    windows = [
+        np.concatenate(list(iter_windows(recording, rate, stride_seconds=stride_seconds, tail=tail, name=name(i))))
+        for i, (recording, rate) in enumerate(zip(recordings, rates))
+    ]
+    if single:
+        return windows[0]
+    if isinstance(signal, (list, tuple)) or len({len(w) for w in windows}) > 1:
+        return windows
+    return np.stack(windows)

@@ -485,3 +485,20 @@ def test_numpy_scalar_and_integer_rates(ludb_mv: np.ndarray) -> None:
     reference = preprocess(ludb_mv, 500)
     for fs in (np.float32(500), np.int64(500), 500.0):
         np.testing.assert_array_equal(preprocess(ludb_mv, fs), reference)
+
+
+def test_preprocess_several_recordings(mitdb_minute: np.ndarray, ludb_mv: np.ndarray) -> None:
+    """A 2-D array gives one stacked array; a list gives a list; rates may differ per recording."""
+    first, second = mitdb_minute[: 360 * 30], mitdb_minute[360 * 30 :]
+    stacked = preprocess(np.stack([first, second]), 360)
+    assert isinstance(stacked, np.ndarray) and stacked.shape == (2, 3, 5000)
+    assert_same_windows(stacked[1], preprocess(second, 360))
+    mixed = preprocess([first, ludb_mv], [360, 500])
+    assert isinstance(mixed, list) and [w.shape for w in mixed] == [(3, 5000), (4, 5000)]
+    assert_same_windows(mixed[1], preprocess(ludb_mv, 500))
+    uneven = preprocess(np.stack([first, first]), [360, 180])  # one length, two rates: 3 and 6 windows
+    assert isinstance(uneven, list) and [len(w) for w in uneven] == [3, 6]
+    with pytest.raises(ValueError, match="recording 1"):
+        preprocess([first, np.full(20_000, 2.0)], 360)
+    with pytest.raises(ValueError, match="got 3 sampling rates for 2 recordings"):
+        preprocess([first, second], [360, 360, 360])
