@@ -20,6 +20,7 @@ from .loading import ModelSpec, clear_cache, get_encoder, load
 from .models import ARCHITECTURES, ClefEncoder, build
 from .preprocessing import PreprocessingWarning, TailMode, iter_windows, preprocess
 from .registry import list_models
+from .feature_loss import FeatureLoss
 from .torch_preprocessing import Preprocessor
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ClefEmbedder",
     "ClefEncoder",
     "ClefError",
+    "FeatureLoss",
     "LinearProbe",
     "ManifestError",
     "PreprocessingWarning",
