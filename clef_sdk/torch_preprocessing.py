@@ -71,8 +71,9 @@ def _tables_cached(n: int, device: str, dtype: torch.dtype) -> tuple[torch.Tenso
     tables = bandpass_tables(n)
     spectrum_dtype = torch.float64 if dtype == torch.float64 else torch.float32
     to = {"device": device, "dtype": spectrum_dtype}
-    return (torch.tensor(tables.kernel_spectrum, **to), torch.tensor(tables.left, **to),
-            torch.tensor(tables.right, **to))  # fmt: skip
+    with torch.inference_mode(False):  # cached: must serve autograd later even if first made under inference_mode
+        return (torch.tensor(tables.kernel_spectrum, **to), torch.tensor(tables.left, **to),
+                torch.tensor(tables.right, **to))  # fmt: skip
 
 
 def bandpass_torch(windows: torch.Tensor) -> torch.Tensor:

@@ -78,6 +78,20 @@ def test_gradients_flow_end_to_end() -> None:
     assert torch.autograd.gradcheck(lambda v: bandpass_torch(v).sum(dim=0)[::37], (w,), eps=1e-6, atol=1e-8)
 
 
+def test_first_use_under_inference_mode_then_with_gradients() -> None:
+    """The cached operators made under torch.inference_mode() still serve autograd afterwards."""
+    from clef_sdk.torch_preprocessing import _tables_cached
+
+    _tables_cached.cache_clear()
+    preprocessor = clef.Preprocessor(62.5, tail="pad")  # 5.6 s: one padded window of 2800 samples
+    x = torch.randn(2, 350)
+    with torch.inference_mode():
+        preprocessor(x)
+    y = x.clone().requires_grad_(True)
+    preprocessor(y).sum().backward()
+    assert y.grad is not None
+
+
 def test_half_precision_inputs(recordings: dict) -> None:
     x = torch.from_numpy(recordings[500.0])
     preprocessor = clef.Preprocessor(500)
