@@ -40,8 +40,10 @@ class FeatureLoss(nn.Module):
             inputs).
         reduction: over the batch, after averaging each recording's windows: ``"mean"``, ``"sum"`` or ``"none"``
             (a ``(batch,)`` tensor).
-        stride_seconds, tail: windowing, as in :func:`clef_sdk.preprocess`.
+        stride_seconds: distance between window starts, as in :func:`clef_sdk.preprocess`.
+        tail: the end shorter than 10 s, as in :func:`clef_sdk.preprocess`.
         device: where to load a named model (default: CPU; move the loss with ``.to()``).
+        local_files_only: never download a named model.
     """
 
     def __init__(
