@@ -21,15 +21,15 @@ from torch import nn
 from .filters import FFT_SIZE, PAD, bandpass_tables
 from .preprocessing import (
     TAIL_MODES,
-    TARGET_FS,
     WINDOW_SAMPLES,
     ZSCORE_EPS,
     _resampling_ratio,
+    _stride_samples,
     check_fs,
     plan_windows,
 )
 
-__all__ = ["Preprocessor", "bandpass_torch"]
+__all__ = ["Preprocessor", "bandpass_torch", "zscore_torch"]
 
 
 @lru_cache(maxsize=16)
@@ -93,7 +93,8 @@ def bandpass_torch(windows: torch.Tensor) -> torch.Tensor:
     return out.to(windows.dtype)
 
 
-def _zscore(windows: torch.Tensor) -> torch.Tensor:
+def zscore_torch(windows: torch.Tensor) -> torch.Tensor:
+    """:func:`clef_sdk.preprocessing.zscore` in torch: per window (last axis), population std, ``+1e-8``."""
     mean = windows.mean(dim=-1, keepdim=True)
     std = windows.std(dim=-1, unbiased=False, keepdim=True)
     return (windows - mean) / (std + ZSCORE_EPS)
@@ -118,7 +119,7 @@ class Preprocessor(nn.Module):
         self.tail = tail
         ratio = _resampling_ratio(self.fs)
         self.up, self.down = ratio.numerator, ratio.denominator
-        plan_windows(10 * WINDOW_SAMPLES, TARGET_FS, stride_seconds=stride_seconds)  # validates the stride now
+        _stride_samples(stride_seconds)  # validates the stride now, not at the first forward
 
     def extra_repr(self) -> str:
         return f"fs={self.fs:g}, stride_seconds={self.stride_seconds}, tail={self.tail!r}"
@@ -139,10 +140,10 @@ class Preprocessor(nn.Module):
         outputs = []
         if full.any():
             index = starts[torch.as_tensor(full, device=x.device)][:, None] + torch.arange(WINDOW_SAMPLES, device=x.device)
-            outputs.append(_zscore(bandpass_torch(resampled[:, index])))
+            outputs.append(zscore_torch(bandpass_torch(resampled[:, index])))
         for k in np.flatnonzero(~full):  # a padded tail: its real prefix on its own, then zeros
             start, valid = int(plan.starts[k]), int(plan.valid_samples[k])
-            prefix = _zscore(bandpass_torch(resampled[:, start : start + valid]))
+            prefix = zscore_torch(bandpass_torch(resampled[:, start : start + valid]))
             outputs.append(F.pad(prefix, (0, WINDOW_SAMPLES - valid))[:, None])
         windows = torch.cat(outputs, dim=1)
         return windows[0] if single else windows

@@ -65,6 +65,10 @@ class _Job:
     records: tuple[str, ...]
     shard_size: int
 
+    @property
+    def n_shards(self) -> int:
+        return -(-len(self.records) // self.shard_size)
+
     def shards(self) -> list[tuple[str, ...]]:
         return [self.records[i : i + self.shard_size] for i in range(0, len(self.records), self.shard_size)]
 
@@ -219,8 +223,7 @@ def prepare(
     else:
         with atomic_path(job_file) as tmp:
             tmp.write_text(json.dumps(state))
-    n_shards = (len(records) + shard_size - 1) // shard_size
-    todo = [i for i in range(n_shards) if not all(p.is_file() for p in _shard_paths(work, i))]
+    todo = [i for i in range(job.n_shards) if not all(p.is_file() for p in _shard_paths(work, i))]
     _run_shards(job, work, todo, workers, progress)
     _finalize(job, options, work, store_path)
     return PretrainingStore(store_path)
@@ -256,7 +259,7 @@ def _job_summary(job: _Job, options: dict[str, Any]) -> dict[str, Any]:
 def _finalize(job: _Job, options: dict[str, Any], work: Path, store_path: Path) -> None:
     import pandas as pd
 
-    shards = range((len(job.records) + job.shard_size - 1) // job.shard_size)
+    shards = range(job.n_shards)
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     counts = []

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..preprocessing import TARGET_FS, WINDOW_SAMPLES, ZSCORE_EPS, resample_to_target
+from ..preprocessing import TARGET_FS, WINDOW_SAMPLES, resample_to_target
+from ..torch_preprocessing import zscore_torch
 
 __all__ = ["NOISE_KINDS", "NSTDB_RECORDS", "NoiseBank", "ViewConfig", "ViewSampler", "step_generator"]
 
@@ -175,9 +176,7 @@ class ViewSampler(nn.Module):
         views = torch.stack([windows[rows, first], windows[rows, second]], dim=1).float()  # (B, 2, T)
         views = views + self._noise(choices)
         views = self._mask(views, choices)
-        mean = views.mean(dim=-1, keepdim=True)
-        std = views.std(dim=-1, unbiased=False, keepdim=True)
-        views = (views - mean) / (std + ZSCORE_EPS)
+        views = zscore_torch(views)
         return views[:, 0], views[:, 1]
 
     def _noise(self, choices: dict[str, torch.Tensor]) -> torch.Tensor:
