@@ -89,38 +89,46 @@ def _read_text(path: Path, column: str | None) -> np.ndarray:
     return values
 
 
-def _read_wfdb(path: Path, column: str | None) -> tuple[np.ndarray, float]:
+def _read_wfdb(path: Path, column: str | None) -> tuple[object, float]:
     try:
         import wfdb
     except ImportError:
         raise CliError(
             "reading WFDB records needs the wfdb package: pip install 'clef-sdk[io]' (or pip install wfdb)"
         ) from None
+    from .streaming import WfdbSignal
+
     record_name = str(path.with_suffix("")) if path.suffix in (".hea", ".dat") else str(path)
     try:
-        record = wfdb.rdrecord(record_name)
+        header = wfdb.rdheader(record_name)
     except Exception as exc:  # wfdb raises many kinds of errors for malformed records
         raise CliError(f"cannot read WFDB record {record_name}: {exc}") from None
-    names = list(record.sig_name or [str(i) for i in range(record.n_sig)])
+    names = list(header.sig_name or [str(i) for i in range(header.n_sig)])
     if column is None and len(names) > 1:
         print(f"clef: using lead {names[0]!r} of {', '.join(names)}; choose another with --column", file=sys.stderr)
         column = names[0]
     index = _select_column(names, column, record_name)
-    return np.asarray(record.p_signal[:, index], dtype=np.float64), float(record.fs)
+    try:
+        signal = WfdbSignal(record_name, index)  # read block by block while embedding, never whole
+    except Exception as exc:
+        raise CliError(f"cannot read WFDB record {record_name}: {exc}") from None
+    return signal, signal.fs
 
 
 def read_recording(path: str | os.PathLike[str], *, column: str | None = None) -> tuple[np.ndarray, float | None]:
     """Read ``.npy``, ``.csv``/``.txt``/``.tsv`` (one column or ``column``) or a WFDB record.
 
     Returns ``(signal, fs)``: ``fs`` comes from the header for WFDB records, otherwise it is ``None``.
-    A ``.npy`` file may hold one recording ``(n_samples,)`` or several ``(n_records, n_samples)``.
+    A ``.npy`` file may hold one recording ``(n_samples,)`` or several ``(n_records, n_samples)``; it is
+    memory-mapped, and a WFDB record is returned as a :class:`~clef_sdk.streaming.WfdbSignal`, so that long
+    recordings are read block by block while embedding rather than loaded whole.
     """
     path = Path(path)
     if path.suffix == ".npy":
         if not path.is_file():
             raise CliError(f"input file not found: {path}")
         try:
-            array = np.load(path, allow_pickle=False)
+            array = np.load(path, allow_pickle=False, mmap_mode="r")
         except ValueError as exc:
             raise CliError(f"{path} is not a plain numeric .npy array ({exc})") from None
         return array, None
@@ -174,6 +182,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         stride_seconds=args.stride,
         tail=args.tail,
+        precision=args.precision,
     )
     _write_output(result, args.output)
     return 0
@@ -337,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     embed.add_argument("--stride", type=float, help="seconds between window starts (default 10: no overlap)")
     embed.add_argument("--tail", choices=["drop", "pad", "last"], default="drop", help="the end shorter than 10 s")
+    embed.add_argument(
+        "--precision", choices=["fp32", "bf16"], default="fp32",
+        help="fp32 (default, faithful) or bf16 autocast (faster on CPUs with native bf16 and on GPUs)",
+    )  # fmt: skip
     embed.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     embed.set_defaults(handler=_cmd_embed)
 

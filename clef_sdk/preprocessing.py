@@ -8,8 +8,9 @@ The CLEF models were pretrained on 10 s windows of one lead at 500 Hz, each wind
 3. z-scored: ``(y - mean) / (std + 1e-8)`` with the population std.
 
 Other sampling rates are first resampled to 500 Hz over the whole recording (polyphase, rational ratio);
-windows are then consecutive from sample 0. :func:`iter_windows` produces the windows chunk by chunk so that
-callers can consume them without holding every window of a long recording at once.
+windows are then consecutive from sample 0. :func:`iter_windows` produces the windows chunk by chunk, each chunk
+resampling only the stretch it covers (:mod:`clef_sdk.streaming`), so recordings of any length, memory-mapped
+ones included, are processed in bounded memory with the same windows as resampling them whole.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from scipy import signal as sps
 
 from .filters import bandpass
+from .streaming import BLOCK_SAMPLES, Recording, is_array_like_signal
 
 __all__ = [
     "MAX_FS",
@@ -41,6 +43,7 @@ __all__ = [
     "check_signal",
     "filter_windows",
     "iter_planned_windows",
+    "raw_windows",
     "iter_windows",
     "per_record_fs",
     "plan_windows",
@@ -123,42 +126,56 @@ def tensor_to_numpy(value: object, name: str = "signal") -> object:
 
 
 def check_signal(signal: object, name: str = "signal") -> np.ndarray:
-    """Validate one recording and return it as a float64 1-D array ``(n_samples,)``.
+    """Validate one recording ``(n_samples,)`` and return it without copying.
 
-    Accepts numpy arrays, array-likes and torch tensors of real numbers (integer ADC counts included: the
-    z-score makes units irrelevant). NaNs are allowed (interpolated later); infinities are not.
+    Accepts numpy arrays (memory-mapped ones included), array-likes and torch tensors of real numbers (integer
+    ADC counts included: the z-score makes units irrelevant), and 1-D array-likes read by slicing
+    (:class:`clef_sdk.streaming.WfdbSignal`, h5py datasets), which are scanned block by block and never loaded
+    whole. NaNs are allowed (interpolated later); infinities are not. Samples are converted to float64 as they
+    are read.
     """
-    signal = tensor_to_numpy(signal, name)
-    array = np.asarray(signal) if not isinstance(signal, np.ndarray) else signal
+    if is_array_like_signal(signal):
+        array = signal
+    else:
+        signal = tensor_to_numpy(signal, name)
+        array = np.asarray(signal) if not isinstance(signal, np.ndarray) else signal
     if array.dtype == object:
         raise TypeError(
             f"{name} is an object array (ragged or mixed types); pass one recording as a 1-D numeric array"
         )
-    if np.iscomplexobj(array):
+    if np.issubdtype(array.dtype, np.complexfloating):
         raise TypeError(f"{name} is complex; pass the real-valued ECG (e.g. np.real(x)) in any unit")
     if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
         raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    if array.ndim != 1:
+    if len(array.shape) != 1:
         hint = (
             " (a scalar)"
-            if array.ndim == 0
+            if len(array.shape) == 0
             else "; pass one lead as (n_samples,), or several recordings to clef.embed as (n_records, n_samples)"
         )
         raise ValueError(f"{name} must be 1-D (n_samples,), got shape {array.shape}{hint}")
-    if array.size == 0:
+    if array.shape[0] == 0:
         raise ValueError(f"{name} is empty; pass at least {WINDOW_SECONDS} s of ECG")
-    array = array.astype(np.float64, copy=False)
-    if np.isinf(array).any():
-        n_inf = int(np.isinf(array).sum())
+    n_inf, low, high = 0, math.inf, -math.inf
+    for start in range(0, array.shape[0], BLOCK_SAMPLES):
+        block = np.asarray(array[start : start + BLOCK_SAMPLES])
+        if np.issubdtype(block.dtype, np.floating):
+            n_inf += int(np.isinf(block).sum())
+            finite = block[~np.isnan(block)] if np.isnan(block).any() else block
+        else:
+            finite = block
+        if finite.size and not n_inf:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    if n_inf:
         raise ValueError(
             f"{name} contains {n_inf} infinite value(s); replace them with NaN (np.where(np.isinf(x), np.nan, x)) "
             "to have them interpolated like other gaps"
         )
-    if np.isnan(array).all():
+    if low > high:
         raise ValueError(f"{name} is entirely NaN: there is no ECG to embed")
-    if np.nanmax(array) == np.nanmin(array):
+    if low == high:
         raise ValueError(
-            f"{name} is constant (flat, value {np.nanmax(array):g}): no ECG to embed; check the lead connection "
+            f"{name} is constant (flat, value {low:g}): no ECG to embed; check the lead connection "
             "and that you passed the signal column, not a time stamp or a status channel"
         )
     return array
@@ -171,6 +188,8 @@ def as_recordings(signal: object) -> tuple[list[np.ndarray], bool]:
     tensor or list of numbers (one recording); a 2-D array or tensor ``(n_records, n_samples)``; a list or
     tuple of 1-D arrays/tensors/lists (recordings of different lengths).
     """
+    if is_array_like_signal(signal):
+        return [check_signal(signal)], True
     signal = tensor_to_numpy(signal)
     if isinstance(signal, (list, tuple)):
         if len(signal) == 0:
@@ -236,25 +255,21 @@ def resampled_length(n_samples: int, fs: float) -> int:
 
 
 def resample_to_target(signal: np.ndarray, fs: float) -> np.ndarray:
-    """Resample a whole recording ``(n_samples,)`` at ``fs`` Hz to 500 Hz with ``resample_poly``.
+    """Resample a whole recording ``(n_samples,)`` at ``fs`` Hz to 500 Hz with ``resample_poly(padtype="mean")``.
 
     NaN gaps are bridged by linear interpolation for the filter's sake, then put back at the nearest output
-    samples, so the per-window gap filling downstream behaves as it does for native 500 Hz input.
+    samples, so the per-window gap filling downstream behaves as it does for native 500 Hz input. The result has
+    ``ceil(n_samples * 500 / fs)`` samples; :class:`clef_sdk.streaming.Recording` computes any stretch of it
+    without resampling the rest.
     """
-    ratio = _resampling_ratio(fs)
-    if ratio == 1:
-        return signal
-    nan_mask = np.isnan(signal)
-    bridged = _interpolate_nan(signal) if nan_mask.any() else signal
     # padtype="mean": filter the recording minus its mean and add the mean back, so that a DC offset (ADC
     # counts, electrode offset) is neither leaked through the polyphase filter's per-phase gain ripple nor
     # turned into a step at the zero-padded ends; the FFT resampler of the reference has neither effect.
-    out = sps.resample_poly(bridged, ratio.numerator, ratio.denominator, padtype="mean")
-    if nan_mask.any():
-        # nearest input sample of every output sample
-        source = (np.arange(out.size) * ratio.denominator * 2 + ratio.numerator) // (2 * ratio.numerator)
-        out[nan_mask[np.minimum(source, signal.size - 1)]] = np.nan
-    return out
+    ratio = _resampling_ratio(fs)
+    if ratio == 1:
+        return np.asarray(signal, dtype=np.float64)
+    recording = Recording(signal, ratio)
+    return recording.resampled(0, -(-recording.n_samples * ratio.numerator // ratio.denominator))
 
 
 def _interpolate_nan(x: np.ndarray) -> np.ndarray:
@@ -399,28 +414,42 @@ def iter_windows(
     """
     array = check_signal(signal, name)
     fs = check_fs(fs)
-    plan = plan_windows(array.size, fs, stride_seconds=stride_seconds, tail=tail)
+    plan = plan_windows(array.shape[0], fs, stride_seconds=stride_seconds, tail=tail)
     return iter_planned_windows(array, fs, plan, chunk_size=chunk_size, name=name)
 
 
 def iter_planned_windows(
-    array: np.ndarray, fs: float, plan: WindowPlan, *, chunk_size: int = 256, name: str = "signal"
+    array: object, fs: float, plan: WindowPlan, *, chunk_size: int = 256, name: str = "signal"
 ) -> Iterator[np.ndarray]:
-    """Like :func:`iter_windows` for a recording already checked by :func:`check_signal` and planned."""
+    """Like :func:`iter_windows` for a recording already checked by :func:`check_signal` and planned.
+
+    Each chunk resamples only the stretch its windows cover (:class:`clef_sdk.streaming.Recording`), so memory
+    stays bounded for recordings of any length and the windows equal those of resampling the whole recording.
+    """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    resampled = resample_to_target(array, fs)
+    recording = Recording(array, _resampling_ratio(fs))
     for first in range(0, len(plan), chunk_size):
         starts = plan.starts[first : first + chunk_size]
         valid = plan.valid_samples[first : first + chunk_size]
-        raw = np.full((len(starts), WINDOW_SAMPLES), np.nan)
-        for row, (start, n_valid) in enumerate(zip(starts, valid)):
-            raw[row, :n_valid] = resampled[start : start + n_valid]
-        _warn_about_empty_windows(raw, valid, first, name)
+        raw = raw_windows(recording, starts, valid)
+        warn_about_empty_windows(raw, valid, first, name)
         yield preprocess_windows(raw, valid_samples=valid)
 
 
-def _warn_about_empty_windows(raw: np.ndarray, valid: np.ndarray, offset: int, name: str) -> None:
+def raw_windows(recording: Recording, starts: np.ndarray, valid_samples: np.ndarray) -> np.ndarray:
+    """The 500 Hz windows at ``starts`` before filtering: ``(len(starts), 5000)`` float64, NaN past each window's
+    ``valid_samples`` and where the recording has gaps."""
+    span_start, span_stop = int(starts.min()), int((starts + valid_samples).max())
+    span = recording.resampled(span_start, span_stop)
+    raw = np.full((len(starts), WINDOW_SAMPLES), np.nan)
+    for row, (start, n_valid) in enumerate(zip(starts - span_start, valid_samples)):
+        raw[row, :n_valid] = span[start : start + n_valid]
+    return raw
+
+
+def warn_about_empty_windows(raw: np.ndarray, valid: np.ndarray, offset: int, name: str) -> None:
+    """Warn about windows (``raw`` as from :func:`raw_windows`) that are all NaN or constant."""
     columns = np.arange(WINDOW_SAMPLES)
     real = columns[None, :] < valid[:, None]
     missing = ~np.any(real & ~np.isnan(raw), axis=1)
@@ -428,6 +457,11 @@ def _warn_about_empty_windows(raw: np.ndarray, valid: np.ndarray, offset: int, n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
         flat = ~missing & (np.nanmax(finite, axis=1) == np.nanmin(finite, axis=1))
+    warn_about_windows(missing, flat, offset, name)
+
+
+def warn_about_windows(missing: np.ndarray, flat: np.ndarray, offset: int, name: str) -> None:
+    """One :class:`PreprocessingWarning` per kind for the windows flagged entirely NaN (``missing``) or ``flat``."""
     for kind, rows in (("entirely NaN (embedded as zeros, as in pretraining)", missing), ("constant (flat)", flat)):
         if rows.any():
             indices = (np.flatnonzero(rows) + offset).tolist()
@@ -436,7 +470,7 @@ def _warn_about_empty_windows(raw: np.ndarray, valid: np.ndarray, offset: int, n
                 f"{name}: {len(indices)} window(s) are {kind} and carry no ECG: window index {shown}. "
                 "Check for lead-off or dropout; drop these windows or use pooling=None to inspect them.",
                 PreprocessingWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
 

@@ -35,6 +35,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .embedding import DEFAULT_BATCH_SIZE, as_recordings, embed_with_encoder
 from .loading import ModelSpec, get_encoder
 from .models import ARCHITECTURES, ClefEncoder
+from .precision import check_precision
 from .preprocessing import WINDOW_SECONDS, check_fs, plan_windows, tensor_to_numpy
 
 __all__ = [
@@ -85,6 +86,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         pooling: ``"mean"`` or ``"max"`` over each recording's 10 s windows.
         batch_size: windows per forward pass.
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
+        precision: ``"fp32"`` (default) or ``"bf16"`` autocast, as in :func:`clef_sdk.embed`.
 
     ``X`` is a 2-D array ``(n_records, n_samples)`` of equal-length recordings or a list of 1-D recordings
     (any lengths of at least 10 s). NaN gaps are interpolated as in pretraining.
@@ -97,12 +99,14 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         pooling: str = "mean",
         batch_size: int = DEFAULT_BATCH_SIZE,
         device: str | None = None,
+        precision: str = "fp32",
     ):
         self.model = model
         self.fs = fs
         self.pooling = pooling
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision
 
     # -- validation -------------------------------------------------------------------------------------
 
@@ -176,6 +180,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         fs = self._check_params()
         self._recordings(X, fs)
         encoder = get_encoder(self.model, self.device)
+        check_precision(self.precision, encoder.device)
         self.embed_dim_ = encoder.embed_dim
         self.model_name_ = encoder.name
         return self
@@ -186,8 +191,9 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         recordings = self._recordings(X, fs)
         encoder = get_encoder(self.model, self.device)
         return embed_with_encoder(
-            encoder, recordings, fs, pooling=self.pooling, batch_size=int(self.batch_size), progress=None
-        )
+            encoder, recordings, fs, pooling=self.pooling, batch_size=int(self.batch_size), progress=None,
+            precision=self.precision,
+        )  # fmt: skip
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """``clef_0`` ... ``clef_{embed_dim-1}``."""

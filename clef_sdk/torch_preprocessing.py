@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .filters import FFT_SIZE, PAD, bandpass_tables
+from .streaming import Recording, resampling_filter
 from .preprocessing import (
     TAIL_MODES,
     WINDOW_SAMPLES,
@@ -29,37 +30,35 @@ from .preprocessing import (
     plan_windows,
 )
 
-__all__ = ["Preprocessor", "bandpass_torch", "zscore_torch"]
+__all__ = ["Preprocessor", "bandpass_torch", "recording_windows_torch", "upfirdn_torch", "zscore_torch"]
 
 
-@lru_cache(maxsize=16)
-def _resampling_filter(up: int, down: int) -> tuple[np.ndarray, int, int]:
-    """resample_poly's FIR (Kaiser window, beta 5, scaled by ``up``), its half length and its leading zero pad."""
-    from scipy.signal import firwin
+def _kernel(up: int, down: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    h, _, pre_pad = resampling_filter(up, down)
+    return torch.as_tensor(np.concatenate([np.zeros(pre_pad), h])[::-1].copy(), dtype=dtype, device=device)
 
-    max_rate = max(up, down)
-    half_len = 10 * max_rate
-    h = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up
-    return h, half_len, down - half_len % down
+
+def upfirdn_torch(x: torch.Tensor, up: int, down: int, first: int, n_out: int) -> torch.Tensor:
+    """Outputs ``first .. first + n_out - 1`` of ``scipy.signal.upfirdn(h_padded, x, up, down)`` along the last axis
+    of ``x`` ``(batch, n)``, with ``h_padded`` resample_poly's FIR behind its leading zeros; zeros past the end."""
+    kernel = _kernel(up, down, x.device, x.dtype)
+    taps = kernel.shape[0]
+    n_in = x.shape[-1]
+    upsampled = x.new_zeros(x.shape[0], n_in * up)
+    upsampled[:, ::up] = x
+    # output k of the full convolution is sample k*down of upsampled (zero-padded by taps-1 on the left)
+    needed = (first + n_out - 1) * down + 1
+    padded = F.pad(upsampled, (taps - 1, max(0, needed - n_in * up)))
+    full = F.conv1d(padded[:, None, first * down : needed + taps - 1], kernel.view(1, 1, -1), stride=down)[:, 0]
+    return full[:, :n_out]
 
 
 def _resample(x: torch.Tensor, up: int, down: int) -> torch.Tensor:
     """``resample_poly(x, up, down, padtype="mean")`` along the last axis of ``x`` ``(batch, n)``; ``(batch, ceil(n*up/down))``."""
-    h, half_len, pre_pad = _resampling_filter(up, down)
-    n_in = x.shape[-1]
-    n_out = -(-n_in * up // down)
-    first = (half_len + pre_pad) // down  # resample_poly drops this many leading outputs
+    _, half_len, pre_pad = resampling_filter(up, down)
+    n_out = -(-x.shape[-1] * up // down)
     background = x.mean(dim=-1, keepdim=True)
-    centred = x - background
-    upsampled = x.new_zeros(x.shape[0], n_in * up)
-    upsampled[:, ::up] = centred
-    kernel = torch.as_tensor(np.concatenate([np.zeros(pre_pad), h])[::-1].copy(), dtype=x.dtype, device=x.device)
-    taps = kernel.shape[0]
-    # output k of the full convolution is sample k*down of upsampled (zero-padded by taps-1 on the left)
-    needed = (first + n_out - 1) * down + 1
-    padded = F.pad(upsampled, (taps - 1, max(0, needed - n_in * up)))
-    full = F.conv1d(padded[:, None, : needed + taps - 1], kernel.view(1, 1, -1), stride=down)[:, 0]
-    return full[:, first : first + n_out] + background
+    return upfirdn_torch(x - background, up, down, (half_len + pre_pad) // down, n_out) + background
 
 
 def _tables(n: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -147,3 +146,40 @@ class Preprocessor(nn.Module):
             outputs.append(F.pad(prefix, (0, WINDOW_SAMPLES - valid))[:, None])
         windows = torch.cat(outputs, dim=1)
         return windows[0] if single else windows
+
+
+def recording_windows_torch(
+    recording: Recording, starts: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, np.ndarray] | None:
+    """Full 10 s windows starting at 500 Hz samples ``starts`` of ``recording``, preprocessed on ``device``.
+
+    The raw input stretch they need is read on the CPU (NaN gaps bridged, the recording's mean removed, as in
+    :meth:`Recording.resampled`), copied once (from pinned memory on CUDA) and resampled, band-passed and
+    z-scored as tensor operations. Returns the windows ``(len(starts), 5000)`` in ``dtype`` (float32 or float64)
+    and which of them were constant before filtering (bool ``(len(starts),)``), or ``None`` when the stretch holds
+    NaNs, whose per-window filling belongs to the numpy path.
+    """
+    span_start, span_stop = int(starts.min()), int(starts.max()) + WINDOW_SAMPLES
+    if recording.identity:
+        block, offset, background = recording.raw(span_start, span_stop), 0, 0.0
+        if np.isnan(block).any():
+            return None
+    else:
+        first, last, offset = recording.input_span(span_start, span_stop)
+        block, missing = recording.bridged(first, last + 1)
+        if missing.any():
+            return None
+        background = recording.background
+        block = block - background
+    source = torch.from_numpy(block)
+    if device.type == "cuda":
+        source = source.pin_memory()
+    source = source.to(device=device, dtype=dtype, non_blocking=True)
+    if recording.identity:
+        span = source
+    else:
+        span = upfirdn_torch(source[None], recording.up, recording.down, offset, span_stop - span_start)[0] + background
+    index = torch.as_tensor(starts - span_start, device=device)[:, None] + torch.arange(WINDOW_SAMPLES, device=device)
+    raw = span[index]
+    flat = (raw.amax(dim=-1) == raw.amin(dim=-1)).cpu().numpy()
+    return zscore_torch(bandpass_torch(raw)), flat

@@ -164,3 +164,16 @@ def test_version_flag(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert clef.__version__ in capsys.readouterr().out
+
+
+def test_long_inputs_are_not_loaded_whole(tmp_path, data_dir):
+    """A .npy is memory-mapped and a WFDB record read lazily, so `clef embed` handles week-long recordings."""
+    from clef_sdk.streaming import WfdbSignal
+
+    source = tmp_path / "ecg.npy"
+    np.save(source, np.arange(20_000, dtype=np.float32))
+    signal, _ = read_recording(source)
+    assert isinstance(signal, np.memmap)
+    pytest.importorskip("wfdb")
+    signal, fs = read_recording(data_dir / "wfdb-sample" / "100.hea", column="V5")
+    assert isinstance(signal, WfdbSignal) and signal.lead == "V5" and fs == 360

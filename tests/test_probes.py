@@ -61,7 +61,9 @@ def synthetic(n_patients: int = 40, per_patient: int = 5, dim: int = 256, seed: 
 
 def test_embedder_estimator_protocol(windows, model, embeddings):
     embedder = ClefEmbedder(model=model, fs=MITDB_FS, batch_size=16, device="cpu")
-    assert embedder.get_params() == {"model": model, "fs": MITDB_FS, "pooling": "mean", "batch_size": 16, "device": "cpu"}
+    assert embedder.get_params() == {
+        "model": model, "fs": MITDB_FS, "pooling": "mean", "batch_size": 16, "device": "cpu", "precision": "fp32"
+    }
     twin = clone(embedder)
     assert twin is not embedder and twin.get_params() == embedder.get_params()
     assert embedder.set_params(pooling="max") is embedder and embedder.pooling == "max"

@@ -1,0 +1,107 @@
+"""Fast modes: bf16 autocast (CPU with native bf16, GPU), torch.compile, and the GPU preprocessing path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import clef_sdk as clef
+from clef_sdk import precision as precision_module
+from clef_sdk.convert import encoder_from_weights, extract_backbone
+from clef_sdk.precision import check_precision, cpu_has_native_bf16
+
+needs_native_bf16 = pytest.mark.skipif(
+    not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX-512 BF16, AMX or Arm BF16)"
+)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+@pytest.fixture(scope="module")
+def ludb_minutes(data_dir) -> np.ndarray:
+    """Lead I of LUDB records 1-12 back to back: 2 min of real 500 Hz ECG in ADC counts."""
+    return np.concatenate(
+        [np.fromfile(data_dir / "ludb" / "data" / f"{r}.dat", dtype="<i2").reshape(-1, 12)[:, 0] for r in range(1, 13)]
+    ).astype(np.float64)
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16'\)"):
+        check_precision("fp16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        clef.embed(np.random.default_rng(0).normal(size=6000), 500, model=clef.build("small"), precision="half")
+
+
+def test_bf16_on_a_cpu_without_native_bf16_says_what_to_do(monkeypatch):
+    cpuinfo = "flags\t\t: fpu sse sse2 avx avx2 fma avx512f\n"  # a CPU with AVX-512 but no BF16 extension
+    monkeypatch.setattr(precision_module.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(precision_module.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(precision_module.Path, "read_text", lambda self, **kwargs: cpuinfo)
+    cpu_has_native_bf16.cache_clear()
+    try:
+        assert not cpu_has_native_bf16()
+        with pytest.raises(ValueError, match="native bf16 instructions .* Use precision='fp32'"):
+            check_precision("bf16", torch.device("cpu"))
+        monkeypatch.setattr(precision_module.Path, "read_text", lambda self, **kwargs: cpuinfo + " avx512_bf16\n")
+        cpu_has_native_bf16.cache_clear()
+        assert cpu_has_native_bf16()
+    finally:
+        cpu_has_native_bf16.cache_clear()
+
+
+@needs_native_bf16
+@pytest.mark.parametrize("size", ["small", "medium"])
+def test_bf16_embeddings_stay_within_cosine_of_fp32(size, small_encoder, medium_rule_state_dict, ludb_minutes):
+    encoder = small_encoder if size == "small" else encoder_from_weights(extract_backbone(medium_rule_state_dict))
+    fp32 = clef.embed(ludb_minutes, 500, model=encoder, pooling=None)
+    bf16 = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, precision="bf16")
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape == (12, encoder.embed_dim)
+    # measured on this data: min cosine 0.999994 (small, conformance checkpoint), 0.999991 (medium, rule weights)
+    assert cosines(bf16, fp32).min() >= 0.9999
+
+
+@needs_native_bf16
+def test_bf16_through_the_embedder_and_the_command_line(small_safetensors, ludb_minutes, tmp_path, capsys):
+    from clef_sdk.cli import main
+
+    embedder = clef.ClefEmbedder(model=str(small_safetensors), fs=500, precision="bf16")
+    rows = embedder.fit_transform(ludb_minutes.reshape(3, -1))
+    reference = clef.embed(ludb_minutes.reshape(3, -1), 500, model=str(small_safetensors))
+    assert cosines(rows, reference).min() >= 0.9999
+    source = tmp_path / "ecg.npy"
+    np.save(source, ludb_minutes)
+    output = tmp_path / "embedding.npy"
+    assert main(["embed", str(source), "--fs", "500", "--model", str(small_safetensors), "--precision", "bf16",
+                 "-o", str(output), "--no-progress"]) == 0  # fmt: skip
+    assert cosines(np.load(output), clef.embed(ludb_minutes, 500, model=str(small_safetensors))) >= 0.9999
+
+
+@pytest.mark.slow
+def test_compiled_encoder_gives_the_same_embeddings(small_encoder, ludb_minutes):
+    eager = clef.embed(ludb_minutes, 500, model=small_encoder, pooling=None, batch_size=5)
+    compiled = clef.embed(ludb_minutes, 500, model=small_encoder, pooling=None, batch_size=5, compile=True)
+    # 12 windows in batches of 5: the last batch is padded to the compiled shape and its padding dropped.
+    # measured max |difference| 4.8e-7 (inductor fuses the element-wise ops differently)
+    np.testing.assert_allclose(compiled, eager, rtol=0, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("size", ["small", "medium"])
+def test_gpu_fast_mode_matches_fp32(size, small_encoder, medium_rule_state_dict, ludb_minutes, conformance_windows):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    encoder = small_encoder if size == "small" else encoder_from_weights(extract_backbone(medium_rule_state_dict))
+    cpu = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, device="cpu")
+    gpu_fp32 = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, device="cuda")
+    gpu_fast = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, device="cuda", precision="bf16", compile=True)
+    assert cosines(gpu_fp32, cpu).min() >= 0.99999  # GPU preprocessing in float64 and fp32 model: faithful
+    assert cosines(gpu_fast, cpu).min() >= 0.999  # the issue's bound for the fast mode
+    with torch.inference_mode():
+        windows = torch.from_numpy(conformance_windows).unsqueeze(1)
+        reference = encoder.cpu()(windows).numpy()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            fast = encoder.cuda()(windows.cuda()).float().cpu().numpy()
+    assert cosines(fast, reference).min() >= 0.999
