@@ -32,6 +32,7 @@ def child(path: str, size: str, mmap: str, precision: str) -> None:
 
     encoder, _ = encoder_for(size)
     signal = np.load(path, mmap_mode="r" if mmap == "1" else None)
+    clef.embed(np.asarray(signal[: 60 * FS]), FS, model=encoder, progress=False, precision=precision)  # warm-up
     before = current_rss_mib()
     seconds, embedding = timed(clef.embed, signal, FS, model=encoder, progress=False, precision=precision)
     assert embedding.shape == (encoder.embed_dim,) and np.isfinite(embedding).all()

@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--per-window", action="store_true", help="one embedding per 10 s window instead of pooling")
     embed.add_argument("--pooling", choices=["mean", "max"], default="mean", help="pooling over windows")
     embed.add_argument("--column", help="column or lead to use: name or 0-based index")
-    embed.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: 32)")
+    embed.add_argument("--batch-size", type=int, help="windows per forward pass (default: chosen for the model and device)")
     embed.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     embed.add_argument("--stride", type=float, help="seconds between window starts (default 10: no overlap)")
     embed.add_argument("--tail", choices=["drop", "pad", "last"], default="drop", help="the end shorter than 10 s")

@@ -43,6 +43,7 @@ __all__ = [
     "check_signal",
     "filter_windows",
     "iter_planned_windows",
+    "all_nan_windows",
     "raw_windows",
     "iter_windows",
     "per_record_fs",
@@ -433,7 +434,7 @@ def iter_planned_windows(
         starts = plan.starts[first : first + chunk_size]
         valid = plan.valid_samples[first : first + chunk_size]
         raw = raw_windows(recording, starts, valid)
-        warn_about_empty_windows(raw, valid, first, name)
+        warn_about_windows(all_nan_windows(raw, valid), recording.flat(starts, valid), first, name)
         yield preprocess_windows(raw, valid_samples=valid)
 
 
@@ -448,21 +449,16 @@ def raw_windows(recording: Recording, starts: np.ndarray, valid_samples: np.ndar
     return raw
 
 
-def warn_about_empty_windows(raw: np.ndarray, valid: np.ndarray, offset: int, name: str) -> None:
-    """Warn about windows (``raw`` as from :func:`raw_windows`) that are all NaN or constant."""
-    columns = np.arange(WINDOW_SAMPLES)
-    real = columns[None, :] < valid[:, None]
-    missing = ~np.any(real & ~np.isnan(raw), axis=1)
-    finite = np.where(real, raw, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
-        flat = ~missing & (np.nanmax(finite, axis=1) == np.nanmin(finite, axis=1))
-    warn_about_windows(missing, flat, offset, name)
+def all_nan_windows(raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Which windows (``raw`` as from :func:`raw_windows`) have no value at all in their valid samples."""
+    real = np.arange(WINDOW_SAMPLES)[None, :] < valid[:, None]
+    return ~np.any(real & ~np.isnan(raw), axis=1)
 
 
 def warn_about_windows(missing: np.ndarray, flat: np.ndarray, offset: int, name: str) -> None:
-    """One :class:`PreprocessingWarning` per kind for the windows flagged entirely NaN (``missing``) or ``flat``."""
-    for kind, rows in (("entirely NaN (embedded as zeros, as in pretraining)", missing), ("constant (flat)", flat)):
+    """One :class:`PreprocessingWarning` per kind for the windows flagged entirely NaN (``missing``) or ``flat``
+    (constant recorded values, see :meth:`clef_sdk.streaming.Recording.flat`)."""
+    for kind, rows in (("entirely NaN (embedded as zeros, as in pretraining)", missing), ("constant (flat)", flat & ~missing)):
         if rows.any():
             indices = (np.flatnonzero(rows) + offset).tolist()
             shown = ", ".join(map(str, indices[:10])) + (" ..." if len(indices) > 10 else "")

@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .embedding import DEFAULT_BATCH_SIZE, as_recordings, embed_with_encoder
+from .embedding import as_recordings, check_batch_size, embed_with_encoder
 from .loading import ModelSpec, get_encoder
 from .models import ARCHITECTURES, ClefEncoder
 from .precision import check_precision
@@ -84,7 +84,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
             (``.safetensors`` or ``.ckpt``), or a loaded ClefEncoder.
         fs: sampling rate of the recordings in Hz (one rate for all; required).
         pooling: ``"mean"`` or ``"max"`` over each recording's 10 s windows.
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass; ``None`` picks it for the model and device.
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
         precision: ``"fp32"`` (default) or ``"bf16"`` autocast, as in :func:`clef_sdk.embed`.
 
@@ -97,7 +97,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         model: ModelSpec = "medium",
         fs: float | None = None,
         pooling: str = "mean",
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         device: str | None = None,
         precision: str = "fp32",
     ):
@@ -116,8 +116,10 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
                 f"ClefEmbedder pooling must be 'mean' or 'max', got {self.pooling!r} (per-window output, "
                 "pooling=None, has no fixed width; use clef.embed(..., pooling=None) for that)"
             )
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise ValueError(f"ClefEmbedder batch_size must be a positive integer, got {self.batch_size!r}")
+        try:
+            check_batch_size(self.batch_size)
+        except ValueError as exc:
+            raise ValueError(f"ClefEmbedder {exc}") from None
         if self.fs is None:
             raise TypeError(
                 "ClefEmbedder needs fs, the sampling rate of the recordings in Hz: ClefEmbedder(model=..., fs=500)"
@@ -191,7 +193,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         recordings = self._recordings(X, fs)
         encoder = get_encoder(self.model, self.device)
         return embed_with_encoder(
-            encoder, recordings, fs, pooling=self.pooling, batch_size=int(self.batch_size), progress=None,
+            encoder, recordings, fs, pooling=self.pooling, batch_size=self.batch_size, progress=None,
             precision=self.precision,
         )  # fmt: skip
 
@@ -855,7 +857,7 @@ def fit_probe(
     groups: object = None,
     cv: object = 5,
     pooling: str = "mean",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     device: str | None = None,
     Cs: Sequence[float] | None = None,
     alphas: Sequence[float] | None = None,

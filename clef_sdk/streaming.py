@@ -152,6 +152,19 @@ class Recording:
             width = min(width * 2, BLOCK_SAMPLES)
         return None
 
+    def flat(self, starts: np.ndarray, valid_samples: np.ndarray) -> np.ndarray:
+        """Which windows (500 Hz ``starts`` and lengths) cover input samples that are all equal, NaNs aside: a
+        lead-off or a dropout, judged on the recorded values (resampling adds ripple to a flat stretch)."""
+        first = starts * self.down // self.up
+        last = np.minimum(-(-(starts + valid_samples) * self.down // self.up), self.n_samples)
+        block = self.raw(int(first.min()), int(last.max()))
+        flat = np.zeros(len(starts), dtype=bool)
+        for row, (lo, hi) in enumerate(zip(first - first.min(), last - first.min())):
+            values = block[lo:hi]
+            values = values[~np.isnan(values)]
+            flat[row] = values.size > 0 and values.min() == values.max()
+        return flat
+
     def bridged(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Samples ``[start, stop)`` with NaN gaps linearly interpolated over the whole recording (edges hold the
         nearest valid value), and the mask of the samples that were NaN."""

@@ -150,14 +150,13 @@ class Preprocessor(nn.Module):
 
 def recording_windows_torch(
     recording: Recording, starts: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
-) -> tuple[torch.Tensor, np.ndarray] | None:
+) -> torch.Tensor | None:
     """Full 10 s windows starting at 500 Hz samples ``starts`` of ``recording``, preprocessed on ``device``.
 
     The raw input stretch they need is read on the CPU (NaN gaps bridged, the recording's mean removed, as in
     :meth:`Recording.resampled`), copied once (from pinned memory on CUDA) and resampled, band-passed and
-    z-scored as tensor operations. Returns the windows ``(len(starts), 5000)`` in ``dtype`` (float32 or float64)
-    and which of them were constant before filtering (bool ``(len(starts),)``), or ``None`` when the stretch holds
-    NaNs, whose per-window filling belongs to the numpy path.
+    z-scored as tensor operations: ``(len(starts), 5000)`` in ``dtype`` (float32 or float64), or ``None`` when the
+    stretch holds NaNs, whose per-window filling belongs to the numpy path. Nothing here waits for the device.
     """
     span_start, span_stop = int(starts.min()), int(starts.max()) + WINDOW_SAMPLES
     if recording.identity:
@@ -180,6 +179,4 @@ def recording_windows_torch(
     else:
         span = upfirdn_torch(source[None], recording.up, recording.down, offset, span_stop - span_start)[0] + background
     index = torch.as_tensor(starts - span_start, device=device)[:, None] + torch.arange(WINDOW_SAMPLES, device=device)
-    raw = span[index]
-    flat = (raw.amax(dim=-1) == raw.amin(dim=-1)).cpu().numpy()
-    return zscore_torch(bandpass_torch(raw)), flat
+    return zscore_torch(bandpass_torch(span[index]))

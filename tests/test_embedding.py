@@ -382,10 +382,23 @@ def test_bad_pooling(encoder: ClefEncoder, good: np.ndarray, pooling: object) ->
         _bad(encoder, good, 360, pooling=pooling)
 
 
-@pytest.mark.parametrize("batch_size", [0, -4, 2.5, "32", True, None])
+@pytest.mark.parametrize("batch_size", [0, -4, 2.5, "32", True])
 def test_bad_batch_size(encoder: ClefEncoder, good: np.ndarray, batch_size: object) -> None:
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer or None"):
         _bad(encoder, good, 360, batch_size=batch_size)
+
+
+def test_automatic_batch_size_follows_the_measurements(encoder: ClefEncoder, good: np.ndarray) -> None:
+    from clef_sdk.embedding import auto_batch_size
+
+    cpu = torch.device("cpu")
+    medium = clef.build("medium")
+    assert auto_batch_size(encoder, "fp32", cpu) == auto_batch_size(encoder, "bf16", cpu) == 32
+    assert auto_batch_size(medium, "fp32", cpu) == 16 and auto_batch_size(medium, "bf16", cpu) == 32
+    assert auto_batch_size(encoder, "fp32", torch.device("cuda")) == 256
+    # the batch size never changes the result beyond float32 round-off (measured 2.4e-7)
+    np.testing.assert_allclose(clef.embed(good, 360, model=encoder, pooling=None),
+                               clef.embed(good, 360, model=encoder, pooling=None, batch_size=1), rtol=0, atol=2e-6)  # fmt: skip
 
 
 def test_bad_model_type(good: np.ndarray) -> None:

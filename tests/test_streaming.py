@@ -147,15 +147,16 @@ def test_device_preprocessing_matches_the_numpy_path(five_minutes, fs, dtype, to
     np.testing.assert_allclose(device_path.numpy(), numpy_path, rtol=0, atol=tolerance)
 
 
-def test_device_preprocessing_falls_back_for_gaps_and_warns_about_flat_windows(five_minutes):
-    x = sps.resample_poly(five_minutes, 25, 18)  # 500 Hz: no resampling ripple, so a flat window stays flat
-    x[5000:5400] = np.nan  # the second chunk has a gap: the numpy path fills it
-    x[5000 * 6 : 5000 * 7] = 0.25  # window 6 (in the third chunk) is flat
-    plan = plan_windows(x.size, 500)
-    with pytest.warns(PreprocessingWarning, match=r"constant \(flat\).*window index 6"):
-        device_path = torch.cat([w for w, _ in _window_chunks([x], [500], [plan], 4, torch.device("cpu"))])
-    with pytest.warns(PreprocessingWarning, match=r"constant \(flat\).*window index 6"):
-        numpy_path = clef.preprocess(x, 500)
+@pytest.mark.parametrize("fs", [360, 500])
+def test_device_preprocessing_falls_back_for_gaps_and_both_paths_flag_flat_windows(five_minutes, fs):
+    x = five_minutes if fs == 360 else sps.resample_poly(five_minutes, 25, 18)
+    x[fs * 10 : fs * 11] = np.nan  # the second chunk has a gap: the numpy path fills it
+    x[fs * 60 : fs * 70] = 0.25  # window 6 (in the third chunk) is a lead-off: flat in the recorded values
+    plan = plan_windows(x.size, fs)
+    with pytest.warns(PreprocessingWarning, match=r"1 window\(s\) are constant \(flat\).*window index 6\."):
+        device_path = torch.cat([w for w, _ in _window_chunks([x], [fs], [plan], 4, torch.device("cpu"))])
+    with pytest.warns(PreprocessingWarning, match=r"1 window\(s\) are constant \(flat\).*window index 6\."):
+        numpy_path = clef.preprocess(x, fs)
     np.testing.assert_allclose(device_path.numpy(), numpy_path, rtol=0, atol=1e-6)  # measured 4.6e-7
 
 
