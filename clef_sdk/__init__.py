@@ -46,6 +46,7 @@ __all__ = [
     "datasets",
     "embed",
     "evaluate_probe",
+    "export_onnx",
     "fit_probe",
     "iter_windows",
     "list_models",
@@ -109,7 +110,13 @@ def embed(
 
 
 # Probes import scikit-learn (~0.5 s): loaded on first use.
-_LAZY = {"ClefEmbedder": "probes", "LinearProbe": "probes", "fit_probe": "probes", "evaluate_probe": "evaluation"}
+_LAZY = {
+    "ClefEmbedder": "probes",
+    "LinearProbe": "probes",
+    "fit_probe": "probes",
+    "evaluate_probe": "evaluation",
+    "export_onnx": "onnx_export",
+}
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

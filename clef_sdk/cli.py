@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -188,6 +189,17 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .onnx_export import DEFAULT_OPSET, export_onnx, read_onnx_metadata
+
+    path = export_onnx(args.model, args.output, fs=args.fs, opset=args.opset or DEFAULT_OPSET)
+    metadata = read_onnx_metadata(path)
+    shape = tuple(json.loads(metadata["preprocessing"])["shape"])
+    print(f"clef: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input {metadata['input_name']!r} {shape}, "
+          f"output 'embedding' (batch, {metadata['embed_dim']})", file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint, read_weights
 
@@ -357,6 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("src", help="Lightning .ckpt, a {'state_dict': ...} file, or a bare state dict")
     convert.add_argument("-o", "--output", required=True, help="destination .safetensors")
     convert.set_defaults(handler=_cmd_convert)
+
+    export_onnx = commands.add_parser(
+        "export-onnx", help="write a model as one self-contained ONNX file",
+        description="Export a CLEF encoder to ONNX. With --fs the graph takes raw 10 s windows at that rate and "
+        "contains the resampling, band-pass and z-score; without it, preprocessed windows (batch, 1, 5000).",
+    )  # fmt: skip
+    export_onnx.add_argument("model", help="model name or weights path")
+    export_onnx.add_argument("-o", "--output", required=True, help="destination .onnx")
+    export_onnx.add_argument("--fs", type=float, help="sampling rate of the raw windows the graph will take, Hz")
+    export_onnx.add_argument("--opset", type=int, help="ONNX opset (default 18; at least 17)")
+    export_onnx.set_defaults(handler=_cmd_export_onnx)
 
     list_ = commands.add_parser("list", help="list the known models, cached or not, with sizes")
     list_.set_defaults(handler=_cmd_list)

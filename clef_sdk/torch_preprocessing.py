@@ -33,7 +33,8 @@ from .preprocessing import (
 __all__ = ["Preprocessor", "bandpass_torch", "recording_windows_torch", "upfirdn_torch", "zscore_torch"]
 
 
-def _kernel(up: int, down: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def resampling_kernel(up: int, down: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """resample_poly's FIR behind its leading zeros, reversed for ``conv1d``."""
     h, _, pre_pad = resampling_filter(up, down)
     return torch.as_tensor(np.concatenate([np.zeros(pre_pad), h])[::-1].copy(), dtype=dtype, device=device)
 
@@ -41,11 +42,17 @@ def _kernel(up: int, down: int, device: torch.device, dtype: torch.dtype) -> tor
 def upfirdn_torch(x: torch.Tensor, up: int, down: int, first: int, n_out: int) -> torch.Tensor:
     """Outputs ``first .. first + n_out - 1`` of ``scipy.signal.upfirdn(h_padded, x, up, down)`` along the last axis
     of ``x`` ``(batch, n)``, with ``h_padded`` resample_poly's FIR behind its leading zeros; zeros past the end."""
-    kernel = _kernel(up, down, x.device, x.dtype)
+    return upfirdn_with_kernel(x, resampling_kernel(up, down, x.device, x.dtype), up, down, first, n_out)
+
+
+def upfirdn_with_kernel(x: torch.Tensor, kernel: torch.Tensor, up: int, down: int, first: int, n_out: int) -> torch.Tensor:
+    """:func:`upfirdn_torch` with the reversed, zero-led FIR given (a buffer of an exported module)."""
     taps = kernel.shape[0]
     n_in = x.shape[-1]
-    upsampled = x.new_zeros(x.shape[0], n_in * up)
-    upsampled[:, ::up] = x
+    # zeros between the samples by stacking and reshaping (no in-place writes: exportable to ONNX)
+    upsampled = torch.cat([x[..., None], torch.zeros_like(x)[..., None].expand(-1, -1, up - 1)], dim=-1).reshape(
+        x.shape[0], n_in * up
+    )
     # output k of the full convolution is sample k*down of upsampled (zero-padded by taps-1 on the left)
     needed = (first + n_out - 1) * down + 1
     padded = F.pad(upsampled, (taps - 1, max(0, needed - n_in * up)))
@@ -80,16 +87,19 @@ def bandpass_torch(windows: torch.Tensor) -> torch.Tensor:
 
     Half-precision inputs are filtered in float32 (the FFT needs it) and returned in their own dtype.
     """
-    n = windows.shape[-1]
     work = windows if windows.dtype in (torch.float32, torch.float64) else windows.float()
-    spectrum, left, right = _tables(n, work.device, work.dtype)
+    return bandpass_with_tables(work, *_tables(windows.shape[-1], work.device, work.dtype)).to(windows.dtype)
+
+
+def bandpass_with_tables(work: torch.Tensor, spectrum: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """:func:`bandpass_torch` with the operator's tables given (buffers of an exported module), float32/64 ``work``."""
+    n = work.shape[-1]
     head = 2 * work[..., :1] - torch.flip(work[..., 1 : PAD + 1], dims=[-1])
     tail = 2 * work[..., -1:] - torch.flip(work[..., -PAD - 1 : -1], dims=[-1])
     extended = torch.cat([head, work, tail], dim=-1)
     extended = extended - extended[..., :1]
     out = torch.fft.irfft(torch.fft.rfft(extended, n=FFT_SIZE) * spectrum, n=FFT_SIZE)[..., PAD : PAD + n]
-    out = out - (extended @ right) @ left.T
-    return out.to(windows.dtype)
+    return out - (extended @ right) @ left.T
 
 
 def zscore_torch(windows: torch.Tensor) -> torch.Tensor:

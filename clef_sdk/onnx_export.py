@@ -1,0 +1,175 @@
+"""A self-contained ONNX file of a CLEF encoder, optionally with the preprocessing inside: ``clef.export_onnx``.
+
+Without ``fs`` the graph takes preprocessed windows ``(batch, 1, 5000)`` (from :func:`clef_sdk.preprocess`). With
+``fs`` it takes raw 10 s windows at that rate, ``(batch, round(10 * fs))`` float32 in any unit, and contains the
+rest as ONNX operators: the polyphase resampling of ``resample_poly(padtype="mean")`` applied to the window on its
+own, the exact band-pass of :mod:`clef_sdk.filters` (a DFT and two small matrix products, in float64) and the
+z-score. An app then needs only ONNX Runtime. Gaps (NaN) must be filled before; the file's metadata states the
+contract. Needs ``pip install "clef-sdk[onnx]"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._version import __version__
+from .filters import bandpass_tables
+from .loading import ModelSpec, get_encoder
+from .models import ClefEncoder
+from .preprocessing import PREPROCESSING, WINDOW_SAMPLES, WINDOW_SECONDS, _resampling_ratio, check_fs
+from .streaming import resampling_filter
+from .torch_preprocessing import bandpass_with_tables, resampling_kernel, upfirdn_with_kernel, zscore_torch
+
+__all__ = ["DEFAULT_OPSET", "RawWindowEncoder", "export_onnx", "raw_window_samples", "read_onnx_metadata"]
+
+# DFT with onesided output (the band-pass) needs opset 17 or later; 18 is what the exporter writes best.
+DEFAULT_OPSET = 18
+MIN_OPSET = 17
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            'exporting to ONNX needs the onnx extra: pip install "clef-sdk[onnx]" (onnx, onnxscript, onnxruntime)'
+        ) from None
+
+
+def raw_window_samples(fs: float) -> int:
+    """Samples in one raw 10 s window at ``fs`` Hz, ``round(10 * fs)``; refused when they do not make 5000 at 500 Hz."""
+    fs = check_fs(fs)
+    n = round(WINDOW_SECONDS * fs)
+    ratio = _resampling_ratio(fs)
+    if n * ratio.numerator // ratio.denominator < WINDOW_SAMPLES:
+        raise ValueError(
+            f"fs={fs:g} Hz: round(10 * fs) = {n} samples resample to fewer than {WINDOW_SAMPLES} at 500 Hz; "
+            "use the exact rate (e.g. 128.5, not 128.49) or export without fs and preprocess with clef.preprocess"
+        )
+    return n
+
+
+class RawWindowEncoder(nn.Module):
+    """Raw 10 s windows ``(batch, round(10 * fs))`` at ``fs`` Hz -> embeddings ``(batch, embed_dim)``, with the
+    preprocessing as tensor operations that export to ONNX (tables and FIR held as buffers, float64)."""
+
+    def __init__(self, encoder: ClefEncoder, fs: float):
+        super().__init__()
+        self.encoder = encoder
+        self.fs = check_fs(fs)
+        self.n_samples = raw_window_samples(self.fs)
+        ratio = _resampling_ratio(self.fs)
+        self.up, self.down = ratio.numerator, ratio.denominator
+        self.first = 0
+        if (self.up, self.down) != (1, 1):
+            _, half_len, pre_pad = resampling_filter(self.up, self.down)
+            self.first = (half_len + pre_pad) // self.down  # leading outputs resample_poly drops
+            self.register_buffer("kernel", resampling_kernel(self.up, self.down, dtype=torch.float32))
+        tables = bandpass_tables(WINDOW_SAMPLES)
+        self.register_buffer("spectrum", torch.tensor(tables.kernel_spectrum))
+        self.register_buffer("left", torch.tensor(tables.left))
+        self.register_buffer("right", torch.tensor(tables.right))
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        x = raw.to(torch.float64)
+        if (self.up, self.down) != (1, 1):
+            # ONNX Runtime has no float64 Conv: the (centred) resampling runs in float32, the band-pass in float64
+            background = x.mean(dim=-1, keepdim=True)
+            centred = (x - background).to(torch.float32)
+            x = upfirdn_with_kernel(centred, self.kernel, self.up, self.down, self.first, WINDOW_SAMPLES).to(torch.float64)
+        windows = zscore_torch(bandpass_with_tables(x, self.spectrum, self.left, self.right))
+        return self.encoder(windows.to(torch.float32).unsqueeze(1))
+
+
+def _metadata(encoder: ClefEncoder, fs: float | None, model: object, opset: int) -> dict[str, str]:
+    from .convert import tensors_digest
+
+    if fs is None:
+        contract = {"input": "windows", "shape": ["batch", 1, WINDOW_SAMPLES], "dtype": "float32",
+                    "expects": "windows preprocessed by clef_sdk.preprocess (500 Hz, band-passed, z-scored)"}  # fmt: skip
+    else:
+        contract = {"input": "raw", "shape": ["batch", raw_window_samples(fs)], "dtype": "float32", "fs_hz": fs,
+                    "expects": f"raw 10 s windows of one lead at {fs:g} Hz, any unit, no NaN (fill gaps first); "
+                    "resampled to 500 Hz per window (resample_poly, padtype='mean'), band-passed, z-scored inside",
+                    "pipeline": PREPROCESSING}  # fmt: skip
+    metadata = {
+        "clef_sdk_version": __version__,
+        "model_name": encoder.name,
+        "model_size": encoder.architecture.name,
+        "embed_dim": str(encoder.embed_dim),
+        "fs_hz": "" if fs is None else f"{fs:g}",
+        "input_name": contract["input"],
+        "output_name": "embedding",
+        "preprocessing": json.dumps(contract),
+        "weights_tensors_sha256": tensors_digest(encoder.state_dict()),
+        "opset": str(opset),
+    }
+    if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
+        from ._io import sha256_file
+
+        metadata["weights_file_sha256"] = sha256_file(model)
+    return metadata
+
+
+def export_onnx(
+    model: ModelSpec, path: str | os.PathLike[str], *, fs: float | None = None, opset: int = DEFAULT_OPSET
+) -> Path:
+    """Write ``model`` (a name, a weights path or a ClefEncoder) as one self-contained ONNX file at ``path``.
+
+    Without ``fs``: input ``"windows"`` ``(batch, 1, 5000)`` float32, preprocessed. With ``fs`` (Hz): input
+    ``"raw"`` ``(batch, round(10 * fs))`` float32, raw 10 s windows at that rate, preprocessed inside the graph.
+    Output ``"embedding"`` ``(batch, embed_dim)`` float32; the batch size is dynamic. The file's metadata holds the
+    model name, size, embedding dimension, ``fs``, the preprocessing contract (JSON) and the weights' sha256.
+    Returns the path.
+    """
+    _require_onnx()
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise ValueError(f"opset must be an integer >= {MIN_OPSET} (the band-pass uses ONNX DFT), got {opset!r}")
+    encoder = get_encoder(model, "cpu")
+    was_training = encoder.training
+    encoder.eval()
+    module: nn.Module = encoder if fs is None else RawWindowEncoder(encoder, fs)
+    example = torch.zeros(2, 1, WINDOW_SAMPLES) if fs is None else torch.zeros(2, raw_window_samples(fs))
+    input_name = "windows" if fs is None else "raw"
+    destination = Path(path)
+    if destination.suffix != ".onnx":
+        raise ValueError(f"path must end in .onnx, got {destination.name}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    import onnx
+
+    from ._io import atomic_path
+
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's own deprecation notes
+            program = torch.onnx.export(
+                module, (example,), dynamo=True, opset_version=opset, input_names=[input_name],
+                output_names=["embedding"], dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                verbose=False, optimize=True,
+            )  # fmt: skip
+        proto = program.model_proto
+        for key, value in _metadata(encoder, None if fs is None else check_fs(fs), model, opset).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        proto.doc_string = f"CLEF encoder {encoder.name} exported by clef-sdk {__version__}"
+        with atomic_path(destination) as tmp:
+            onnx.save_model(proto, str(tmp), save_as_external_data=False)
+    finally:
+        encoder.train(was_training)
+    return destination
+
+
+def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The metadata :func:`export_onnx` wrote into ``path`` (needs only ``onnx``)."""
+    _require_onnx()
+    import onnx
+
+    return {entry.key: entry.value for entry in onnx.load(str(path), load_external_data=False).metadata_props}
+
