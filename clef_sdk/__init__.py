@@ -14,12 +14,13 @@ from . import datasets
 from ._lazy import lazy_getattr
 from ._version import __version__
 from .convert import convert_checkpoint
-from .embedding import EmbeddingOutput, Pooling, SignalInput, embed_with_encoder
+from .embedding import EmbeddingOutput, Pooling, QualityMode, QualityWarning, SignalInput, embed_with_encoder
 from .precision import Precision
 from .errors import ChecksumMismatchError, CheckpointError, ClefError, ManifestError, WeightsNotAvailableError
 from .loading import ModelSpec, clear_cache, get_encoder, load
 from .models import ARCHITECTURES, ClefEncoder, build
 from .preprocessing import PreprocessingWarning, TailMode, iter_windows, preprocess
+from .quality import SignalQuality, signal_quality
 from .registry import list_models
 from .streaming import WfdbSignal
 from .feature_loss import FeatureLoss
@@ -37,6 +38,8 @@ __all__ = [
     "ManifestError",
     "PreprocessingWarning",
     "Preprocessor",
+    "QualityWarning",
+    "SignalQuality",
     "WeightsNotAvailableError",
     "WfdbSignal",
     "__version__",
@@ -52,6 +55,7 @@ __all__ = [
     "list_models",
     "load",
     "preprocess",
+    "signal_quality",
 ]
 
 
@@ -68,7 +72,8 @@ def embed(
     tail: TailMode = "drop",
     precision: Precision = "fp32",
     compile: bool = False,
-) -> EmbeddingOutput:
+    quality: QualityMode = None,
+) -> EmbeddingOutput | tuple[EmbeddingOutput, SignalQuality | list[SignalQuality]]:
     """CLEF embeddings of single-lead ECG at any sampling rate and length.
 
     Args:
@@ -87,6 +92,10 @@ def embed(
         tail: the end shorter than 10 s: ``"drop"`` (default, as in pretraining), ``"pad"`` or ``"last"``.
         precision: ``"fp32"`` (default, faithful) or ``"bf16"``: bf16 autocast, 1.7-1.8x faster on CPUs with native
             bf16 (AVX-512 BF16, AMX, Arm BF16) and on GPUs, at cosine >= 0.9999 to fp32; refused where emulated.
+        quality: ``None`` (default) embeds every window; ``"drop"`` pools only the windows that
+            :func:`signal_quality` rates usable (a recording with none gets NaN and a :class:`QualityWarning`);
+            ``"return"`` also returns the per-window quality, as ``(embeddings, SignalQuality)`` (a list of them
+            for several recordings).
         compile: ``torch.compile`` the encoder (first batch pays the compilation). Meant for GPUs; on the CPUs
             measured it did not pay (see the performance guide).
 
@@ -106,6 +115,7 @@ def embed(
         tail=tail,
         precision=precision,
         compile=compile,
+        quality=quality,
     )
 
 

@@ -184,9 +184,30 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         stride_seconds=args.stride,
         tail=args.tail,
         precision=args.precision,
+        quality=args.quality,
     )
+    if args.quality == "return":
+        result, quality = result
+        _write_quality(quality if isinstance(quality, list) else [quality], args.output)
     _write_output(result, args.output)
     return 0
+
+
+def _write_quality(qualities: list, output: str | None) -> None:
+    """Per-window quality as CSV: beside ``-o out.npy`` as ``out.quality.csv``, else on stderr."""
+    destination = Path(output).with_suffix(".quality.csv") if output else None
+    handle = open(destination, "w", newline="") if destination else sys.stderr
+    try:
+        writer = csv.writer(handle)
+        writer.writerow(["recording", "window", "start_seconds", "score", "usable", "reasons"])
+        for index, quality in enumerate(qualities):
+            for window in range(len(quality)):
+                writer.writerow([index, window, f"{quality.start_seconds[window]:g}", f"{quality.score[window]:.3f}",
+                                 int(quality.usable[window]), ";".join(quality.reasons[window])])  # fmt: skip
+    finally:
+        if destination:
+            handle.close()
+            print(f"clef: wrote {destination}", file=sys.stderr)
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
@@ -361,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument(
         "--precision", choices=["fp32", "bf16"], default="fp32",
         help="fp32 (default, faithful) or bf16 autocast (faster on CPUs with native bf16 and on GPUs)",
+    )  # fmt: skip
+    embed.add_argument(
+        "--quality", choices=["drop", "return"],
+        help="drop: pool only windows of usable signal quality; return: also write per-window quality "
+        "(OUTPUT.quality.csv beside -o, else CSV on stderr)",
     )  # fmt: skip
     embed.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     embed.set_defaults(handler=_cmd_embed)

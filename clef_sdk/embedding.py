@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Literal, TypeVar, Union
@@ -39,9 +40,15 @@ from .streaming import Recording
 if TYPE_CHECKING:
     from .models import ClefEncoder
 
-__all__ = ["Pooling", "as_recordings", "auto_batch_size", "check_batch_size", "embed_with_encoder", "resolve_device"]
+__all__ = ["Pooling", "QualityMode", "QualityWarning", "as_recordings", "auto_batch_size", "check_batch_size", "embed_with_encoder", "resolve_device"]
 
 Pooling = Literal["mean", "max", None]
+QualityMode = Literal["drop", "return", None]
+QUALITY_MODES: tuple[object, ...] = (None, "drop", "return")
+
+
+class QualityWarning(UserWarning):
+    """A recording has no window of usable signal quality: with ``quality="drop"`` its embedding is NaN."""
 POOLINGS: tuple[object, ...] = ("mean", "max", None)
 # Show a progress bar by default once a job has this many windows (about 3 hours of ECG).
 AUTO_PROGRESS_WINDOWS = 1024
@@ -189,10 +196,18 @@ def embed_with_encoder(
     tail: TailMode = "drop",
     precision: Precision = "fp32",
     compile: bool = False,
-) -> EmbeddingOutput:
+    quality: QualityMode = None,
+) -> EmbeddingOutput | tuple[EmbeddingOutput, object]:
     """Embed raw ECG with ``encoder``; see :func:`clef_sdk.embed` for the arguments and output shapes."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if quality not in QUALITY_MODES:
+        raise ValueError(f"quality must be one of {QUALITY_MODES}, got {quality!r}")
+    if quality == "drop" and pooling is None:
+        raise ValueError(
+            "quality='drop' pools the usable windows, so it needs pooling='mean' or 'max'; for per-window "
+            "embeddings use quality='return' and keep the rows where result.usable is true"
+        )
     batch_size = check_batch_size(batch_size)
     if fs is None:
         check_fs(None)
@@ -210,6 +225,14 @@ def embed_with_encoder(
     forward = compiled(encoder) if compile else encoder
     dim = encoder.embed_dim
     counts = np.array([len(plan) for plan in plans])
+    qualities = None
+    if quality is not None:
+        from .quality import signal_quality
+
+        qualities = [signal_quality(recording, rate, stride_seconds=stride_seconds, tail=tail)
+                     for recording, rate in zip(recordings, rates)]  # fmt: skip
+    keep = [q.usable for q in qualities] if quality == "drop" else [np.ones(c, dtype=bool) for c in counts]
+    seen = np.zeros(len(recordings), dtype=np.int64)
 
     if pooling is None:
         per_window = [np.empty((count, dim), dtype=np.float32) for count in counts]
@@ -248,20 +271,39 @@ def embed_with_encoder(
                         rows = output[owners == index]
                         per_window[index][filled[index] : filled[index] + len(rows)] = rows
                         filled[index] += len(rows)
-                elif pooling == "mean":
-                    np.add.at(pooled, owners, output.astype(np.float64))
                 else:
-                    np.maximum.at(pooled, owners, output.astype(np.float64))
+                    kept = np.ones(n, dtype=bool)
+                    for index in np.unique(owners):
+                        mine = owners == index
+                        kept[mine] = keep[index][seen[index] : seen[index] + int(mine.sum())]
+                        seen[index] += int(mine.sum())
+                    pool = np.add.at if pooling == "mean" else np.maximum.at
+                    pool(pooled, owners[kept], output[kept].astype(np.float64))
                 bar.update(n)
     finally:
         encoder.train(was_training)
 
     if pooling is None:
-        return per_window[0] if single else per_window
-    if pooling == "mean":
-        pooled /= counts[:, None]
-    result = pooled.astype(np.float32)
-    return result[0] if single else result
+        result: EmbeddingOutput = per_window[0] if single else per_window
+    else:
+        used = np.array([int(k.sum()) for k in keep])
+        if pooling == "mean":
+            pooled /= np.maximum(used, 1)[:, None]
+        for index in np.flatnonzero(used == 0):
+            name = "the signal" if single else f"recording {index}"
+            warnings.warn(
+                f"{name} has no usable window (best quality score {qualities[index].score.max():.2f} < "
+                f"{qualities[index].threshold:g}); its embedding is NaN. Inspect it with clef.signal_quality, "
+                "or embed it anyway with quality=None",
+                QualityWarning,
+                stacklevel=3,
+            )
+            pooled[index] = np.nan
+        stacked = pooled.astype(np.float32)
+        result = stacked[0] if single else stacked
+    if quality == "return":
+        return result, (qualities[0] if single else qualities)
+    return result
 
 
 _COMPILED: weakref.WeakKeyDictionary[ClefEncoder, torch.nn.Module] = weakref.WeakKeyDictionary()

@@ -10,7 +10,10 @@ contract. Needs ``pip install "clef-sdk[onnx]"``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -147,13 +150,17 @@ def export_onnx(
     from ._io import atomic_path
 
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        exporter_log = logging.getLogger("torch.onnx")
+        level = exporter_log.level
+        exporter_log.setLevel(logging.ERROR)  # its notes on optional torchvision operators are not ours to show
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")  # the exporter's own deprecation notes
             program = torch.onnx.export(
                 module, (example,), dynamo=True, opset_version=opset, input_names=[input_name],
                 output_names=["embedding"], dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
                 verbose=False, optimize=True,
             )  # fmt: skip
+        exporter_log.setLevel(level)
         proto = program.model_proto
         for key, value in _metadata(encoder, None if fs is None else check_fs(fs), model, opset).items():
             entry = proto.metadata_props.add()

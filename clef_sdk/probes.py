@@ -87,6 +87,8 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         batch_size: windows per forward pass; ``None`` picks it for the model and device.
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
         precision: ``"fp32"`` (default) or ``"bf16"`` autocast, as in :func:`clef_sdk.embed`.
+        quality: ``None`` (default) or ``"drop"``: pool only the windows :func:`clef_sdk.signal_quality` rates
+            usable (a recording with none gives a NaN row and a warning).
 
     ``X`` is a 2-D array ``(n_records, n_samples)`` of equal-length recordings or a list of 1-D recordings
     (any lengths of at least 10 s). NaN gaps are interpolated as in pretraining.
@@ -100,6 +102,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         batch_size: int | None = None,
         device: str | None = None,
         precision: str = "fp32",
+        quality: str | None = None,
     ):
         self.model = model
         self.fs = fs
@@ -107,10 +110,13 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.precision = precision
+        self.quality = quality
 
     # -- validation -------------------------------------------------------------------------------------
 
     def _check_params(self) -> float:
+        if self.quality not in (None, "drop"):
+            raise ValueError(f"ClefEmbedder quality must be None or 'drop', got {self.quality!r}")
         if self.pooling not in ("mean", "max"):
             raise ValueError(
                 f"ClefEmbedder pooling must be 'mean' or 'max', got {self.pooling!r} (per-window output, "
@@ -194,7 +200,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         encoder = get_encoder(self.model, self.device)
         return embed_with_encoder(
             encoder, recordings, fs, pooling=self.pooling, batch_size=self.batch_size, progress=None,
-            precision=self.precision,
+            precision=self.precision, quality=self.quality,
         )  # fmt: skip
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
