@@ -85,19 +85,19 @@ class _Sequences:
     kernel_spectrum: np.ndarray
 
 
-@lru_cache(maxsize=1)
-def _sequences() -> _Sequences:
+@lru_cache(maxsize=2)
+def _sequences(fft_size: int = FFT_SIZE) -> _Sequences:
     from . import _bandpass_constants as c
 
     shift = np.array(c.SHIFT)
     rho_readout = np.array(c.AUTOCORRELATION_READOUT)
-    states = np.concatenate([np.zeros((1, len(shift))), _orbit(shift, np.array(c.FIRST_STATE), 2 * FFT_SIZE)])
-    # sum over the aliases j >= 0 of a state's orbit: (I - SHIFT^FFT_SIZE)^-1, applied on the right to rows
-    periodic = states @ np.linalg.inv(np.eye(len(shift)) - np.linalg.matrix_power(shift, FFT_SIZE)).T
+    states = np.concatenate([np.zeros((1, len(shift))), _orbit(shift, np.array(c.FIRST_STATE), 2 * fft_size)])
+    # sum over the aliases j >= 0 of a state's orbit: (I - SHIFT^fft_size)^-1, applied on the right to rows
+    periodic = states @ np.linalg.inv(np.eye(len(shift)) - np.linalg.matrix_power(shift, fft_size)).T
     impulse = np.concatenate([[BUTTER_B[0]], states[1:_MAX_EXTENDED] @ np.array(c.IMPULSE_READOUT)])
-    rho = np.concatenate([[c.AUTOCORRELATION_AT_ZERO], states[1:FFT_SIZE] @ rho_readout])
-    lags = np.arange(FFT_SIZE)
-    periodised = rho + (periodic[FFT_SIZE + lags] + periodic[FFT_SIZE - lags]) @ rho_readout
+    rho = np.concatenate([[c.AUTOCORRELATION_AT_ZERO], states[1:fft_size] @ rho_readout])
+    lags = np.arange(fft_size)
+    periodised = rho + (periodic[fft_size + lags] + periodic[fft_size - lags]) @ rho_readout
     sequences = _Sequences(
         states=states,
         periodic_states=periodic,
@@ -112,11 +112,17 @@ def _sequences() -> _Sequences:
 
 
 @lru_cache(maxsize=8)
-def bandpass_tables(n: int) -> BandpassTables:
-    """The exact band-pass operator for windows of ``n`` samples (``PAD < n <= MAX_SAMPLES``); cached."""
+def bandpass_tables(n: int, fft_size: int = FFT_SIZE) -> BandpassTables:
+    """The exact band-pass operator for windows of ``n`` samples (``PAD < n <= MAX_SAMPLES``); cached.
+
+    ``fft_size``: the FFT length the operator is built for, at least ``FFT_SIZE``; a power of two (8192) suits FFT
+    libraries that are slow on other lengths (ONNX Runtime's DFT).
+    """
     if not PAD < n <= MAX_SAMPLES:
         raise ValueError(f"the band-pass needs windows of {PAD + 1} to {MAX_SAMPLES} samples, got {n}")
-    seq = _sequences()
+    if fft_size < FFT_SIZE:
+        raise ValueError(f"fft_size must be at least {FFT_SIZE}, got {fft_size}")
+    seq = _sequences(fft_size)
     extended = n + 2 * PAD
     k = np.arange(n)  # output sample PAD + k of the extended window
     m = np.arange(extended)  # input sample of the extended window
@@ -127,7 +133,7 @@ def bandpass_tables(n: int) -> BandpassTables:
             seq.states[out_lag],  # the forward pass stops at the window's end (rank 10) ...
             seq.step[out_lag - 1, None],  # ... and the backward pass starts from its steady state (rank 1)
             seq.weights[k],  # wrap-around of the FFT, one direction (rank 10) ...
-            seq.periodic_states[FFT_SIZE - PAD - k],  # ... and the other (rank 10)
+            seq.periodic_states[fft_size - PAD - k],  # ... and the other (rank 10)
         ],
         axis=1,
     )
@@ -135,7 +141,7 @@ def bandpass_tables(n: int) -> BandpassTables:
         [
             seq.states[in_lag],
             seq.impulse[in_lag - 1, None],
-            seq.periodic_states[FFT_SIZE + PAD - m],
+            seq.periodic_states[fft_size + PAD - m],
             seq.weights[m],
         ],
         axis=1,

@@ -34,6 +34,7 @@ __all__ = ["DEFAULT_OPSET", "RawWindowEncoder", "export_onnx", "raw_window_sampl
 # DFT with onesided output (the band-pass) needs opset 17 or later; 18 is what the exporter writes best.
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
+ONNX_FFT_SIZE = 8192
 
 
 def _require_onnx() -> None:
@@ -75,7 +76,8 @@ class RawWindowEncoder(nn.Module):
             _, half_len, pre_pad = resampling_filter(self.up, self.down)
             self.first = (half_len + pre_pad) // self.down  # leading outputs resample_poly drops
             self.register_buffer("kernel", resampling_kernel(self.up, self.down, dtype=torch.float32))
-        tables = bandpass_tables(WINDOW_SAMPLES)
+        # ONNX Runtime's DFT is fast on powers of two only (measured 0.7 vs 3.5 ms per window at 8192 vs 5120)
+        tables = bandpass_tables(WINDOW_SAMPLES, fft_size=ONNX_FFT_SIZE)
         self.register_buffer("spectrum", torch.tensor(tables.kernel_spectrum))
         self.register_buffer("left", torch.tensor(tables.left))
         self.register_buffer("right", torch.tensor(tables.right))

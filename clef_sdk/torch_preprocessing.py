@@ -98,7 +98,8 @@ def bandpass_with_tables(work: torch.Tensor, spectrum: torch.Tensor, left: torch
     tail = 2 * work[..., -1:] - torch.flip(work[..., -PAD - 1 : -1], dims=[-1])
     extended = torch.cat([head, work, tail], dim=-1)
     extended = extended - extended[..., :1]
-    out = torch.fft.irfft(torch.fft.rfft(extended, n=FFT_SIZE) * spectrum, n=FFT_SIZE)[..., PAD : PAD + n]
+    n_fft = 2 * (spectrum.shape[-1] - 1)  # FFT_SIZE, or the longer FFT the tables were built for
+    out = torch.fft.irfft(torch.fft.rfft(extended, n=n_fft) * spectrum, n=n_fft)[..., PAD : PAD + n]
     return out - (extended @ right) @ left.T
 
 
