@@ -25,7 +25,6 @@ from numbers import Real
 from typing import Literal
 
 import numpy as np
-from scipy import signal as sps
 
 from .filters import bandpass
 from .streaming import BLOCK_SAMPLES, Recording, is_array_like_signal

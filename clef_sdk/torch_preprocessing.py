@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .filters import FFT_SIZE, PAD, bandpass_tables
+from .filters import PAD, bandpass_tables
 from .streaming import Recording, resampling_filter
 from .preprocessing import (
     TAIL_MODES,

@@ -62,7 +62,8 @@ def synthetic(n_patients: int = 40, per_patient: int = 5, dim: int = 256, seed: 
 def test_embedder_estimator_protocol(windows, model, embeddings):
     embedder = ClefEmbedder(model=model, fs=MITDB_FS, batch_size=16, device="cpu")
     assert embedder.get_params() == {
-        "model": model, "fs": MITDB_FS, "pooling": "mean", "batch_size": 16, "device": "cpu", "precision": "fp32"
+        "model": model, "fs": MITDB_FS, "pooling": "mean", "batch_size": 16, "device": "cpu", "precision": "fp32",
+        "quality": None,
     }
     twin = clone(embedder)
     assert twin is not embedder and twin.get_params() == embedder.get_params()
