@@ -10,7 +10,7 @@ samples at the recording's own rate. Hard failures score 0:
 
 Otherwise the score is the geometric mean of three measures, each mapped linearly to [0, 1]:
 
-- beat agreement (bSQI, from 0.4 to 0.9): R peaks from two independent detectors of neurokit2 (``neurokit`` and
+- beat agreement (bSQI, from 0.3 to 0.8): R peaks from two independent detectors of neurokit2 (``neurokit`` and
   ``pantompkins1985``, on ``nk.ecg_clean``) matched within 150 ms, as matched / (found by either);
 - beat template correlation (tSQI, from 0.4 to 0.7): the mean Pearson correlation of each beat (-0.2 s to +0.4 s
   around its R peak) with the window's median beat;
@@ -47,7 +47,7 @@ MARGIN_SECONDS = 2.0
 # Each measure is mapped linearly from this range to [0, 1]; the score is the geometric mean of the three. Chosen
 # on the real recordings of ../shared/data (NSTDB 118, LUDB, MIT-BIH, CPSC 2019) among a small grid, as the one
 # whose NSTDB scores fall monotonically with the noise level while keeping the most clean windows usable.
-BSQI = (0.4, 0.9)
+BSQI = (0.3, 0.8)
 TEMPLATE = (0.4, 0.7)
 IN_BAND = (0.15, 0.3)
 

@@ -30,13 +30,13 @@ def nstdb(data_dir) -> dict[int, np.ndarray]:
 def test_score_falls_with_the_noise_level(nstdb):
     noisy = {snr: scores[4:] for snr, scores in nstdb.items()}
     means = [noisy[snr].mean() for snr in (24, 12, 6, 0)]
-    # measured means 1.00, 0.58, 0.40, 0.31
+    # measured means 1.00, 0.59, 0.42, 0.34 (medians 1.00, 0.80, 0.48, 0.24)
     assert all(a - b >= 0.05 for a, b in zip(means, means[1:])), means
     assert all(scores[:4].min() >= 0.9 for scores in nstdb.values())  # the clean start of every excerpt
 
 
 def test_separates_24_db_from_0_db(nstdb):
-    # measured: every 24 dB window scores 1.0, the 0 dB windows at most 0.85 (median 0.2): AUROC 1
+    # measured: every 24 dB window scores 1.0, the 0 dB windows at most 0.90 (median 0.24): AUROC 1
     assert nstdb[24].min() > nstdb[0][4:].max()
     assert nstdb[24].min() >= 0.9 and np.median(nstdb[0][4:]) < 0.5
 
@@ -49,10 +49,10 @@ def test_clean_recordings_are_usable(data_dir):
             for path in sorted(glob.glob(str(data_dir / "cpsc2019-sample" / "data" / "*.mat")))]  # fmt: skip
     usable = {name: np.concatenate([q.usable for q in qualities]).mean() for name, qualities in
               (("ludb", ludb), ("mitdb", mitdb), ("cpsc", cpsc))}  # fmt: skip
-    # measured: LUDB 0.975 (200 windows), MIT-BIH 0.990 (2160), CPSC 2019 0.80 (50; a noisy challenge set with
+    # measured: LUDB 0.980 (200 windows), MIT-BIH 0.991 (2160), CPSC 2019 0.84 (50; a noisy challenge set with
     # saturated and motion-corrupted records: below the 95% asked, see the app developers' page)
     assert usable["ludb"] >= 0.95 and usable["mitdb"] >= 0.95, usable
-    assert usable["cpsc"] >= 0.75, usable
+    assert usable["cpsc"] >= 0.8, usable
 
 
 def test_artefacts_built_from_real_ecg_get_their_reason(minute):
