@@ -293,6 +293,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .hub import cache_status, clef_home, hub_cache_dir
     from .registry import manifest_path, model_entry
 
+    from .hub_models import is_hub_spec
+
+    if is_hub_spec(args.name):
+        return _hub_model_info(args.name)
     entry = model_entry(args.name)
     print(f"CLEF-{entry.name}  (manifest: {manifest_path()})")
     print(f"  aliases:        {', '.join(entry.aliases) or '-'}")
@@ -316,6 +320,25 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     note = "" if entry.preprocessing else "  (the manifest states none: clef-sdk's contract)"
     print(f"  preprocessing:  {json.dumps(entry.preprocessing or PREPROCESSING, sort_keys=True)}{note}")
+    return 0
+
+
+def _hub_model_info(spec: str) -> int:
+    from .convert import read_weights
+    from .hub_models import fetch_hub_model
+
+    source = fetch_hub_model(spec)
+    weights = read_weights(source.path)
+    print(f"hf-hub:{source.repo_id}")
+    print(f"  revision:       {source.revision or '(default branch)'}")
+    print(f"  commit:         {source.commit}")
+    print(f"  pinned spec:    {source.spec}")
+    print(f"  sha256:         {source.sha256} (verified)")
+    print(f"  size:           {weights.size}, embed_dim {weights.embed_dim}")
+    for key in ("training_method", "training_steps", "training_data"):
+        if weights.metadata.get(key):
+            print(f"  {key[len('training_'):] + ':':<15} {weights.metadata[key]}")
+    print(f"  cached:         {source.path}")
     return 0
 
 
@@ -343,6 +366,24 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     from .publish import publish
 
+    if args.weights:
+        if args.name or args.ckpt:
+            raise CliError("--weights publishes a model you trained: pass it without NAME and --ckpt")
+        if not args.license:
+            raise CliError("--license is required with --weights: choose the license of your weights (e.g. cc-by-4.0)")
+        from .publish_trained import publish_trained
+
+        result = publish_trained(args.weights, args.repo_id, license=args.license, dry_run=args.dry_run,
+                                 out_dir=args.out, private=args.private)  # fmt: skip
+        print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
+        if result.revision:
+            print(f"uploaded to {result.repo_id} at commit {result.revision}")
+            print(f'load it with: clef.load("hf-hub:{result.repo_id}@{result.revision}")')
+        else:
+            print("dry run: nothing uploaded")
+        return 0
+    if not (args.name and args.ckpt):
+        raise CliError("pass NAME --ckpt RELEASED.ckpt (the authors' checkpoints) or --weights TRAINED.safetensors")
     result = publish(
         args.name,
         args.ckpt,
@@ -422,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.set_defaults(handler=_cmd_download)
 
     info = commands.add_parser("info", help="a model's manifest entry and where it is cached")
-    info.add_argument("name", help="model name or alias")
+    info.add_argument("name", help="model name or alias, or hf-hub:ORG/NAME[@REVISION]")
     info.set_defaults(handler=_cmd_info)
 
     verify = commands.add_parser("verify", help="re-hash the cached weights (all models, or NAME)")
@@ -431,12 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish = commands.add_parser(
         "publish",
-        help="convert a released checkpoint and upload it to the Hugging Face Hub",
+        help="upload a released checkpoint or a model you trained to the Hugging Face Hub",
         description="Write model.safetensors, config.json and a model card, upload them (unless --dry-run) and "
         "print the manifest source to paste.",
     )
-    publish.add_argument("name", help="model name or alias")
-    publish.add_argument("--ckpt", required=True, help="the released .ckpt")
+    publish.add_argument("name", nargs="?", help="model name or alias (with --ckpt)")
+    publish.add_argument("--ckpt", help="the released .ckpt")
+    publish.add_argument("--weights", help="a model you trained: the .safetensors from `clef train export`")
+    publish.add_argument("--license", help="with --weights: the Hub license id you choose for your weights")
     publish.add_argument("--repo-id", required=True, help="Hub repository, namespace/name")
     publish.add_argument("--dry-run", action="store_true", help="write the folder only, upload nothing")
     publish.add_argument("--out", help="folder to write (default: a new temporary folder)")

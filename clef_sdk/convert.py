@@ -285,6 +285,13 @@ def read_weights(path: str | os.PathLike[str]) -> EncoderWeights:
             f"{path}: the weights were modified or corrupted after conversion (tensor data sha256 {actual}, "
             f"recorded {recorded}); delete the file and download or convert it again"
         )
+    declared = metadata.get("preprocessing")
+    if declared is not None and json.loads(declared) != json.loads(json.dumps(PREPROCESSING)):
+        raise CheckpointError(
+            f"{path} declares a preprocessing contract this clef-sdk {__version__} does not implement: the file "
+            f"says {declared}; clef-sdk implements {json.dumps(PREPROCESSING, sort_keys=True)}. Embeddings would "
+            "not mean what the model learned: use the clef-sdk version the model was made for"
+        )
     if metadata.get("size") != weights.size:
         raise CheckpointError(
             f"{path}: metadata says size {metadata.get('size')!r} but the tensors are CLEF-{weights.size}"

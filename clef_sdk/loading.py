@@ -10,6 +10,7 @@ import torch
 
 from .convert import encoder_from_weights, load_weights
 from .embedding import resolve_device
+from .hub_models import fetch_hub_model, is_hub_spec, parse_hub_spec
 from .models import ClefEncoder
 from .registry import model_entry
 
@@ -27,8 +28,11 @@ def _looks_like_path(name_or_path: str | os.PathLike[str]) -> bool:
     return isinstance(name_or_path, os.PathLike) or text.endswith(_WEIGHT_SUFFIXES) or os.sep in text
 
 
-def _weights_file(name_or_path: str | os.PathLike[str], local_files_only: bool) -> tuple[Path, str]:
-    """The weights file to load and the encoder's display name."""
+def _weights_file(name_or_path: str | os.PathLike[str], local_files_only: bool) -> tuple[Path, str, object]:
+    """The weights file to load, the encoder's display name and, for ``hf-hub:`` specs, where it came from."""
+    if is_hub_spec(name_or_path):
+        source = fetch_hub_model(os.fspath(name_or_path), local_files_only=local_files_only)
+        return source.path, f"hf-hub:{source.repo_id}@{source.commit[:12]}", source
     if _looks_like_path(name_or_path):
         path = Path(name_or_path).expanduser()
         if not path.is_file():
@@ -36,11 +40,11 @@ def _weights_file(name_or_path: str | os.PathLike[str], local_files_only: bool) 
                 f"weights file not found: {path}. Pass an existing .safetensors or .ckpt path, "
                 "or a model name such as 'small' (see clef.list_models())"
             )
-        return path, path.name
+        return path, path.name, None
     from .hub import fetch_weights
 
     entry = model_entry(os.fspath(name_or_path))
-    return fetch_weights(entry, local_files_only=local_files_only), f"clef-{entry.name}"
+    return fetch_weights(entry, local_files_only=local_files_only), f"clef-{entry.name}", None
 
 
 def load(
@@ -54,7 +58,8 @@ def load(
 
     Args:
         name_or_path: a model name from :func:`clef_sdk.list_models` (``"small"``, ``"medium"``, ``"large"``
-            or an alias), or the path of a ``.safetensors`` file written by :func:`clef_sdk.convert_checkpoint`
+            or an alias); a Hub repository, ``"hf-hub:ORG/NAME"`` or ``"hf-hub:ORG/NAME@REVISION"`` (branch, tag or
+            commit; pin a commit for reproducible results, see :mod:`clef_sdk.hub_models`); or the path of a ``.safetensors`` file written by :func:`clef_sdk.convert_checkpoint`
             or of a released ``.ckpt`` (converted in memory, loaded with ``weights_only=True``).
         device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
         local_files_only: never touch the network; fail if the weights are not cached.
@@ -64,8 +69,9 @@ def load(
     Returns a new module each call; :func:`clef_sdk.embed` keeps its own cache of loaded encoders.
     """
     target = resolve_device(device)
-    path, display_name = _weights_file(name_or_path, local_files_only)
+    path, display_name, source = _weights_file(name_or_path, local_files_only)
     encoder = encoder_from_weights(load_weights(path), name=display_name)
+    encoder.source = source
     if freeze:
         encoder.requires_grad_(False)
     return encoder.to(target)
@@ -80,7 +86,9 @@ def get_encoder(
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a name, a path or a ClefEncoder, got {type(model).__name__}")
     target = resolve_device(device)
-    if _looks_like_path(model):
+    if is_hub_spec(model):
+        key = ("hf-hub", *parse_hub_spec(os.fspath(model)), str(target))
+    elif _looks_like_path(model):
         path = Path(model).expanduser().resolve()
         stat = path.stat() if path.is_file() else None
         key: tuple[object, ...] = ("path", str(path), stat and stat.st_mtime_ns, stat and stat.st_size, str(target))

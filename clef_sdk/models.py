@@ -185,6 +185,7 @@ class ClefEncoder(nn.Module):
         super().__init__()
         self.architecture = architecture
         self.name = name or f"clef-{architecture.name}"
+        self.source: object | None = None  # a HubModelSource for models loaded by repository id
         self.first_conv = SameConv1d(1, architecture.base_filters, KERNEL_SIZE, stride=STAGE_STRIDE)
         stages: list[list[Block]] = [[] for _ in architecture.filter_list]
         for stage, block, block_in, out_channels, middle, downsample in architecture.blocks():

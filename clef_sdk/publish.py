@@ -29,7 +29,7 @@ from .models import ARCHITECTURES, KERNEL_SIZE
 from .preprocessing import PREPROCESSING
 from .registry import ModelEntry, ZenodoSource, model_entry
 
-__all__ = ["WEIGHTS_FILENAME", "HubFolder", "PublishResult", "build_hub_folder", "model_card", "publish"]
+__all__ = ["WEIGHTS_FILENAME", "HubFolder", "PublishResult", "build_hub_folder", "model_card", "publish", "upload_folder"]
 
 WEIGHTS_FILENAME = "model.safetensors"
 LIBRARY_NAME = "clef-sdk"
@@ -306,9 +306,6 @@ def publish(
         api: an object with huggingface_hub's ``HfApi.create_repo``/``upload_folder`` (default: a new ``HfApi``
             for ``HF_ENDPOINT``).
     """
-    from .hub import LIBRARY_NAME as _LIB
-    from .hub import is_offline
-
     entry = model_entry(name)
     folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"clef-{entry.name}-hub-"))
     built = build_hub_folder(entry.name, checkpoint, folder, repo_id=repo_id, force=force)
@@ -322,25 +319,30 @@ def publish(
     }
     if dry_run:
         return PublishResult(folder, repo_id, None, source, notes=["dry run: nothing uploaded; revision stays null"])
+    info = upload_folder(folder, repo_id, f"CLEF-{entry.name} weights converted with clef-sdk {__version__}",
+                         private=private, token=token, api=api)  # fmt: skip
+    revision = getattr(info, "oid", None)
+    source["revision"] = revision
+    return PublishResult(folder, repo_id, revision, source, commit_url=getattr(info, "commit_url", None))
+
+
+def upload_folder(
+    folder: Path, repo_id: str, message: str, *, private: bool = False, token: str | None = None, api: Any = None
+) -> Any:
+    """Create ``repo_id`` if needed and upload ``folder`` as one commit; returns huggingface_hub's commit info.
+
+    ``api``: an object with ``HfApi.create_repo``/``upload_folder`` (default: a new ``HfApi`` for ``HF_ENDPOINT``).
+    """
+    from .hub import LIBRARY_NAME as _LIB
+    from .hub import is_offline
+
     if is_offline():
         raise ClefError("HF_HUB_OFFLINE is set: cannot upload; unset it or use --dry-run")
     if api is None:
         from huggingface_hub import HfApi
 
         endpoint = os.environ.get("HF_ENDPOINT")
-        api = HfApi(
-            endpoint=endpoint.rstrip("/") if endpoint else None,
-            token=token,
-            library_name=_LIB,
-            library_version=__version__,
-        )
+        api = HfApi(endpoint=endpoint.rstrip("/") if endpoint else None, token=token, library_name=_LIB,
+                    library_version=__version__)  # fmt: skip
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    info = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        repo_type="model",
-        commit_message=f"CLEF-{entry.name} weights converted with clef-sdk {__version__}",
-    )
-    revision = getattr(info, "oid", None)
-    source["revision"] = revision
-    return PublishResult(folder, repo_id, revision, source, commit_url=getattr(info, "commit_url", None))
+    return api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", commit_message=message)

@@ -95,10 +95,10 @@ class _Handler(BaseHTTPRequestHandler):
         repo = self.server.hub._repos.get(repo_id)
         if repo is None:
             return self._error(404, "RepoNotFound", "Repository not found")
-        commit = repo["commit"]
-        if revision not in (commit, "main"):
+        commit = repo["refs"].get(unquote(revision), revision)
+        if commit not in repo["snapshots"]:
             return self._error(404, "RevisionNotFound", "Invalid rev id", commit=None)
-        data = repo["files"].get(filename)
+        data = repo["snapshots"][commit].get(filename)
         if data is None:
             return self._error(404, "EntryNotFound", "Entry not found", commit=commit)
         sha = hashlib.sha256(data).hexdigest()
@@ -215,12 +215,21 @@ class FakeHub:
 
     # content -------------------------------------------------------------------------------------------------
     def add_hub_file(self, repo_id: str, filename: str, data: bytes, commit: str | None = None) -> str:
-        """Publish ``data`` as ``repo_id/filename``; returns the repo's commit (40 hex)."""
-        repo = self._repos.setdefault(repo_id, {"commit": None, "files": {}})
-        repo["files"][filename] = data
-        repo["commit"] = commit or hashlib.sha1(repr(sorted(repo["files"])).encode() + data).hexdigest()
+        """Publish ``data`` as ``repo_id/filename`` on ``main``, as a new commit (or into ``commit``, kept as the
+        head of ``main``); earlier commits stay reachable by their id. Returns the commit (40 hex)."""
+        repo = self._repos.setdefault(repo_id, {"commit": None, "files": {}, "snapshots": {}, "refs": {}})
+        files = dict(repo["snapshots"].get(commit or repo["commit"], {}))
+        files[filename] = data
+        commit = commit or hashlib.sha1(repr(sorted(files)).encode() + data + str(len(repo["snapshots"])).encode()).hexdigest()
+        repo["snapshots"][commit] = files
+        repo["commit"], repo["files"] = commit, files
+        repo["refs"]["main"] = commit
         self._blobs[hashlib.sha256(data).hexdigest()] = (self.hub_key(repo_id, filename), data)
-        return repo["commit"]
+        return commit
+
+    def add_ref(self, repo_id: str, name: str, commit: str) -> None:
+        """Point a branch or tag ``name`` of ``repo_id`` at ``commit``."""
+        self._repos[repo_id]["refs"][name] = commit
 
     def add_zenodo_file(self, record: str, filename: str, data: bytes) -> str:
         """Publish ``data`` in a Zenodo-style record; returns its download URL."""

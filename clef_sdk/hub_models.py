@@ -1,0 +1,111 @@
+"""Any CLEF model on the Hugging Face Hub, by repository id: ``clef.load("hf-hub:ORG/NAME@REVISION")``.
+
+``hf-hub:ORG/NAME`` takes the default branch; ``@REVISION`` a branch, a tag or a 40-hex commit. The repository's
+``model.safetensors`` (written by ``clef convert``, ``clef train export`` or ``clef publish``) and ``config.json``
+are downloaded with ``huggingface_hub`` into the Hugging Face cache (``HF_HUB_CACHE``, ``HF_ENDPOINT``,
+``HF_HUB_OFFLINE`` and ``local_files_only`` honoured). Then:
+
+- the branch or tag is resolved to its commit once, by the download; the commit is recorded on the encoder
+  (``encoder.source``) and shown by ``clef info``, so a result can be traced to exact weights;
+- the file is checked against the sha256 the Hub reported for it (the LFS etag, which the cache keeps as the
+  blob's name), at every load: a cached file modified since is refused;
+- the size and the preprocessing contract come from the safetensors metadata; a file that is not a clef-sdk file,
+  or declares another preprocessing than this version implements, is refused with a message naming both.
+
+Network access stays in :mod:`clef_sdk.hub` style: one place, typed errors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._io import sha256_file
+from ._version import __version__
+from .errors import ChecksumMismatchError, WeightsNotAvailableError
+
+__all__ = ["HF_HUB_PREFIX", "HubModelSource", "fetch_hub_model", "is_hub_spec", "parse_hub_spec"]
+
+HF_HUB_PREFIX = "hf-hub:"
+WEIGHTS_FILENAME = "model.safetensors"
+_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class HubModelSource:
+    """Where a model loaded by repository id came from: ``revision`` as asked, ``commit`` as resolved."""
+
+    repo_id: str
+    revision: str | None
+    commit: str
+    sha256: str
+    path: Path
+
+    @property
+    def spec(self) -> str:
+        """The pinned spec that reloads exactly these weights: ``hf-hub:ORG/NAME@COMMIT``."""
+        return f"{HF_HUB_PREFIX}{self.repo_id}@{self.commit}"
+
+
+def is_hub_spec(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(HF_HUB_PREFIX)
+
+
+def parse_hub_spec(spec: str) -> tuple[str, str | None]:
+    """``"hf-hub:ORG/NAME@REV"`` -> ``("ORG/NAME", "REV")`` (``None`` for the default branch)."""
+    body = spec[len(HF_HUB_PREFIX) :]
+    repo_id, _, revision = body.partition("@")
+    if not _REPO.match(repo_id) or (_ and not revision):
+        raise ValueError(
+            f"{spec!r} is not a Hub model spec; use hf-hub:ORG/NAME, or hf-hub:ORG/NAME@REVISION with a branch, "
+            "tag or 40-hex commit"
+        )
+    return repo_id, revision or None
+
+
+def _download(repo_id: str, filename: str, revision: str | None, local_files_only: bool) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    from .hub import LIBRARY_NAME, _hf_endpoint, _hub_errors, hub_cache_dir, is_offline
+
+    offline = is_offline(local_files_only)
+    try:
+        return Path(
+            hf_hub_download(
+                repo_id, filename, revision=revision, cache_dir=str(hub_cache_dir()), endpoint=_hf_endpoint(),
+                local_files_only=offline, library_name=LIBRARY_NAME, library_version=__version__,
+            )  # fmt: skip
+        )
+    except _hub_errors() as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        where = f"{repo_id}@{revision}" if revision else repo_id
+        hint = (
+            "it is not in the cache and the network is off (HF_HUB_OFFLINE or local_files_only): connect once"
+            if offline
+            else "check the repository id and revision, your network, and HF_TOKEN for private repositories"
+        )
+        raise WeightsNotAvailableError(f"cannot get {filename} of hf-hub:{where} ({type(exc).__name__}: {first_line}); {hint}") from None
+
+
+def fetch_hub_model(spec: str, *, local_files_only: bool = False) -> HubModelSource:
+    """Download (or find in the cache) and verify the weights of ``spec``; see the module docstring."""
+    repo_id, revision = parse_hub_spec(spec)
+    path = _download(repo_id, WEIGHTS_FILENAME, revision, local_files_only)
+    _download(repo_id, "config.json", revision, local_files_only)  # the model card's companion, kept with it
+    # The cache stores snapshots/<commit>/<file> -> blobs/<etag>; for an LFS file the etag is its sha256.
+    commit = path.parent.name
+    expected = path.resolve().name
+    if not _SHA256.match(expected):
+        raise ChecksumMismatchError(
+            f"hf-hub:{repo_id}: {WEIGHTS_FILENAME} is not stored as an LFS file, so the Hub reports no sha256 for "
+            "it; upload it with huggingface_hub (or git lfs) so that it can be verified"
+        )
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ChecksumMismatchError(
+            f"hf-hub:{repo_id}@{commit}: the cached {WEIGHTS_FILENAME} has sha256 {actual}, but the Hub reported "
+            f"{expected}; the file was modified or corrupted. Delete {path.resolve()} and load again to re-download"
+        )
+    return HubModelSource(repo_id, revision, commit, expected, path)
