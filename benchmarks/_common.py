@@ -120,6 +120,19 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - start, value
 
 
+def median_seconds(function, repeats: int = 5) -> float:
+    """Median wall time of ``repeats`` calls of ``function`` after one warm-up call."""
+    import statistics
+
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
     cells = [tuple(str(c) for c in row) for row in rows]
     widths = [max(len(r[i]) for r in (header, *cells)) for i in range(len(header))]

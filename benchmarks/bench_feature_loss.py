@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +25,12 @@ sys.path.insert(0, str(REPO / "tests"))
 from conformance_helpers import rule_state_dict  # noqa: E402
 
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _common import median_seconds  # noqa: E402
+
+
 def median_ms(function, repeats: int) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * median_seconds(function, repeats)
 
 
 def main() -> None:

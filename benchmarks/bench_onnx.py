@@ -12,10 +12,8 @@ windows. Weights: small from the conformance checkpoint, medium from the conform
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ import torch
 from scipy import signal as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import encoder_for, machine, print_table, require_shared, write_json  # noqa: E402
+from _common import encoder_for, machine, median_seconds, print_table, require_shared, write_json  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,15 +42,6 @@ def main(argv: list[str] | None = None) -> int:
 
     def cosine(a: np.ndarray, b: np.ndarray) -> float:
         return float((np.sum(a * b, -1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min())
-
-    def median_seconds(function, repeats: int = 5) -> float:
-        function()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
 
     rows, results = [], []
     with tempfile.TemporaryDirectory() as tmp:
