@@ -133,11 +133,6 @@ class Recording:
         start, stop = max(0, start), min(self.n_samples, stop)
         return np.asarray(self.signal[start:stop], dtype=np.float64)  # type: ignore[index]
 
-    def blocks(self, size: int = BLOCK_SAMPLES):
-        """``(start, float64 samples)`` for consecutive blocks covering the recording."""
-        for start in range(0, self.n_samples, size):
-            yield start, self.raw(start, start + size)
-
     def _nearest_valid(self, index: int, step: int) -> int | None:
         """The first non-NaN sample from ``index`` going in direction ``step`` (+1/-1), or None."""
         position = index
