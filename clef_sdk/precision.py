@@ -1,10 +1,10 @@
 """Numerical precision of the forward pass: faithful float32, or bf16 autocast where the hardware has it.
 
 ``"fp32"`` (the default) is what the conformance tests hold to the authors' outputs. ``"bf16"`` runs the
-convolutions under ``torch.autocast(dtype=torch.bfloat16)``: measured on a Zen 4 CPU with AVX-512 BF16, small
-1.7x and medium 1.8x the float32 speed at embedding cosine >= 0.99999 to float32. On a CPU without native
-bf16 instructions PyTorch emulates them and bf16 is slower than float32, so it is refused there rather than
-silently made slow.
+convolutions under ``torch.autocast(dtype=torch.bfloat16)``: measured end to end on 24 h of ECG on a Zen 4 CPU
+with AVX-512 BF16, small 1.4x and medium 1.7x the float32 speed, at embedding cosine >= 0.99997 to float32.
+On a CPU without native bf16 instructions PyTorch emulates them and bf16 is slower than float32, so it is
+refused there rather than silently made slow.
 """
 
 from __future__ import annotations
