@@ -15,6 +15,9 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+# the conformance README's weight rule, and the row-wise cosine the scripts import from here
+from conformance_helpers import row_cosines, rule_state_dict  # noqa: E402, F401
 RESULTS = REPO / "benchmarks" / "results"
 # The 12 MIT-BIH records of ../shared/data/mitdb-tpcp: 30 min each at 360 Hz, lead MLII, mV.
 MITDB_RECORDS = ("100", "102", "104", "105", "106", "108", "114", "116", "119", "121", "123", "200")
@@ -58,9 +61,6 @@ def encoder_for(size: str, device: str = "cpu"):
     conformance = shared_dir() / "conformance"
     if size == "small" and (conformance / "clef_small_lightning.ckpt").is_file():
         return clef.load(conformance / "clef_small_lightning.ckpt", device=device), "conformance checkpoint"
-    sys.path.insert(0, str(REPO / "tests"))
-    from conformance_helpers import rule_state_dict
-
     encoder = encoder_from_weights(extract_backbone(rule_state_dict(conformance, size)))
     return encoder.to(device), "conformance weight rule"
 

@@ -21,7 +21,7 @@ import torch
 from scipy import signal as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import encoder_for, machine, median_seconds, print_table, require_shared, write_json  # noqa: E402
+from _common import encoder_for, machine, median_seconds, print_table, require_shared, row_cosines, write_json  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,9 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     mitdb = np.load(data / "mitdb-tpcp" / "100.npz")["ecg"].astype(np.float64)[: 360 * 330]
     recordings = {500: ludb, 360: mitdb, 300: sps.resample_poly(mitdb, 5, 6), 250: sps.resample_poly(mitdb, 25, 36)}
     raw = {fs: x[: 32 * round(10 * fs)].reshape(32, -1) for fs, x in recordings.items()}
-
-    def cosine(a: np.ndarray, b: np.ndarray) -> float:
-        return float((np.sum(a * b, -1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)).min())
 
     rows, results = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                     expected = np.stack([clef.embed(w, fs, model=encoder) for w in raw[fs]])
                     torch_run = lambda fs=fs: clef.embed(raw[fs], fs, model=encoder)  # noqa: E731
                 got = session.run(["embedding"], feed)[0]
-                row["min_cosine"] = cosine(got, expected)
+                row["min_cosine"] = float(row_cosines(got, expected).min())
                 if fs in (None, 250):
                     with torch.inference_mode():
                         row["onnxruntime_s"] = median_seconds(lambda: session.run(["embedding"], feed))

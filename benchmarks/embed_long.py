@@ -33,7 +33,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import current_rss_mib, encoder_for, long_recording, peak_rss_mib, print_table, run_child, timed, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    current_rss_mib, encoder_for, long_recording, peak_rss_mib, print_table, row_cosines, run_child, timed, write_json,
+)
 
 FS = 250
 
@@ -77,10 +79,6 @@ def child(mode: str, size: str, path: str, device: str, output: str) -> None:
                       "rss_before_mib": before, "input_mib": signal.nbytes / 2**20}))  # fmt: skip
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=float, default=24.0, help="recording length (default: 24)")
@@ -118,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                     "windows": runs[mode][0]["windows"], "input_mib": runs[mode][0]["input_mib"],
                     "peak_rss_mib": max(run["peak_rss_mib"] for run in runs[mode]),
                     "extra_rss_mib": max(run["peak_rss_mib"] - run["rss_before_mib"] for run in runs[mode]),
-                    "min_cosine_to_clef_fp32": float(cosine(np.load(outputs[mode]), reference).min()),
+                    "min_cosine_to_clef_fp32": float(row_cosines(np.load(outputs[mode]), reference).min()),
                 }  # fmt: skip
                 row["windows_per_s"] = row["windows"] / row["seconds"]
                 # speed-up: the median over repeats of the ratio of runs made side by side

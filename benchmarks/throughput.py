@@ -60,9 +60,10 @@ def gpu_peak_tflops(precision: str) -> float | None:
 
 
 def measure(forward, batch: torch.Tensor, precision: str, seconds: float) -> float:
+    from clef_sdk.precision import autocast
+
     device = batch.device
-    context = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else torch.autocast(device.type, enabled=False)
-    with torch.inference_mode(), context:
+    with torch.inference_mode(), autocast(precision, device):
         for _ in range(3):
             forward(batch)
         if device.type == "cuda":

@@ -211,13 +211,15 @@ def _write_quality(qualities: list, output: str | None) -> None:
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
-    from .onnx_export import DEFAULT_OPSET, export_onnx, read_onnx_metadata
+    from .loading import get_encoder
+    from .onnx_export import DEFAULT_OPSET, export_onnx, raw_window_samples
 
     path = export_onnx(args.model, args.output, fs=args.fs, opset=args.opset or DEFAULT_OPSET)
-    metadata = read_onnx_metadata(path)
-    shape = tuple(json.loads(metadata["preprocessing"])["shape"])
-    print(f"clef: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input {metadata['input_name']!r} {shape}, "
-          f"output 'embedding' (batch, {metadata['embed_dim']})", file=sys.stderr)  # fmt: skip
+    # the encoder export_onnx loaded, from the cache: no second read of the (possibly large) file just written
+    embed_dim = get_encoder(args.model, "cpu").embed_dim
+    name, shape = ("windows", ("batch", 1, 5000)) if args.fs is None else ("raw", ("batch", raw_window_samples(args.fs)))
+    print(f"clef: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input {name!r} {shape}, "
+          f"output 'embedding' (batch, {embed_dim})", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -288,8 +290,6 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    import json
-
     from .hub import cache_status, clef_home, hub_cache_dir
     from .registry import manifest_path, model_entry
 
@@ -362,8 +362,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    import json
-
     from .publish import publish
 
     if args.weights:

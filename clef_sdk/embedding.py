@@ -26,16 +26,15 @@ from .preprocessing import (
     TailMode,
     WindowPlan,
     _resampling_ratio,
-    all_nan_windows,
     as_recordings,
     check_fs,
     per_record_fs,
     plan_windows,
-    preprocess_windows,
-    raw_windows,
+    preprocess_chunk,
     warn_about_windows,
 )
 from .streaming import Recording
+from .torch_preprocessing import recording_windows_torch
 
 if TYPE_CHECKING:
     from .models import ClefEncoder
@@ -105,24 +104,17 @@ def _window_chunks(
     (:func:`clef_sdk.torch_preprocessing.recording_windows_torch`) in ``dtype``: float64 matches the numpy path to
     1e-6, float32 to 2e-5. Chunks with NaN gaps or a padded tail take the numpy path, which fills gaps per window.
     """
-    from .torch_preprocessing import recording_windows_torch
-
     for index, (recording, fs, plan) in enumerate(zip(recordings, rates, plans)):
         name = "signal" if len(recordings) == 1 else f"recording {index}"
         source = Recording(recording, _resampling_ratio(fs))
-        for first in range(0, len(plan), chunk_size):
-            starts = plan.starts[first : first + chunk_size]
-            valid = plan.valid_samples[first : first + chunk_size]
+        for first, starts, valid in plan.chunks(chunk_size):
             windows = None
             if device_preprocessing is not None and (valid == WINDOW_SAMPLES).all():
                 windows = recording_windows_torch(source, starts, device_preprocessing, dtype)
             if windows is None:
-                raw = raw_windows(source, starts, valid)
-                missing = all_nan_windows(raw, valid)
-                windows = torch.from_numpy(preprocess_windows(raw, valid_samples=valid))
-            else:
-                missing = np.zeros(len(starts), dtype=bool)
-            warn_about_windows(missing, source.flat(starts, valid), first, name)
+                windows = torch.from_numpy(preprocess_chunk(source, starts, valid, first, name))
+            else:  # no NaN reaches the device path: only flat windows to report
+                warn_about_windows(np.zeros(len(starts), dtype=bool), source.flat(starts, valid), first, name)
             yield windows, index
 
 
@@ -232,7 +224,9 @@ def embed_with_encoder(
         qualities = [signal_quality(recording, rate, stride_seconds=stride_seconds, tail=tail)
                      for recording, rate in zip(recordings, rates)]  # fmt: skip
     keep = [q.usable for q in qualities] if quality == "drop" else [np.ones(c, dtype=bool) for c in counts]
-    seen = np.zeros(len(recordings), dtype=np.int64)
+    # windows arrive recording after recording, each in order: window k of the whole job is keep_all[k]
+    keep_all = np.concatenate(keep)
+    done = 0
 
     if pooling is None:
         per_window = [np.empty((count, dim), dtype=np.float32) for count in counts]
@@ -272,13 +266,10 @@ def embed_with_encoder(
                         per_window[index][filled[index] : filled[index] + len(rows)] = rows
                         filled[index] += len(rows)
                 else:
-                    kept = np.ones(n, dtype=bool)
-                    for index in np.unique(owners):
-                        mine = owners == index
-                        kept[mine] = keep[index][seen[index] : seen[index] + int(mine.sum())]
-                        seen[index] += int(mine.sum())
+                    kept = keep_all[done : done + n]
                     pool = np.add.at if pooling == "mean" else np.maximum.at
                     pool(pooled, owners[kept], output[kept].astype(np.float64))
+                done += n
                 bar.update(n)
     finally:
         encoder.train(was_training)

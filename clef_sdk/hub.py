@@ -440,26 +440,36 @@ def _unreachable(url: str) -> str | None:
     return None
 
 
-def _fetch_hub(entry: ModelEntry, source: HubSource) -> Path:
+def download_hub_file(repo_id: str, filename: str, revision: str | None, *, local_files_only: bool = False) -> Path:
+    """``filename`` of Hub ``repo_id`` at ``revision`` through huggingface_hub, into the Hugging Face cache.
+
+    Raises ``_SourceUnavailable`` with one line saying why; an unreachable host fails at once, not after retries.
+    """
     from huggingface_hub import constants, hf_hub_download
 
-    reason = _unreachable(_hf_endpoint() or constants.ENDPOINT)
-    if reason is not None:
-        raise _SourceUnavailable(reason)
+    if not local_files_only:
+        reason = _unreachable(_hf_endpoint() or constants.ENDPOINT)
+        if reason is not None:
+            raise _SourceUnavailable(reason)
     try:
         found = hf_hub_download(
-            source.repo_id,
-            source.filename,
-            revision=source.revision,
+            repo_id,
+            filename,
+            revision=revision,
             cache_dir=str(hub_cache_dir()),
             endpoint=_hf_endpoint(),
+            local_files_only=local_files_only,
             library_name=LIBRARY_NAME,
             library_version=__version__,
         )
     except _hub_errors() as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise _SourceUnavailable(f"{type(exc).__name__}: {first_line}") from None
-    path = Path(str(found))
+    return Path(str(found))
+
+
+def _fetch_hub(entry: ModelEntry, source: HubSource) -> Path:
+    path = download_hub_file(source.repo_id, source.filename, source.revision)
     _verify_hub_file(entry, source, path)
     _check_weights_size(entry, path, source)
     return path

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._io import sha256_file
-from ._version import __version__
 from .errors import ChecksumMismatchError, WeightsNotAvailableError
 
 __all__ = ["HF_HUB_PREFIX", "HubModelSource", "fetch_hub_model", "is_hub_spec", "parse_hub_spec"]
@@ -66,27 +65,19 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None]:
 
 
 def _download(repo_id: str, filename: str, revision: str | None, local_files_only: bool) -> Path:
-    from huggingface_hub import hf_hub_download
-
-    from .hub import LIBRARY_NAME, _hf_endpoint, _hub_errors, hub_cache_dir, is_offline
+    from .hub import _SourceUnavailable, download_hub_file, is_offline
 
     offline = is_offline(local_files_only)
     try:
-        return Path(
-            hf_hub_download(
-                repo_id, filename, revision=revision, cache_dir=str(hub_cache_dir()), endpoint=_hf_endpoint(),
-                local_files_only=offline, library_name=LIBRARY_NAME, library_version=__version__,
-            )  # fmt: skip
-        )
-    except _hub_errors() as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return download_hub_file(repo_id, filename, revision, local_files_only=offline)
+    except _SourceUnavailable as exc:
         where = f"{repo_id}@{revision}" if revision else repo_id
         hint = (
             "it is not in the cache and the network is off (HF_HUB_OFFLINE or local_files_only): connect once"
             if offline
             else "check the repository id and revision, your network, and HF_TOKEN for private repositories"
         )
-        raise WeightsNotAvailableError(f"cannot get {filename} of hf-hub:{where} ({type(exc).__name__}: {first_line}); {hint}") from None
+        raise WeightsNotAvailableError(f"cannot get {filename} of hf-hub:{where} ({exc}); {hint}") from None
 
 
 def fetch_hub_model(spec: str, *, local_files_only: bool = False) -> HubModelSource:

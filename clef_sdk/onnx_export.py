@@ -26,7 +26,7 @@ from .filters import bandpass_tables
 from .loading import ModelSpec, get_encoder
 from .models import ClefEncoder
 from .preprocessing import PREPROCESSING, WINDOW_SAMPLES, WINDOW_SECONDS, _resampling_ratio, check_fs
-from .streaming import resampling_filter
+from .streaming import resampling_skip
 from .torch_preprocessing import bandpass_with_tables, resampling_kernel, upfirdn_with_kernel, zscore_torch
 
 __all__ = ["DEFAULT_OPSET", "RawWindowEncoder", "export_onnx", "raw_window_samples", "read_onnx_metadata"]
@@ -73,8 +73,7 @@ class RawWindowEncoder(nn.Module):
         self.up, self.down = ratio.numerator, ratio.denominator
         self.first = 0
         if (self.up, self.down) != (1, 1):
-            _, half_len, pre_pad = resampling_filter(self.up, self.down)
-            self.first = (half_len + pre_pad) // self.down  # leading outputs resample_poly drops
+            self.first = resampling_skip(self.up, self.down)
             self.register_buffer("kernel", resampling_kernel(self.up, self.down, dtype=torch.float32))
         # ONNX Runtime's DFT is fast on powers of two only (measured 0.7 vs 3.5 ms per window at 8192 vs 5120)
         tables = bandpass_tables(WINDOW_SAMPLES, fft_size=ONNX_FFT_SIZE)
@@ -151,9 +150,9 @@ def export_onnx(
 
     from ._io import atomic_path
 
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
     try:
-        exporter_log = logging.getLogger("torch.onnx")
-        level = exporter_log.level
         exporter_log.setLevel(logging.ERROR)  # its notes on optional torchvision operators are not ours to show
         with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")  # the exporter's own deprecation notes
@@ -162,7 +161,6 @@ def export_onnx(
                 output_names=["embedding"], dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
                 verbose=False, optimize=True,
             )  # fmt: skip
-        exporter_log.setLevel(level)
         proto = program.model_proto
         for key, value in _metadata(encoder, None if fs is None else check_fs(fs), model, opset).items():
             entry = proto.metadata_props.add()
@@ -171,6 +169,7 @@ def export_onnx(
         with atomic_path(destination) as tmp:
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     finally:
+        exporter_log.setLevel(level)
         encoder.train(was_training)
     return destination
 

@@ -43,6 +43,7 @@ __all__ = [
     "filter_windows",
     "iter_planned_windows",
     "all_nan_windows",
+    "preprocess_chunk",
     "raw_windows",
     "iter_windows",
     "per_record_fs",
@@ -159,11 +160,12 @@ def check_signal(signal: object, name: str = "signal") -> np.ndarray:
     n_inf, low, high = 0, math.inf, -math.inf
     for start in range(0, array.shape[0], BLOCK_SAMPLES):
         block = np.asarray(array[start : start + BLOCK_SAMPLES])
+        finite = block
         if np.issubdtype(block.dtype, np.floating):
             n_inf += int(np.isinf(block).sum())
-            finite = block[~np.isnan(block)] if np.isnan(block).any() else block
-        else:
-            finite = block
+            nan = np.isnan(block)
+            if nan.any():
+                finite = block[~nan]
         if finite.size and not n_inf:
             low, high = min(low, float(finite.min())), max(high, float(finite.max()))
     if n_inf:
@@ -341,6 +343,11 @@ class WindowPlan:
     def __len__(self) -> int:
         return len(self.starts)
 
+    def chunks(self, size: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(index of the first window, starts, valid samples)`` for consecutive chunks of ``size`` windows."""
+        for first in range(0, len(self), size):
+            yield first, self.starts[first : first + size], self.valid_samples[first : first + size]
+
 
 def _stride_samples(stride_seconds: float | None) -> int:
     if stride_seconds is None:
@@ -429,12 +436,16 @@ def iter_planned_windows(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     recording = Recording(array, _resampling_ratio(fs))
-    for first in range(0, len(plan), chunk_size):
-        starts = plan.starts[first : first + chunk_size]
-        valid = plan.valid_samples[first : first + chunk_size]
-        raw = raw_windows(recording, starts, valid)
-        warn_about_windows(all_nan_windows(raw, valid), recording.flat(starts, valid), first, name)
-        yield preprocess_windows(raw, valid_samples=valid)
+    for first, starts, valid in plan.chunks(chunk_size):
+        yield preprocess_chunk(recording, starts, valid, first, name)
+
+
+def preprocess_chunk(recording: Recording, starts: np.ndarray, valid: np.ndarray, first: int, name: str) -> np.ndarray:
+    """The preprocessed windows ``(len(starts), 5000)`` at 500 Hz ``starts`` of ``recording``, warning about the
+    windows that carry no ECG (``first``: the index of the first, ``name``: the recording, for the message)."""
+    raw = raw_windows(recording, starts, valid)
+    warn_about_windows(all_nan_windows(raw, valid), recording.flat(starts, valid), first, name)
+    return preprocess_windows(raw, valid_samples=valid)
 
 
 def raw_windows(recording: Recording, starts: np.ndarray, valid_samples: np.ndarray) -> np.ndarray:

@@ -104,8 +104,11 @@ Published with clef-sdk {__version__}.
 """
 
 
-def build_trained_folder(weights: str | os.PathLike[str], folder: str | os.PathLike[str], *, repo_id: str, license: str) -> Path:
-    """Write ``model.safetensors``, ``config.json`` and ``README.md`` for a trained model into ``folder``."""
+def build_trained_folder(
+    weights: str | os.PathLike[str], folder: str | os.PathLike[str], *, repo_id: str, license: str
+) -> dict[str, Any]:
+    """Write ``model.safetensors``, ``config.json`` and ``README.md`` for a trained model into ``folder``; returns
+    the config written."""
     if not _LICENSE.match(license or ""):
         raise ValueError(
             f"license must be a Hub license identifier you chose for these weights (e.g. cc-by-4.0, mit, apache-2.0, "
@@ -137,7 +140,7 @@ def build_trained_folder(weights: str | os.PathLike[str], folder: str | os.PathL
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     card = trained_model_card(repo_id, license, loaded.metadata, sha256, size, loaded.embed_dim)
     (folder / "README.md").write_text(card, encoding="utf-8")
-    return folder
+    return config
 
 
 def publish_trained(
@@ -157,8 +160,7 @@ def publish_trained(
     ``clef.load(f"hf-hub:{repo_id}@{result.revision}")``.
     """
     folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="clef-trained-hub-"))
-    build_trained_folder(weights, folder, repo_id=repo_id, license=license)
-    config = json.loads((folder / "config.json").read_text())
+    config = build_trained_folder(weights, folder, repo_id=repo_id, license=license)
     source: dict[str, Any] = {"type": "hub", "repo_id": repo_id, "filename": WEIGHTS_FILENAME, "revision": None,
                               "sha256": config["weights"]["sha256"], "size": config["weights"]["size"]}  # fmt: skip
     if dry_run:

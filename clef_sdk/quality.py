@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .preprocessing import TailMode, _resampling_ratio, check_fs, check_signal, plan_windows
+from .preprocessing import TARGET_FS, TailMode, _resampling_ratio, check_fs, check_signal, plan_windows
 from .streaming import Recording
 
 __all__ = ["DEFAULT_THRESHOLD", "REASONS", "SignalQuality", "signal_quality"]
@@ -200,11 +200,9 @@ def signal_quality(
         raise ValueError(f"threshold must be within [0, 1], got {threshold!r}")
     plan = plan_windows(array.shape[0], fs, stride_seconds=stride_seconds, tail=tail)
     recording = Recording(array, _resampling_ratio(fs))
-    ratio = recording.down / recording.up  # input samples per 500 Hz sample
-    first = np.floor(plan.starts * ratio).astype(np.int64)
-    last = np.minimum(np.ceil((plan.starts + plan.valid_samples) * ratio).astype(np.int64), recording.n_samples)
+    first, last = recording.input_range(plan.starts, plan.valid_samples)
     n = len(plan)
-    measures = {name: np.zeros(n) for name in ("bsqi", "template", "rate", "flat", "clipped", "missing", "in_band")}
+    measures = {name: np.zeros(n) for name in ("bsqi", "template", "beats", "rate", "flat", "clipped", "missing", "in_band")}
     margin = round(MARGIN_SECONDS * fs)
     for segment_start in range(0, n, SEGMENT_WINDOWS):
         rows = range(segment_start, min(n, segment_start + SEGMENT_WINDOWS))
@@ -218,8 +216,7 @@ def signal_quality(
         for row in rows:
             a, b = int(first[row]) - lo, int(last[row]) - lo
             window = raw[a:b]
-            length = max(1, b - a)
-            measures["missing"][row] = missing[a:b].mean() if length else 1.0
+            measures["missing"][row] = missing[a:b].mean()
             measures["flat"][row] = _runs_mask(window, round(FLAT_RUN_SECONDS * fs)).mean()
             finite = window[~np.isnan(window)]
             if finite.size:
@@ -227,10 +224,12 @@ def signal_quality(
                 measures["clipped"][row] = _runs_mask(window, max(3, round(CLIP_RUN_SECONDS * fs)), extreme).mean()
             in_a = peaks_a[(peaks_a >= a) & (peaks_a < b)]
             in_b = peaks_b[(peaks_b >= a) & (peaks_b < b)]
-            measures["rate"][row] = in_a.size / (length / fs) * 60
+            measures["beats"][row] = in_a.size
+            measures["rate"][row] = in_a.size / ((b - a) / fs) * 60
             measures["bsqi"][row] = _bsqi(in_a, in_b, round(MATCH_SECONDS * fs))
             measures["template"][row] = _template_correlation(cleaned, in_a, fs)
             measures["in_band"][row] = _in_band_fraction(bridged[a:b], fs)
+
     def ramp(values: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
         return np.clip((values - bounds[0]) / (bounds[1] - bounds[0]), 0, 1)
 
@@ -247,9 +246,7 @@ def signal_quality(
             found.append("flat")
         if measures["clipped"][row] > 0.02 and "flat" not in found:
             found.append("clipped")
-        if not HEART_RATE_BPM[0] <= measures["rate"][row] <= HEART_RATE_BPM[1] or measures["rate"][row] * (
-            (last[row] - first[row]) / fs / 60
-        ) < 3:
+        if measures["beats"][row] < 3 or not HEART_RATE_BPM[0] <= measures["rate"][row] <= HEART_RATE_BPM[1]:
             found.append("no_beats")
         if found:
             score[row] = 0.0
@@ -262,7 +259,7 @@ def signal_quality(
                 found.append("low_frequency_noise")
         reasons.append(tuple(found))
     return SignalQuality(
-        score=score, usable=score >= threshold, reasons=reasons, start_seconds=plan.starts / 500.0,
+        score=score, usable=score >= threshold, reasons=reasons, start_seconds=plan.starts / TARGET_FS,
         bsqi=measures["bsqi"], template_correlation=measures["template"], in_band_fraction=measures["in_band"],
         heart_rate_bpm=measures["rate"],
         flat_fraction=measures["flat"], clipped_fraction=measures["clipped"], missing_fraction=measures["missing"],

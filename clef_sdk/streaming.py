@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal as sps
 
-__all__ = ["BLOCK_SAMPLES", "Recording", "WfdbSignal", "is_array_like_signal", "resampling_filter"]
+__all__ = ["BLOCK_SAMPLES", "Recording", "WfdbSignal", "is_array_like_signal", "resampling_filter", "resampling_skip"]
 
 # Samples read per step of a streaming pass: 8 MiB of float64, small next to any model's working set.
 BLOCK_SAMPLES = 1 << 20
@@ -41,6 +41,12 @@ def resampling_filter(up: int, down: int) -> tuple[np.ndarray, int, int]:
     h = sps.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up
     h.setflags(write=False)
     return h, half_len, down - half_len % down
+
+
+def resampling_skip(up: int, down: int) -> int:
+    """How many leading outputs of ``upfirdn`` with resample_poly's zero-led FIR ``resample_poly`` drops."""
+    _, half_len, pre_pad = resampling_filter(up, down)
+    return (half_len + pre_pad) // down
 
 
 def is_array_like_signal(value: object) -> bool:
@@ -125,13 +131,29 @@ class Recording:
         self.n_samples = int(signal.shape[0])  # type: ignore[attr-defined]
         self.up, self.down = ratio.numerator, ratio.denominator
         self.identity = self.up == self.down == 1
+        # The last block read: the filter, the flat check and the quality measures read overlapping stretches of
+        # one chunk, which for a memory-mapped or WFDB recording would otherwise mean reading it from disk again.
+        self._last_read: tuple[int, int, np.ndarray] = (0, 0, np.empty(0))
 
     # -- raw samples ----------------------------------------------------------------------------------
 
     def raw(self, start: int, stop: int) -> np.ndarray:
-        """Samples ``[start, stop)`` as float64 (clipped to the recording)."""
+        """Samples ``[start, stop)`` as float64 (clipped to the recording), read-only."""
         start, stop = max(0, start), min(self.n_samples, stop)
-        return np.asarray(self.signal[start:stop], dtype=np.float64)  # type: ignore[index]
+        first, last = self._last_read[0], self._last_read[1]
+        if first <= start and stop <= last:
+            return self._last_read[2][start - first : stop - first]
+        self._last_read = (0, 0, np.empty(0))  # let the previous block go before reading the next one
+        block = np.asarray(self.signal[start:stop], dtype=np.float64)  # type: ignore[index]
+        block = block.view()  # a view of its own, so that marking it read-only leaves the caller's array alone
+        block.flags.writeable = False
+        self._last_read = (start, stop, block)
+        return block
+
+    def input_range(self, starts: np.ndarray, valid_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The input samples ``[first, last)`` that windows at 500 Hz ``starts`` of ``valid_samples`` cover."""
+        first = starts * self.down // self.up
+        return first, np.minimum(-(-(starts + valid_samples) * self.down // self.up), self.n_samples)
 
     def _nearest_valid(self, index: int, step: int) -> int | None:
         """The first non-NaN sample from ``index`` going in direction ``step`` (+1/-1), or None."""
@@ -150,8 +172,7 @@ class Recording:
     def flat(self, starts: np.ndarray, valid_samples: np.ndarray) -> np.ndarray:
         """Which windows (500 Hz ``starts`` and lengths) cover input samples that are all equal, NaNs aside: a
         lead-off or a dropout, judged on the recorded values (resampling adds ripple to a flat stretch)."""
-        first = starts * self.down // self.up
-        last = np.minimum(-(-(starts + valid_samples) * self.down // self.up), self.n_samples)
+        first, last = self.input_range(starts, valid_samples)
         block = self.raw(int(first.min()), int(last.max()))
         flat = np.zeros(len(starts), dtype=bool)
         for row, (lo, hi) in enumerate(zip(first - first.min(), last - first.min())):
@@ -194,9 +215,9 @@ class Recording:
         """The input samples ``first..last`` that 500 Hz samples ``[start, stop)`` depend on, and ``offset``: output
         ``start`` is sample ``offset`` of ``upfirdn(h_padded, x[first:last + 1], up, down)``."""
         up, down = self.up, self.down
-        h, half_len, pre_pad = resampling_filter(up, down)
+        h, _, pre_pad = resampling_filter(up, down)
         taps = h.size + pre_pad
-        skip = (half_len + pre_pad) // down  # leading outputs resample_poly drops
+        skip = resampling_skip(up, down)
         # Output j is sum_i x[i] * h_padded[(j + skip) * down - i * up]; collect the inputs i it can touch.
         first = max(0, -(-((start + skip) * down - taps + 1) // up))
         first -= first % down  # keeps the polyphase alignment of upfirdn on the slice

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .filters import PAD, bandpass_tables
-from .streaming import Recording, resampling_filter
+from .streaming import Recording, resampling_filter, resampling_skip
 from .preprocessing import (
     TAIL_MODES,
     WINDOW_SAMPLES,
@@ -62,10 +62,9 @@ def upfirdn_with_kernel(x: torch.Tensor, kernel: torch.Tensor, up: int, down: in
 
 def _resample(x: torch.Tensor, up: int, down: int) -> torch.Tensor:
     """``resample_poly(x, up, down, padtype="mean")`` along the last axis of ``x`` ``(batch, n)``; ``(batch, ceil(n*up/down))``."""
-    _, half_len, pre_pad = resampling_filter(up, down)
     n_out = -(-x.shape[-1] * up // down)
     background = x.mean(dim=-1, keepdim=True)
-    return upfirdn_torch(x - background, up, down, (half_len + pre_pad) // down, n_out) + background
+    return upfirdn_torch(x - background, up, down, resampling_skip(up, down), n_out) + background
 
 
 def _tables(n: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -171,7 +170,7 @@ def recording_windows_torch(
     """
     span_start, span_stop = int(starts.min()), int(starts.max()) + WINDOW_SAMPLES
     if recording.identity:
-        block, offset, background = recording.raw(span_start, span_stop), 0, 0.0
+        block, offset, background = recording.raw(span_start, span_stop).copy(), 0, 0.0  # writable, for torch
         if np.isnan(block).any():
             return None
     else:

@@ -49,12 +49,17 @@ def batchnorm_keys(keys: list[str] | dict[str, object]) -> set[str]:
     return {key for key in keys if key.rsplit(".", 1)[0] in modules}
 
 
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``a`` with the same row of ``b`` (last axis)."""
+    return np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
 def assert_matches_reference(actual: np.ndarray, expected: np.ndarray, *, min_cosine: float, max_rel_diff: float) -> None:
     """Per row: cosine similarity >= ``min_cosine`` and max |diff| <= ``max_rel_diff`` * max |expected row|."""
     actual = np.asarray(actual, dtype=np.float64)
     assert actual.shape == expected.shape
     assert np.isfinite(actual).all()
-    cosine = (actual * expected).sum(1) / (np.linalg.norm(actual, axis=1) * np.linalg.norm(expected, axis=1))
+    cosine = row_cosines(actual, expected)
     rel = np.abs(actual - expected).max(1) / np.abs(expected).max(1)
     assert cosine.min() >= min_cosine, f"per-row cosine {cosine}"
     assert rel.max() <= max_rel_diff, f"per-row max|diff| / max|expected| {rel}"

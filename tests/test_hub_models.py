@@ -164,3 +164,15 @@ def test_publish_trained_then_load_by_id_gives_the_same_embeddings(env, hub, tmp
     write_weights(EncoderWeights("small", state), released)
     assert main(["publish", "--weights", str(released), "--repo-id", "me/x", "--license", "mit", "--dry-run"]) == 1
     assert "no training metadata" in capsys.readouterr().err
+
+
+def test_no_network_fails_at_once_through_the_shared_probe(env, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    # the probe's own message: huggingface_hub's retries (about 25 s) are never reached
+    with pytest.raises(WeightsNotAvailableError, match=rf"cannot connect to 127.0.0.1:{port} \(ConnectionRefusedError"):
+        clef.load("hf-hub:me/ecg-model")

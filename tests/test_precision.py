@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import clef_sdk as clef
+from conformance_helpers import row_cosines
 from clef_sdk import precision as precision_module
 from clef_sdk.convert import encoder_from_weights, extract_backbone
 from clef_sdk.precision import check_precision, cpu_has_native_bf16
@@ -14,10 +15,6 @@ from clef_sdk.precision import check_precision, cpu_has_native_bf16
 needs_native_bf16 = pytest.mark.skipif(
     not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX-512 BF16, AMX or Arm BF16)"
 )
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +57,7 @@ def test_bf16_embeddings_stay_within_cosine_of_fp32(size, small_encoder, medium_
     bf16 = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, precision="bf16")
     assert bf16.dtype == np.float32 and bf16.shape == fp32.shape == (12, encoder.embed_dim)
     # measured on this data: min cosine 0.999994 (small, conformance checkpoint), 0.999991 (medium, rule weights)
-    assert cosines(bf16, fp32).min() >= 0.9999
+    assert row_cosines(bf16, fp32).min() >= 0.9999
 
 
 @needs_native_bf16
@@ -70,13 +67,13 @@ def test_bf16_through_the_embedder_and_the_command_line(small_safetensors, ludb_
     embedder = clef.ClefEmbedder(model=str(small_safetensors), fs=500, precision="bf16")
     rows = embedder.fit_transform(ludb_minutes.reshape(3, -1))
     reference = clef.embed(ludb_minutes.reshape(3, -1), 500, model=str(small_safetensors))
-    assert cosines(rows, reference).min() >= 0.9999
+    assert row_cosines(rows, reference).min() >= 0.9999
     source = tmp_path / "ecg.npy"
     np.save(source, ludb_minutes)
     output = tmp_path / "embedding.npy"
     assert main(["embed", str(source), "--fs", "500", "--model", str(small_safetensors), "--precision", "bf16",
                  "-o", str(output), "--no-progress"]) == 0  # fmt: skip
-    assert cosines(np.load(output), clef.embed(ludb_minutes, 500, model=str(small_safetensors))) >= 0.9999
+    assert row_cosines(np.load(output), clef.embed(ludb_minutes, 500, model=str(small_safetensors))) >= 0.9999
 
 
 @pytest.mark.slow
@@ -97,11 +94,11 @@ def test_gpu_fast_mode_matches_fp32(size, small_encoder, medium_rule_state_dict,
     cpu = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, device="cpu")
     gpu_fp32 = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, device="cuda")
     gpu_fast = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, device="cuda", precision="bf16", compile=True)
-    assert cosines(gpu_fp32, cpu).min() >= 0.99999  # GPU preprocessing in float64 and fp32 model: faithful
-    assert cosines(gpu_fast, cpu).min() >= 0.999  # the bound for the fast mode
+    assert row_cosines(gpu_fp32, cpu).min() >= 0.99999  # GPU preprocessing in float64 and fp32 model: faithful
+    assert row_cosines(gpu_fast, cpu).min() >= 0.999  # the bound for the fast mode
     with torch.inference_mode():
         windows = torch.from_numpy(conformance_windows).unsqueeze(1)
         reference = encoder.cpu()(windows).numpy()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             fast = encoder.cuda()(windows.cuda()).float().cpu().numpy()
-    assert cosines(fast, reference).min() >= 0.999
+    assert row_cosines(fast, reference).min() >= 0.999
