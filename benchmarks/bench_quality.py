@@ -1,6 +1,6 @@
 """Signal-quality speed: ``clef.signal_quality`` on 24 h of real ECG at 250 Hz (MIT-BIH records back to back).
 
-    python benchmarks/bench_quality.py              # 24 h; about 30 s on 2 cores
+    python benchmarks/bench_quality.py              # 24 h; about 16 s on 2 cores
     python benchmarks/bench_quality.py --hours 1
 
 Prints the wall time, windows/s and the usable fraction, and writes ``benchmarks/results/bench_quality-<host>.json``.

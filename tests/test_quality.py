@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import glob
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import scipy.io
+from scipy.signal import resample_poly
 
 import clef_sdk as clef
 from clef_sdk.cli import main
@@ -19,26 +21,34 @@ def minute():
     return signal, fs
 
 
-@pytest.fixture(scope="module")
-def nstdb(data_dir) -> dict[int, np.ndarray]:
-    """Scores per NSTDB 118 level, windows 4-11: the noise starts about 40 s into each 2-minute excerpt (windows
-    0-3 are clean at every level and score 1)."""
-    return {snr: clef.signal_quality(np.loadtxt(data_dir / "nstdb-118" / f"118e{snr:02d}.csv"), 360).score
+def nstdb_scores(data_dir, fs: int = 360) -> dict[int, np.ndarray]:
+    """Scores per NSTDB 118 level (resampled from 360 Hz to ``fs``). The noise starts about 40 s into each
+    2-minute excerpt: windows 0-3 are clean at every level, windows 4-11 noisy."""
+    ratio = Fraction(fs, 360)
+    return {snr: clef.signal_quality(resample_poly(np.loadtxt(data_dir / "nstdb-118" / f"118e{snr:02d}.csv"),
+                                                   ratio.numerator, ratio.denominator), fs).score
             for snr in (24, 12, 6, 0)}  # fmt: skip
 
 
-def test_score_falls_with_the_noise_level(nstdb):
-    noisy = {snr: scores[4:] for snr, scores in nstdb.items()}
-    means = [noisy[snr].mean() for snr in (24, 12, 6, 0)]
-    # measured means 1.00, 0.59, 0.42, 0.34 (medians 1.00, 0.80, 0.48, 0.24)
-    assert all(a - b >= 0.05 for a, b in zip(means, means[1:])), means
-    assert all(scores[:4].min() >= 0.9 for scores in nstdb.values())  # the clean start of every excerpt
+@pytest.fixture(scope="module")
+def nstdb(data_dir) -> dict[int, np.ndarray]:
+    return nstdb_scores(data_dir)
+
+
+@pytest.mark.parametrize("fs", [360, 250, 128, 500])
+def test_score_falls_with_the_noise_level(data_dir, nstdb, fs):
+    scores = nstdb if fs == 360 else nstdb_scores(data_dir, fs)
+    means = [scores[snr][4:].mean() for snr in (24, 12, 6, 0)]
+    # measured means at 360 Hz 1.00, 0.87, 0.48, 0.26 (medians 1.00, 0.88, 0.59, 0.32); at 250, 128 and 500 Hz
+    # 1.00, 0.87, 0.49, 0.26-0.27. The smallest step, 6 to 0 dB, is 0.22.
+    assert all(a - b >= 0.1 for a, b in zip(means, means[1:])), means
+    assert all(level[:4].min() >= 0.9 for level in scores.values())  # the clean start of every excerpt (measured 1)
 
 
 def test_separates_24_db_from_0_db(nstdb):
-    # measured: every 24 dB window scores 1.0, the 0 dB windows at most 0.90 (median 0.24): AUROC 1
+    # measured: every 24 dB window scores 1.0, the noisy 0 dB windows at most 0.59 (median 0.32): AUROC 1
     assert nstdb[24].min() > nstdb[0][4:].max()
-    assert nstdb[24].min() >= 0.9 and np.median(nstdb[0][4:]) < 0.5
+    assert nstdb[24].min() >= 0.9 and np.median(nstdb[0][4:]) < 0.45
 
 
 def test_clean_recordings_are_usable(data_dir):
@@ -49,10 +59,31 @@ def test_clean_recordings_are_usable(data_dir):
             for path in sorted(glob.glob(str(data_dir / "cpsc2019-sample" / "data" / "*.mat")))]  # fmt: skip
     usable = {name: np.concatenate([q.usable for q in qualities]).mean() for name, qualities in
               (("ludb", ludb), ("mitdb", mitdb), ("cpsc", cpsc))}  # fmt: skip
-    # measured: LUDB 0.980 (200 windows), MIT-BIH 0.991 (2160), CPSC 2019 0.84 (50; a noisy challenge set with
-    # saturated and motion-corrupted records: below the 95% asked, see the app developers' page)
-    assert usable["ludb"] >= 0.95 and usable["mitdb"] >= 0.95, usable
-    assert usable["cpsc"] >= 0.8, usable
+    # measured: LUDB 0.980 (200 windows), MIT-BIH 0.970 (2160), CPSC 2019 0.96 (50; the two flagged are data_00147,
+    # baseline wander several times the QRS, and data_00949, a 33 mV spike; the next lowest scores 0.57)
+    assert all(fraction >= 0.95 for fraction in usable.values()), usable
+
+
+def test_held_out_leads_and_rates_are_usable(data_dir):
+    """Data not used to choose the measures and their ranges: other LUDB leads, and lead I at 128 Hz."""
+    ludb = [np.fromfile(data_dir / "ludb" / "data" / f"{r}.dat", dtype="<i2").reshape(-1, 12) for r in range(1, 201)]
+    usable = {
+        name: np.mean([clef.signal_quality(leads[:, lead] if fs == 500 else resample_poly(leads[:, lead], 32, 125), fs).usable[0]
+                       for leads in ludb])
+        for name, lead, fs in (("ii", 1, 500), ("v1", 6, 500), ("i at 128 Hz", 0, 128))
+    }  # fmt: skip
+    # measured: lead II 0.965, V1 0.965, lead I at 128 Hz 0.985
+    assert all(fraction >= 0.95 for fraction in usable.values()), usable
+
+
+def test_a_baseline_step_does_not_hide_the_beats_after_it(data_dir):
+    """MIT-BIH 119's last 5 minutes, then 121's first 5: a 2.4 mV baseline step between them, as when an electrode
+    is re-attached. Detected over the whole 10 minutes, kalidas2017 found 1 beat in the first window after the step
+    and none in the windows after it; each window is detected on its own, so all stay usable (measured 60 of 60)."""
+    before = np.load(data_dir / "mitdb-tpcp" / "119.npz")["ecg"][-5 * 60 * 360 :]
+    after = np.load(data_dir / "mitdb-tpcp" / "121.npz")["ecg"][: 5 * 60 * 360]
+    quality = clef.signal_quality(np.concatenate([before, after]), 360)
+    assert len(quality) == 60 and quality.usable.all(), quality.reasons
 
 
 def test_artefacts_built_from_real_ecg_get_their_reason(minute):
