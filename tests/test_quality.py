@@ -40,8 +40,8 @@ def test_score_falls_with_the_noise_level(data_dir, nstdb, fs):
     scores = nstdb if fs == 360 else nstdb_scores(data_dir, fs)
     means = [scores[snr][4:].mean() for snr in (24, 12, 6, 0)]
     # measured means at 360 Hz 1.00, 0.87, 0.48, 0.26 (medians 1.00, 0.88, 0.59, 0.32); at 250, 128 and 500 Hz
-    # 1.00, 0.87, 0.49, 0.26-0.27. The smallest step, 6 to 0 dB, is 0.22.
-    assert all(a - b >= 0.1 for a, b in zip(means, means[1:])), means
+    # 1.00, 0.87, 0.48-0.49, 0.26-0.27. Steps 0.13, 0.38-0.39 and 0.22 at every rate; asserted: half of each.
+    assert all(a - b >= 0.06 for a, b in zip(means, means[1:])), means
     assert all(level[:4].min() >= 0.9 for level in scores.values())  # the clean start of every excerpt (measured 1)
 
 
