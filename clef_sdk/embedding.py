@@ -219,10 +219,9 @@ def embed_with_encoder(
     counts = np.array([len(plan) for plan in plans])
     qualities = None
     if quality is not None:
-        from .quality import signal_quality
+        from .quality import planned_quality
 
-        qualities = [signal_quality(recording, rate, stride_seconds=stride_seconds, tail=tail)
-                     for recording, rate in zip(recordings, rates)]  # fmt: skip
+        qualities = [planned_quality(recording, rate, plan) for recording, rate, plan in zip(recordings, rates, plans)]
     keep = [q.usable for q in qualities] if quality == "drop" else [np.ones(c, dtype=bool) for c in counts]
     # windows arrive recording after recording, each in order: window k of the whole job is keep_all[k]
     keep_all = np.concatenate(keep)

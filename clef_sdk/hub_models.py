@@ -55,8 +55,8 @@ def is_hub_spec(value: object) -> bool:
 def parse_hub_spec(spec: str) -> tuple[str, str | None]:
     """``"hf-hub:ORG/NAME@REV"`` -> ``("ORG/NAME", "REV")`` (``None`` for the default branch)."""
     body = spec[len(HF_HUB_PREFIX) :]
-    repo_id, _, revision = body.partition("@")
-    if not _REPO.match(repo_id) or (_ and not revision):
+    repo_id, at, revision = body.partition("@")
+    if not _REPO.match(repo_id) or (at and not revision):
         raise ValueError(
             f"{spec!r} is not a Hub model spec; use hf-hub:ORG/NAME, or hf-hub:ORG/NAME@REVISION with a branch, "
             "tag or 40-hex commit"

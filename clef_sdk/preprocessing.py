@@ -505,10 +505,15 @@ def preprocess(
     recordings, single = as_recordings(signal)
     rates = per_record_fs(fs, len(recordings))
     name = (lambda i: "signal") if single else (lambda i: f"recording {i}")
+    # as_recordings has checked each recording and per_record_fs each rate: plan them here, not in iter_windows,
+    # which would scan every recording again
     windows = [
-        np.concatenate(list(iter_windows(recording, rate, stride_seconds=stride_seconds, tail=tail, name=name(i))))
+        np.concatenate(list(iter_planned_windows(
+            recording, rate, plan_windows(recording.shape[0], rate, stride_seconds=stride_seconds, tail=tail),
+            name=name(i),
+        )))
         for i, (recording, rate) in enumerate(zip(recordings, rates))
-    ]
+    ]  # fmt: skip
     if single:
         return windows[0]
     if isinstance(signal, (list, tuple)) or len({len(w) for w in windows}) > 1:

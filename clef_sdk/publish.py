@@ -25,13 +25,13 @@ from ._io import md5_and_sha256_file
 from ._version import __version__
 from .convert import FORMAT_NAME, FORMAT_VERSION, extract_backbone, read_checkpoint, write_weights
 from .errors import CheckpointError, ChecksumMismatchError, ClefError
+from .hub_models import WEIGHTS_FILENAME  # the file name hf-hub: specs load
 from .models import ARCHITECTURES, KERNEL_SIZE
 from .preprocessing import PREPROCESSING
 from .registry import ModelEntry, ZenodoSource, model_entry
 
 __all__ = ["WEIGHTS_FILENAME", "HubFolder", "PublishResult", "build_hub_folder", "model_card", "publish", "upload_folder"]
 
-WEIGHTS_FILENAME = "model.safetensors"
 LIBRARY_NAME = "clef-sdk"
 PAPER_URL = "https://arxiv.org/abs/2512.02180"
 CODE_URL = "https://github.com/Nokia-Bell-Labs/ecg-foundation-model"

@@ -32,10 +32,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .preprocessing import TARGET_FS, TailMode, _resampling_ratio, check_fs, check_signal, plan_windows
+from .preprocessing import (
+    TARGET_FS,
+    TailMode,
+    WindowPlan,
+    _resampling_ratio,
+    check_fs,
+    check_signal,
+    plan_windows,
+)
 from .streaming import Recording
 
-__all__ = ["DEFAULT_THRESHOLD", "REASONS", "SignalQuality", "signal_quality"]
+__all__ = ["DEFAULT_THRESHOLD", "REASONS", "SignalQuality", "planned_quality", "signal_quality"]
 
 DEFAULT_THRESHOLD = 0.5
 REASONS = ("missing", "flat", "clipped", "no_beats", "detectors_disagree", "beats_dissimilar", "low_frequency_noise")
@@ -153,8 +161,6 @@ def _detect(cleaned: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bsqi(a: np.ndarray, b: np.ndarray, tolerance: int) -> float:
-    if a.size == 0 and b.size == 0:
-        return 0.0
     if a.size == 0 or b.size == 0:
         return 0.0
     nearest = np.searchsorted(b, a)
@@ -207,9 +213,15 @@ def signal_quality(
     """
     array = check_signal(signal)
     fs = check_fs(fs)
+    plan = plan_windows(array.shape[0], fs, stride_seconds=stride_seconds, tail=tail)
+    return planned_quality(array, fs, plan, threshold=threshold)
+
+
+def planned_quality(array: object, fs: float, plan: WindowPlan, *, threshold: float = DEFAULT_THRESHOLD) -> SignalQuality:
+    """Like :func:`signal_quality` for a recording already checked by :func:`clef_sdk.preprocessing.check_signal`,
+    at a checked ``fs``, with its windows planned by :func:`clef_sdk.preprocessing.plan_windows`."""
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be within [0, 1], got {threshold!r}")
-    plan = plan_windows(array.shape[0], fs, stride_seconds=stride_seconds, tail=tail)
     recording = Recording(array, _resampling_ratio(fs))
     first, last = recording.input_range(plan.starts, plan.valid_samples)
     n = len(plan)
