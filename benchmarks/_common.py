@@ -56,7 +56,7 @@ def encoder_for(size: str, device: str = "cpu"):
     """CLEF-small from the conformance checkpoint; medium and large from the conformance weight rule (speed does
     not depend on the values; cosines between precisions are measured on these weights)."""
     import clef_sdk as clef
-    from clef_sdk.convert import encoder_from_weights, extract_backbone
+    from clef_sdk.weights.format import encoder_from_weights, extract_backbone
 
     conformance = shared_dir() / "conformance"
     if size == "small" and (conformance / "clef_small_lightning.ckpt").is_file():

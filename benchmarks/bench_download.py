@@ -57,9 +57,11 @@ def main() -> int:
 
     import clef_sdk
     from clef_sdk import convert_checkpoint
-    from clef_sdk.convert import extract_backbone, read_checkpoint, write_weights
-    from clef_sdk.hub import _file_digests, _http_download, fetch_weights, verify_cache
-    from clef_sdk.registry import model_entry
+    from clef_sdk.weights.format import extract_backbone, read_checkpoint, write_weights
+    from clef_sdk.hub import _file_digests
+    from clef_sdk.weights.fetch import http_download, fetch_weights
+    from clef_sdk.weights.cache import verify_cache
+    from clef_sdk.weights.registry import model_entry
 
     ckpt = args.ckpt.read_bytes()
     safetensors_path = scratch / "model.safetensors"
@@ -105,7 +107,7 @@ def main() -> int:
             record("zenodo first load (download + md5 + convert)", seconds)
 
             part = cache / "parts" / zenodo_name
-            record("  zenodo HTTP download", timed(lambda: _http_download(url, part, expected_size=len(ckpt), progress=False))[0])
+            record("  zenodo HTTP download", timed(lambda: http_download(url, part, expected_size=len(ckpt), progress=False))[0])
             record("  md5 + sha256 of the .ckpt", timed(lambda: _file_digests(part))[0])
             seconds, weights = timed(lambda: extract_backbone(read_checkpoint(part), source=str(part)))
             record("  convert: read (weights_only) + validate", seconds)

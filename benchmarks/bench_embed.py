@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import clef_sdk as clef
-from clef_sdk.convert import encoder_from_weights, extract_backbone
+from clef_sdk.weights.format import encoder_from_weights, extract_backbone
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOWS_PER_HOUR = 360

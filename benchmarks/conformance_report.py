@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import clef_sdk as clef
-from clef_sdk.convert import encoder_from_weights, extract_backbone, read_checkpoint
+from clef_sdk.weights.format import encoder_from_weights, extract_backbone, read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))

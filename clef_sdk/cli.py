@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import sys
@@ -22,126 +21,27 @@ import numpy as np
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .registry import ModelEntry
+    from .quality import SignalQuality
+    from .weights.registry import ModelEntry
 
-__all__ = ["main", "read_recording"]
+__all__ = ["build_parser", "main"]
 
 EXIT_ERROR = 1
-_TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
 
 
 class CliError(Exception):
-    """A user-facing problem with the command's arguments or input file."""
+    """A user-facing problem with the command's arguments."""
 
 
-def _select_column(names: list[str], column: str | None, source: str) -> int:
-    if column is None:
-        if len(names) == 1:
-            return 0
-        raise CliError(f"{source} has {len(names)} columns ({', '.join(names)}); choose one with --column NAME|INDEX")
-    if column in names:
-        return names.index(column)
-    lowered = [name.lower() for name in names]
-    if column.lower() in lowered:
-        return lowered.index(column.lower())
-    if column.lstrip("-").isdigit():
-        index = int(column)
-        if -len(names) <= index < len(names):
-            return index % len(names)
-    raise CliError(f"--column {column!r} not found in {source}; available: {', '.join(names)} (or a 0-based index)")
+def read_input(path: str, column: str | None) -> tuple[object, float | None]:
+    """The recording ``clef embed`` reads (:func:`clef_sdk.io.read_recording`), saying which lead it took."""
+    from .io import WfdbSignal, read_recording
 
-
-def _read_text(path: Path, column: str | None) -> np.ndarray:
-    text = path.read_text(encoding="utf-8-sig")
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        raise CliError(f"{path} has no data rows")
-    sample = "\n".join(lines[:20])
-    try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t ")
-    except csv.Error:
-        dialect = csv.excel
-    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO("\n".join(lines)), dialect)]
-    rows = [[cell for cell in row if cell != ""] if dialect.delimiter == " " else row for row in rows]
-
-    def numeric(cell: str) -> bool:
-        try:
-            float(cell)
-        except ValueError:
-            return False
-        return True
-
-    header = None if all(numeric(cell) or cell == "" for cell in rows[0]) else rows[0]
-    body = rows[1:] if header is not None else rows
-    width = max(len(row) for row in body) if body else 0
-    names = header if header is not None else [str(i) for i in range(width)]
-    index = _select_column(names, column, str(path))
-    first_row = 2 if header is not None else 1
-    values = np.empty(len(body))
-    for offset, row in enumerate(body):
-        cell = row[index] if index < len(row) else ""
-        if cell.lower() in ("", "nan", "na", "null"):
-            values[offset] = np.nan
-            continue
-        try:
-            values[offset] = float(cell)
-        except ValueError:
-            raise CliError(f"{path}, row {first_row + offset}: {cell!r} is not a number") from None
-    return values
-
-
-def _read_wfdb(path: Path, column: str | None) -> tuple[object, float]:
-    try:
-        import wfdb
-    except ImportError:
-        raise CliError(
-            "reading WFDB records needs the wfdb package: pip install 'clef-sdk[io]' (or pip install wfdb)"
-        ) from None
-    from .streaming import WfdbSignal
-
-    record_name = str(path.with_suffix("")) if path.suffix in (".hea", ".dat") else str(path)
-    try:
-        header = wfdb.rdheader(record_name)
-    except Exception as exc:  # wfdb raises many kinds of errors for malformed records
-        raise CliError(f"cannot read WFDB record {record_name}: {exc}") from None
-    names = list(header.sig_name or [str(i) for i in range(header.n_sig)])
-    if column is None and len(names) > 1:
-        print(f"clef: using lead {names[0]!r} of {', '.join(names)}; choose another with --column", file=sys.stderr)
-        column = names[0]
-    index = _select_column(names, column, record_name)
-    try:
-        signal = WfdbSignal(record_name, index)  # read block by block while embedding, never whole
-    except Exception as exc:
-        raise CliError(f"cannot read WFDB record {record_name}: {exc}") from None
-    return signal, signal.fs
-
-
-def read_recording(path: str | os.PathLike[str], *, column: str | None = None) -> tuple[np.ndarray, float | None]:
-    """Read ``.npy``, ``.csv``/``.txt``/``.tsv`` (one column or ``column``) or a WFDB record.
-
-    Returns ``(signal, fs)``: ``fs`` comes from the header for WFDB records, otherwise it is ``None``.
-    A ``.npy`` file may hold one recording ``(n_samples,)`` or several ``(n_records, n_samples)``; it is
-    memory-mapped, and a WFDB record is returned as a :class:`~clef_sdk.streaming.WfdbSignal`, so that long
-    recordings are read block by block while embedding rather than loaded whole.
-    """
-    path = Path(path)
-    if path.suffix == ".npy":
-        if not path.is_file():
-            raise CliError(f"input file not found: {path}")
-        try:
-            array = np.load(path, allow_pickle=False, mmap_mode="r")
-        except ValueError as exc:
-            raise CliError(f"{path} is not a plain numeric .npy array ({exc})") from None
-        return array, None
-    if path.suffix in _TEXT_SUFFIXES:
-        if not path.is_file():
-            raise CliError(f"input file not found: {path}")
-        return _read_text(path, column), None
-    if path.suffix in (".hea", ".dat") or path.with_suffix(".hea").is_file() or Path(f"{path}.hea").is_file():
-        return _read_wfdb(path, column)
-    if not path.exists():
-        raise CliError(f"input file not found: {path}")
-    raise CliError(f"unsupported input {path.name}: use .npy, .csv/.txt/.tsv or a WFDB record (.hea)")
+    signal, fs = read_recording(path, column=column)
+    if isinstance(signal, WfdbSignal) and column is None and len(signal.leads) > 1:
+        print(f"clef: using lead {signal.lead!r} of {', '.join(signal.leads)}; choose another with --column",
+              file=sys.stderr)  # fmt: skip
+    return signal, fs
 
 
 def _resolve_fs(cli_fs: float | None, header_fs: float | None, path: str) -> float:
@@ -169,11 +69,11 @@ def _write_output(result: np.ndarray | list[np.ndarray], output: str | None) -> 
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    import clef_sdk
+    from .embedding import embed
 
-    signal, header_fs = read_recording(args.input, column=args.column)
+    signal, header_fs = read_input(args.input, args.column)
     fs = _resolve_fs(args.fs, header_fs, args.input)
-    result = clef_sdk.embed(
+    result = embed(
         signal,
         fs,
         model=args.model,
@@ -193,7 +93,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_quality(qualities: list, output: str | None) -> None:
+def _write_quality(qualities: list[SignalQuality], output: str | None) -> None:
     """Per-window quality as CSV: beside ``-o out.npy`` as ``out.quality.csv``, else on stderr."""
     destination = Path(output).with_suffix(".quality.csv") if output else None
     handle = open(destination, "w", newline="") if destination else sys.stderr
@@ -224,7 +124,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_checkpoint, read_weights
+    from .weights.format import convert_checkpoint, read_weights
 
     digest = convert_checkpoint(args.src, args.output)
     weights = read_weights(args.output)
@@ -242,7 +142,7 @@ def _size_text(size: int | None) -> str:
 
 
 def _cache_summary(entry: ModelEntry) -> str:
-    from .hub import cache_status
+    from .weights.cache import cache_status
 
     statuses = cache_status(entry)
     for status in statuses:
@@ -253,7 +153,7 @@ def _cache_summary(entry: ModelEntry) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .registry import load_manifest
+    from .weights.registry import load_manifest
 
     for entry in load_manifest().values():
         aliases = ", ".join(entry.aliases)
@@ -265,8 +165,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .hub import fetch_weights
-    from .registry import load_manifest, model_entry
+    from .weights.fetch import fetch_weights
+    from .weights.registry import load_manifest, model_entry
 
     names = list(load_manifest()) if args.name == "all" else [args.name]
     failed = 0
@@ -290,10 +190,10 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .hub import cache_status, clef_home, hub_cache_dir
-    from .registry import manifest_path, model_entry
-
-    from .hub_models import is_hub_spec
+    from .constants import PREPROCESSING
+    from .weights.cache import cache_status, clef_home, hub_cache_dir
+    from .weights.hf_hub import is_hub_spec
+    from .weights.registry import manifest_path, model_entry
 
     if is_hub_spec(args.name):
         return _hub_model_info(args.name)
@@ -316,16 +216,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if status.path is not None:
             where = f"cached, {_size_text(status.size)}" if status.cached else "not cached"
             print(f"       {where}: {status.path}")
-    from .preprocessing import PREPROCESSING
-
     note = "" if entry.preprocessing else "  (the manifest states none: clef-sdk's contract)"
     print(f"  preprocessing:  {json.dumps(entry.preprocessing or PREPROCESSING, sort_keys=True)}{note}")
     return 0
 
 
 def _hub_model_info(spec: str) -> int:
-    from .convert import read_weights
-    from .hub_models import fetch_hub_model
+    from .weights.format import read_weights
+    from .weights.hf_hub import fetch_hub_model
 
     source = fetch_hub_model(spec)
     weights = read_weights(source.path)
@@ -343,8 +241,8 @@ def _hub_model_info(spec: str) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .hub import verify_cache
-    from .registry import load_manifest, model_entry
+    from .weights.cache import verify_cache
+    from .weights.registry import load_manifest, model_entry
 
     entries = [model_entry(args.name)] if args.name else list(load_manifest().values())
     bad = checked = 0
@@ -362,15 +260,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from .publish import publish
+    from .weights.publish import publish, publish_trained
 
     if args.weights:
         if args.name or args.ckpt:
             raise CliError("--weights publishes a model you trained: pass it without NAME and --ckpt")
         if not args.license:
             raise CliError("--license is required with --weights: choose the license of your weights (e.g. cc-by-4.0)")
-        from .publish_trained import publish_trained
-
         result = publish_trained(args.weights, args.repo_id, license=args.license, dry_run=args.dry_run,
                                  out_dir=args.out, private=args.private)  # fmt: skip
         print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
@@ -396,7 +292,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         print(f"uploaded to {result.repo_id} at commit {result.revision}" + (f" ({result.commit_url})" if result.commit_url else ""))
     else:
         print("dry run: nothing uploaded; fill in \"revision\" with the commit after uploading")
-    print("manifest source to paste as the first source of this model in weights_manifest.json:")
+    print("manifest source to paste as the first source of this model in clef_sdk/weights/manifest.json:")
     print(json.dumps(result.manifest_source, indent=2))
     return 0
 

@@ -13,61 +13,46 @@ import queue
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Literal, TypeVar, Union
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal, TypeVar, Union, overload
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from .precision import Precision, autocast, check_precision
-from .preprocessing import (
-    WINDOW_SAMPLES,
+from .constants import WINDOW_SAMPLES
+from .errors import QualityWarning
+from .inputs import (
+    POOLINGS,
+    QUALITY_MODES,
+    Pooling,
+    QualityMode,
+    SignalInput,
     TailMode,
-    WindowPlan,
-    _resampling_ratio,
     as_recordings,
+    check_batch_size,
+    check_choice,
     check_fs,
     per_record_fs,
-    plan_windows,
-    preprocess_chunk,
-    warn_about_windows,
 )
-from .streaming import Recording
+from .loading import ModelSpec, get_encoder
+from .precision import Precision, autocast, check_precision
+from .preprocessing import preprocess_chunk
+from .resampling import Recording
 from .torch_preprocessing import recording_windows_torch
+from .windows import WindowPlan, plan_windows, warn_about_windows
 
 if TYPE_CHECKING:
     from .models import ClefEncoder
+    from .quality import SignalQuality
 
-__all__ = ["Pooling", "QualityMode", "QualityWarning", "as_recordings", "auto_batch_size", "check_batch_size", "embed_with_encoder", "resolve_device"]
+__all__ = ["AUTO_PROGRESS_WINDOWS", "EmbeddingOutput", "auto_batch_size", "compiled", "embed"]
 
-Pooling = Literal["mean", "max", None]
-QualityMode = Literal["drop", "return", None]
-QUALITY_MODES: tuple[object, ...] = (None, "drop", "return")
-
-
-class QualityWarning(UserWarning):
-    """A recording has no window of usable signal quality: with ``quality="drop"`` its embedding is NaN."""
-POOLINGS: tuple[object, ...] = ("mean", "max", None)
 # Show a progress bar by default once a job has this many windows (about 3 hours of ECG).
 AUTO_PROGRESS_WINDOWS = 1024
 
 T = TypeVar("T")
-SignalInput = Union[np.ndarray, "torch.Tensor", Sequence[object]]
 EmbeddingOutput = Union[np.ndarray, list[np.ndarray]]
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` picks CUDA when available, else the CPU; strings such as ``"cuda:1"`` are checked."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"invalid device {device!r} ({exc}); use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
-    return resolved
 
 
 def auto_batch_size(encoder: ClefEncoder, precision: Precision, device: torch.device) -> int:
@@ -82,16 +67,8 @@ def auto_batch_size(encoder: ClefEncoder, precision: Precision, device: torch.de
     return 16 if precision == "fp32" and encoder.embed_dim >= 1024 else 32
 
 
-def check_batch_size(batch_size: object) -> int | None:
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive integer or None (chosen for the model and device), got {batch_size!r}")
-    return None if batch_size is None else batch_size
-
-
 def _window_chunks(
-    recordings: list[object],
+    recordings: list[np.ndarray],
     rates: list[float],
     plans: list[WindowPlan],
     chunk_size: int,
@@ -106,7 +83,7 @@ def _window_chunks(
     """
     for index, (recording, fs, plan) in enumerate(zip(recordings, rates, plans)):
         name = "signal" if len(recordings) == 1 else f"recording {index}"
-        source = Recording(recording, _resampling_ratio(fs))
+        source = Recording.at_rate(recording, fs)
         for first, starts, valid in plan.chunks(chunk_size):
             windows = None
             if device_preprocessing is not None and (valid == WINDOW_SAMPLES).all():
@@ -175,11 +152,47 @@ def _prefetched(iterator: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
-def embed_with_encoder(
-    encoder: ClefEncoder,
+@overload
+def embed(
     signal: SignalInput,
-    fs: object = None,
+    fs: float | list[float] | None = None,
     *,
+    model: ModelSpec = ...,
+    pooling: Pooling = ...,
+    batch_size: int | None = ...,
+    device: str | torch.device | None = ...,
+    progress: bool | None = ...,
+    stride_seconds: float | None = ...,
+    tail: TailMode = ...,
+    precision: Precision = ...,
+    compile: bool = ...,
+    quality: Literal["drop"] | None = ...,
+) -> EmbeddingOutput: ...
+
+
+@overload
+def embed(
+    signal: SignalInput,
+    fs: float | list[float] | None = None,
+    *,
+    model: ModelSpec = ...,
+    pooling: Pooling = ...,
+    batch_size: int | None = ...,
+    device: str | torch.device | None = ...,
+    progress: bool | None = ...,
+    stride_seconds: float | None = ...,
+    tail: TailMode = ...,
+    precision: Precision = ...,
+    compile: bool = ...,
+    quality: Literal["return"],
+) -> tuple[EmbeddingOutput, SignalQuality | list[SignalQuality]]: ...
+
+
+def embed(
+    signal: SignalInput,
+    fs: float | list[float] | None = None,
+    *,
+    model: ModelSpec = "medium",
     pooling: Pooling = "mean",
     batch_size: int | None = None,
     device: str | torch.device | None = None,
@@ -189,12 +202,40 @@ def embed_with_encoder(
     precision: Precision = "fp32",
     compile: bool = False,
     quality: QualityMode = None,
-) -> EmbeddingOutput | tuple[EmbeddingOutput, object]:
-    """Embed raw ECG with ``encoder``; see :func:`clef_sdk.embed` for the arguments and output shapes."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    if quality not in QUALITY_MODES:
-        raise ValueError(f"quality must be one of {QUALITY_MODES}, got {quality!r}")
+) -> EmbeddingOutput | tuple[EmbeddingOutput, SignalQuality | list[SignalQuality]]:
+    """CLEF embeddings of single-lead ECG at any sampling rate and length.
+
+    Args:
+        signal: one recording ``(n_samples,)``; several of equal length ``(n_records, n_samples)``; or a list
+            of 1-D recordings of any lengths. numpy arrays (memory-mapped ones too: read in blocks, never whole),
+            torch tensors, lists, and 1-D array-likes read by slicing (:class:`WfdbSignal`, h5py datasets); any unit.
+        fs: sampling rate in Hz (50-10,000), one for all recordings or one per recording.
+        model: ``"small"``, ``"medium"``, ``"large"`` (or an alias), a weights path, an ``hf-hub:`` id, or a loaded
+            ClefEncoder (moved to ``device`` if one is given).
+        pooling: ``"mean"`` (default) or ``"max"`` over a recording's 10 s windows, or ``None`` for per-window
+            embeddings.
+        batch_size: windows per forward pass (windows of all recordings are batched together); ``None`` picks the
+            fastest measured for the model, precision and device (CPU: 32, or 16 for medium and large in fp32).
+        device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
+        progress: show a progress bar; ``None`` shows one for long jobs (1,024 windows or more).
+        stride_seconds: distance between window starts (default 10 s: consecutive windows).
+        tail: the end shorter than 10 s: ``"drop"`` (default, as in pretraining), ``"pad"`` or ``"last"``.
+        precision: ``"fp32"`` (default, faithful) or ``"bf16"``: bf16 autocast, 1.4-1.7x faster on CPUs with native
+            bf16 (AVX-512 BF16, AMX, Arm BF16) and on GPUs, at cosine >= 0.9999 to fp32; refused where emulated.
+        quality: ``None`` (default) embeds every window; ``"drop"`` pools only the windows that
+            :func:`signal_quality` rates usable (a recording with none gets NaN and a :class:`QualityWarning`);
+            ``"return"`` also returns the per-window quality, as ``(embeddings, SignalQuality)`` (a list of them
+            for several recordings).
+        compile: ``torch.compile`` the encoder (first batch pays the compilation). Meant for GPUs; on the CPUs
+            measured it did not pay (see the performance guide).
+
+    Returns:
+        float32 numpy: ``(embed_dim,)`` for one recording, ``(n_records, embed_dim)`` for several. With
+        ``pooling=None``: ``(n_windows, embed_dim)`` for one recording, a list of those for several.
+    """
+    encoder = get_encoder(model, device)
+    pooling = check_choice(pooling, POOLINGS, "pooling")
+    quality = check_choice(quality, QUALITY_MODES, "quality")
     if quality == "drop" and pooling is None:
         raise ValueError(
             "quality='drop' pools the usable windows, so it needs pooling='mean' or 'max'; for per-window "
@@ -209,8 +250,6 @@ def embed_with_encoder(
         plan_windows(recording.shape[0], rate, stride_seconds=stride_seconds, tail=tail)
         for recording, rate in zip(recordings, rates)
     ]
-    if device is not None:
-        encoder.to(resolve_device(device))
     target = encoder.device
     precision = check_precision(precision, target)
     batch_size = batch_size or auto_batch_size(encoder, precision, target)

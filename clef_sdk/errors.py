@@ -1,12 +1,15 @@
-"""Exceptions raised by clef_sdk. Each message says what went wrong and what to do about it."""
+"""The exceptions and warnings of clef_sdk, all of them. Each message says what went wrong and what to do."""
 
 from __future__ import annotations
 
 __all__ = [
-    "ChecksumMismatchError",
     "CheckpointError",
+    "ChecksumMismatchError",
     "ClefError",
     "ManifestError",
+    "PreprocessingWarning",
+    "QualityWarning",
+    "RecordingError",
     "WeightsNotAvailableError",
 ]
 
@@ -29,3 +32,15 @@ class ChecksumMismatchError(ClefError, ValueError):
 
 class ManifestError(ClefError, ValueError):
     """The weights manifest is malformed or names an unknown model."""
+
+
+class RecordingError(ClefError, ValueError):
+    """A recording file cannot be read as ECG: unknown format, no such column or lead, unparsable values."""
+
+
+class PreprocessingWarning(UserWarning):
+    """A window carries no usable ECG (all NaN, or constant); it is embedded as the pretraining code would."""
+
+
+class QualityWarning(UserWarning):
+    """A recording has no window of usable signal quality: with ``quality="drop"`` its embedding is NaN."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from .loading import load
 from .models import ClefEncoder
-from .preprocessing import WINDOW_SAMPLES
+from .constants import WINDOW_SAMPLES
 from .torch_preprocessing import Preprocessor
 
 __all__ = ["FeatureLoss"]

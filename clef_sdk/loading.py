@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from .convert import encoder_from_weights, load_weights
-from .embedding import resolve_device
-from .hub_models import fetch_hub_model, is_hub_spec, parse_hub_spec
 from .models import ClefEncoder
-from .registry import model_entry
+from .precision import resolve_device
+from .weights.format import encoder_from_weights, read_weights
+from .weights.hf_hub import fetch_hub_model, is_hub_spec, parse_hub_spec
+from .weights.registry import model_entry
 
 __all__ = ["ModelSpec", "clear_cache", "get_encoder", "load"]
 
@@ -41,7 +41,7 @@ def _weights_file(name_or_path: str | os.PathLike[str], local_files_only: bool) 
                 "or a model name such as 'small' (see clef.list_models())"
             )
         return path, path.name, None
-    from .hub import fetch_weights
+    from .weights.fetch import fetch_weights
 
     entry = model_entry(os.fspath(name_or_path))
     return fetch_weights(entry, local_files_only=local_files_only), f"clef-{entry.name}", None
@@ -59,7 +59,7 @@ def load(
     Args:
         name_or_path: a model name from :func:`clef_sdk.list_models` (``"small"``, ``"medium"``, ``"large"``
             or an alias); a Hub repository, ``"hf-hub:ORG/NAME"`` or ``"hf-hub:ORG/NAME@REVISION"`` (branch, tag or
-            commit; pin a commit for reproducible results, see :mod:`clef_sdk.hub_models`); or the path of a ``.safetensors`` file written by :func:`clef_sdk.convert_checkpoint`
+            commit; pin a commit for reproducible results, see :mod:`clef_sdk.weights.hf_hub`); or the path of a ``.safetensors`` file written by :func:`clef_sdk.convert_checkpoint`
             or of a released ``.ckpt`` (converted in memory, loaded with ``weights_only=True``).
         device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
         local_files_only: never touch the network; fail if the weights are not cached.
@@ -70,7 +70,7 @@ def load(
     """
     target = resolve_device(device)
     path, display_name, source = _weights_file(name_or_path, local_files_only)
-    encoder = encoder_from_weights(load_weights(path), name=display_name)
+    encoder = encoder_from_weights(read_weights(path), name=display_name)
     encoder.source = source
     if freeze:
         encoder.requires_grad_(False)

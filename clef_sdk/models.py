@@ -10,6 +10,8 @@ Input ``(batch, 1, n_samples)`` float, output ``(batch, embed_dim)``: the time-m
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -18,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "Architecture", "ClefEncoder", "build", "build_network"]
+__all__ = ["ARCHITECTURES", "KERNEL_SIZE", "Architecture", "ClefEncoder", "build"]
 
 KERNEL_SIZE = 16
 STAGE_STRIDE = 2
@@ -68,7 +70,7 @@ class Architecture:
 
     def num_parameters(self, include_batchnorm: bool = True) -> int:
         """Trainable parameter count; with BatchNorm it matches the published figures (e.g. 447,792)."""
-        count = sum(p.numel() for p in build_network(self.name, device="meta").parameters())
+        count = sum(p.numel() for p in build(self.name, device="meta").parameters())
         if include_batchnorm:
             count += sum(
                 math.prod(shape)
@@ -259,9 +261,9 @@ class ClefEncoder(nn.Module):
 
     def embed(self, signal: object, fs: object = None, **kwargs: object) -> object:
         """Embed raw single-lead ECG; same arguments and outputs as :func:`clef_sdk.embed` (without ``model``)."""
-        from .embedding import embed_with_encoder
+        from .embedding import embed
 
-        return embed_with_encoder(self, signal, fs, **kwargs)
+        return embed(signal, fs, model=self, **kwargs)  # type: ignore[arg-type]  # keywords checked by embed
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, size={self.architecture.name!r}, embed_dim={self.embed_dim}"
@@ -274,27 +276,22 @@ def build(
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> ClefEncoder:
-    """A randomly initialised CLEF network of ``size``, for random-init baselines (train mode, gradients on).
+    """A randomly initialised CLEF network of ``size`` (``"small"``, ``"medium"`` or ``"large"``), in train mode:
+    the random-init baseline, and the empty network that weights are loaded into.
 
     PyTorch's default initialisation, in the module order of the authors' ``Net1D`` (whose BatchNorm and dropout
     layers draw no random numbers), so ``seed`` gives the weights their code gives under ``torch.manual_seed(seed)``.
-    ``seed=None`` draws from the global generator; a seed leaves the global generator untouched.
+    ``seed=None`` draws from the global generator; a seed leaves the global generator untouched. On
+    ``device="meta"`` no memory is allocated (shapes only).
     """
-    if seed is None:
-        return build_network(size, device=device, dtype=dtype).train()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_network(size, device=device, dtype=dtype).train()
-
-
-def build_network(
-    size: str, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-) -> ClefEncoder:
-    """An untrained CLEF network of the given size (``"small"``, ``"medium"`` or ``"large"``)."""
     try:
         architecture = ARCHITECTURES[size]
     except KeyError:
         raise ValueError(f"unknown CLEF size {size!r}; choose one of {sorted(ARCHITECTURES)}") from None
-    with torch.device(device or "cpu"):
-        network = ClefEncoder(architecture)
-    return network.to(dtype=dtype) if dtype is not None else network
+    with contextlib.ExitStack() as stack:
+        if seed is not None:
+            stack.enter_context(torch.random.fork_rng(devices=[]))
+            torch.manual_seed(seed)
+        with torch.device(device or "cpu"):
+            network = ClefEncoder(architecture)
+    return (network.to(dtype=dtype) if dtype is not None else network).train()

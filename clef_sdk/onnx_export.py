@@ -21,13 +21,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._optional import require
 from ._version import __version__
+from .constants import PREPROCESSING, WINDOW_SAMPLES, WINDOW_SECONDS
+from .files import atomic_path, sha256_file
 from .filters import bandpass_tables
+from .inputs import check_fs
 from .loading import ModelSpec, get_encoder
 from .models import ClefEncoder
-from .preprocessing import PREPROCESSING, WINDOW_SAMPLES, WINDOW_SECONDS, _resampling_ratio, check_fs
-from .streaming import resampling_skip
+from .resampling import resampling_ratio, resampling_skip
 from .torch_preprocessing import bandpass_with_tables, resampling_kernel, upfirdn_with_kernel, zscore_torch
+from .weights.format import tensors_digest
 
 __all__ = ["DEFAULT_OPSET", "RawWindowEncoder", "export_onnx", "raw_window_samples", "read_onnx_metadata"]
 
@@ -38,20 +42,15 @@ ONNX_FFT_SIZE = 8192
 
 
 def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise ImportError(
-            'exporting to ONNX needs the onnx extra: pip install "clef-sdk[onnx]" (onnx, onnxscript, onnxruntime)'
-        ) from None
+    for module in ("onnx", "onnxscript"):
+        require(module, "exporting to ONNX")
 
 
 def raw_window_samples(fs: float) -> int:
     """Samples in one raw 10 s window at ``fs`` Hz, ``round(10 * fs)``; refused when they do not make 5000 at 500 Hz."""
     fs = check_fs(fs)
     n = round(WINDOW_SECONDS * fs)
-    ratio = _resampling_ratio(fs)
+    ratio = resampling_ratio(fs)
     if n * ratio.numerator // ratio.denominator < WINDOW_SAMPLES:
         raise ValueError(
             f"fs={fs:g} Hz: round(10 * fs) = {n} samples resample to fewer than {WINDOW_SAMPLES} at 500 Hz; "
@@ -69,7 +68,7 @@ class RawWindowEncoder(nn.Module):
         self.encoder = encoder
         self.fs = check_fs(fs)
         self.n_samples = raw_window_samples(self.fs)
-        ratio = _resampling_ratio(self.fs)
+        ratio = resampling_ratio(self.fs)
         self.up, self.down = ratio.numerator, ratio.denominator
         self.first = 0
         if (self.up, self.down) != (1, 1):
@@ -93,8 +92,6 @@ class RawWindowEncoder(nn.Module):
 
 
 def _metadata(encoder: ClefEncoder, fs: float | None, model: object, opset: int) -> dict[str, str]:
-    from .convert import tensors_digest
-
     if fs is None:
         contract = {"input": "windows", "shape": ["batch", 1, WINDOW_SAMPLES], "dtype": "float32",
                     "expects": "windows preprocessed by clef_sdk.preprocess (500 Hz, band-passed, z-scored)"}  # fmt: skip
@@ -116,8 +113,6 @@ def _metadata(encoder: ClefEncoder, fs: float | None, model: object, opset: int)
         "opset": str(opset),
     }
     if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
-        from ._io import sha256_file
-
         metadata["weights_file_sha256"] = sha256_file(model)
     return metadata
 
@@ -147,8 +142,6 @@ def export_onnx(
         raise ValueError(f"path must end in .onnx, got {destination.name}")
     destination.parent.mkdir(parents=True, exist_ok=True)
     import onnx
-
-    from ._io import atomic_path
 
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level

@@ -1,4 +1,5 @@
-"""Numerical precision of the forward pass: faithful float32, or bf16 autocast where the hardware has it.
+"""Devices and the numerical precision of the forward pass: faithful float32, or bf16 autocast where the hardware
+has it.
 
 ``"fp32"`` (the default) is what the conformance tests hold to the authors' outputs. ``"bf16"`` runs the
 convolutions under ``torch.autocast(dtype=torch.bfloat16)``: measured end to end on 24 h of ECG on a Zen 4 CPU
@@ -18,11 +19,26 @@ from typing import Literal
 
 import torch
 
-__all__ = ["PRECISIONS", "Precision", "autocast", "check_precision", "cpu_has_native_bf16"]
+from .inputs import check_choice
+
+__all__ = ["PRECISIONS", "Precision", "autocast", "check_precision", "cpu_has_native_bf16", "resolve_device"]
 
 Precision = Literal["fp32", "bf16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` picks CUDA when available, else the CPU; strings such as ``"cuda:1"`` are checked."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"invalid device {device!r} ({exc}); use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
+    return resolved
 
 
 @lru_cache(maxsize=1)
@@ -48,9 +64,8 @@ def cpu_has_native_bf16() -> bool:
 
 def check_precision(precision: object, device: torch.device) -> Precision:
     """Validate ``precision`` for ``device``; raises with what to do instead when the hardware lacks bf16."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "bf16":
+    checked = check_choice(precision, PRECISIONS, "precision")
+    if checked == "bf16":
         if device.type == "cpu" and not cpu_has_native_bf16():
             raise ValueError(
                 "precision='bf16' needs a CPU with native bf16 instructions (AVX-512 BF16 or AMX on x86, the BF16 "
@@ -62,7 +77,7 @@ def check_precision(precision: object, device: torch.device) -> Precision:
                 f"precision='bf16' needs a GPU with bf16 support (Ampere or newer); {torch.cuda.get_device_name(device)} "
                 "lacks it. Use precision='fp32' (the default)."
             )
-    return precision  # type: ignore[return-value]
+    return checked
 
 
 def autocast(precision: Precision, device: torch.device) -> contextlib.AbstractContextManager[object]:

@@ -32,16 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .preprocessing import (
-    TARGET_FS,
-    TailMode,
-    WindowPlan,
-    _resampling_ratio,
-    check_fs,
-    check_signal,
-    plan_windows,
-)
-from .streaming import Recording
+from .constants import TARGET_FS
+from .inputs import TailMode, check_fs, check_signal
+from .resampling import Recording
+from .windows import WindowPlan, plan_windows
 
 __all__ = ["DEFAULT_THRESHOLD", "REASONS", "SignalQuality", "planned_quality", "signal_quality"]
 
@@ -217,12 +211,14 @@ def signal_quality(
     return planned_quality(array, fs, plan, threshold=threshold)
 
 
-def planned_quality(array: object, fs: float, plan: WindowPlan, *, threshold: float = DEFAULT_THRESHOLD) -> SignalQuality:
-    """Like :func:`signal_quality` for a recording already checked by :func:`clef_sdk.preprocessing.check_signal`,
-    at a checked ``fs``, with its windows planned by :func:`clef_sdk.preprocessing.plan_windows`."""
+def planned_quality(
+    array: np.ndarray, fs: float, plan: WindowPlan, *, threshold: float = DEFAULT_THRESHOLD
+) -> SignalQuality:
+    """Like :func:`signal_quality` for a recording already checked by :func:`clef_sdk.inputs.check_signal`,
+    at a checked ``fs``, with its windows planned by :func:`clef_sdk.windows.plan_windows`."""
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be within [0, 1], got {threshold!r}")
-    recording = Recording(array, _resampling_ratio(fs))
+    recording = Recording.at_rate(array, fs)
     first, last = recording.input_range(plan.starts, plan.valid_samples)
     n = len(plan)
     measures = {name: np.zeros(n) for name in ("bsqi", "similarity", "beats", "rate", "flat", "clipped", "missing", "in_band")}

@@ -11,24 +11,17 @@ propagate to the windows they touch (fill gaps first, or use :func:`clef_sdk.pre
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .constants import WINDOW_SAMPLES, ZSCORE_EPS
 from .filters import PAD, bandpass_tables
-from .streaming import Recording, resampling_filter, resampling_skip
-from .preprocessing import (
-    TAIL_MODES,
-    WINDOW_SAMPLES,
-    ZSCORE_EPS,
-    _resampling_ratio,
-    _stride_samples,
-    check_fs,
-    plan_windows,
-)
+from .inputs import TAIL_MODES, TailMode, check_choice, check_fs, stride_samples
+from .resampling import Recording, resampling_filter, resampling_ratio, resampling_skip
+from .windows import plan_windows
 
 __all__ = ["Preprocessor", "bandpass_torch", "recording_windows_torch", "upfirdn_torch", "zscore_torch"]
 
@@ -119,16 +112,14 @@ class Preprocessor(nn.Module):
     ``encoder(windows.reshape(-1, 1, 5000))``.
     """
 
-    def __init__(self, fs: float, *, stride_seconds: float | None = None, tail: Literal["drop", "pad", "last"] = "drop"):
+    def __init__(self, fs: float, *, stride_seconds: float | None = None, tail: TailMode = "drop"):
         super().__init__()
-        if tail not in TAIL_MODES:
-            raise ValueError(f"tail must be one of {TAIL_MODES}, got {tail!r}")
+        self.tail = check_choice(tail, TAIL_MODES, "tail")
         self.fs = check_fs(fs)
         self.stride_seconds = stride_seconds
-        self.tail = tail
-        ratio = _resampling_ratio(self.fs)
+        ratio = resampling_ratio(self.fs)
         self.up, self.down = ratio.numerator, ratio.denominator
-        _stride_samples(stride_seconds)  # validates the stride now, not at the first forward
+        stride_samples(stride_seconds)  # validates the stride now, not at the first forward
 
     def extra_repr(self) -> str:
         return f"fs={self.fs:g}, stride_seconds={self.stride_seconds}, tail={self.tail!r}"

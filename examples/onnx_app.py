@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-BUNDLED = Path(__file__).resolve().parents[1] / "clef_sdk" / "data" / "mitdb-100.npz"
+BUNDLED = Path(__file__).resolve().parents[1] / "clef_sdk" / "datasets" / "data" / "mitdb-100.npz"
 
 
 def fill_gaps(window: np.ndarray) -> np.ndarray:

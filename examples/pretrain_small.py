@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import clef_sdk as clef  # noqa: E402
 from _datasets import default_data_dir, finish_figure, load_ludb, load_mitdb_windows  # noqa: E402
-from clef_sdk.evaluation import bootstrap_metrics  # noqa: E402
+from clef_sdk.probes.metrics import bootstrap_metrics  # noqa: E402
 from probe_ludb import out_of_fold_scores, tasks  # noqa: E402
 from probe_mitdb_pvc import record_folds  # noqa: E402
 

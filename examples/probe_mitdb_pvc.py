@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import clef_sdk as clef  # noqa: E402
 from _datasets import MITDB_RECORDS, add_common_arguments, finish_figure, load_mitdb_windows  # noqa: E402
-from clef_sdk.evaluation import bootstrap_metrics  # noqa: E402
+from clef_sdk.probes.metrics import bootstrap_metrics  # noqa: E402
 
 N_FOLDS = 3
 

@@ -16,7 +16,7 @@ env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -m build -o "$work/dist" . > "$w
 if grep -i "warning" "$work/build.log"; then echo "the build printed warnings (above)"; exit 1; fi
 .venv/bin/python -m twine check --strict "$work"/dist/*
 wheel=$(ls "$work"/dist/*.whl)
-for member in clef_sdk/py.typed clef_sdk/weights_manifest.json clef_sdk/data/mitdb-100.npz clef_sdk/_bandpass_constants.py; do
+for member in clef_sdk/py.typed clef_sdk/weights/manifest.json clef_sdk/datasets/data/mitdb-100.npz clef_sdk/_bandpass_constants.py; do
   .venv/bin/python -c "import sys, zipfile; sys.exit(0 if '$member' in zipfile.ZipFile('$wheel').namelist() else 1)" \
     || { echo "the wheel lacks $member"; exit 1; }
 done

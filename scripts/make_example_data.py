@@ -1,4 +1,4 @@
-"""Regenerate the real ECG examples bundled in clef_sdk/data/ from the shared data folder.
+"""Regenerate the real ECG examples bundled in clef_sdk/datasets/data/ from the shared data folder.
 
     python scripts/make_example_data.py [--shared ../shared]
 
@@ -8,7 +8,7 @@
   its header), with the subject's age, sex and rhythm.
 
 Both are stored losslessly (compressed npz), a few tens of kB in all; ``clef_sdk.datasets`` converts them to mV.
-Licenses: ODC-By 1.0 for both (attribution in clef_sdk/data/README.md and in ``clef_sdk.datasets``).
+Licenses: ODC-By 1.0 for both (attribution in clef_sdk/datasets/data/README.md and in ``clef_sdk.datasets``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-OUTPUT = REPO / "clef_sdk" / "data"
+OUTPUT = REPO / "clef_sdk" / "datasets" / "data"
 
 
 def mitdb(shared: Path) -> None:

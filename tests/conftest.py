@@ -134,8 +134,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> Simple
 def installed_small(small_safetensors: Path, hub, env, monkeypatch: pytest.MonkeyPatch):
     """CLEF-small published on the local Hub server (a manifest pinned to it) and downloaded once for real,
     so that names resolve from the cache; returns the server, whose request log shows any later traffic."""
-    from clef_sdk.hub import fetch_weights
-    from clef_sdk.registry import model_entry
+    from clef_sdk.weights.fetch import fetch_weights
+    from clef_sdk.weights.registry import model_entry
 
     data = small_safetensors.read_bytes()
     commit = hub.add_hub_file("clef-sdk/clef-small", "model.safetensors", data)

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 import clef_sdk as clef
-from clef_sdk.convert import encoder_from_weights, extract_backbone
-from clef_sdk.models import ARCHITECTURES, ClefEncoder, build_network
+from clef_sdk.weights.format import encoder_from_weights, extract_backbone
+from clef_sdk.models import ARCHITECTURES, ClefEncoder, build
 
 from conformance_helpers import assert_matches_reference, batchnorm_keys, read_key_shapes, rule_state_dict
 
@@ -59,7 +59,7 @@ def _forward(encoder: nn.Module, windows: np.ndarray, dtype: torch.dtype = torch
 
 @pytest.mark.parametrize("size", SIZES)
 def test_parameter_counts_match_published(size: str, conformance_dir: Path) -> None:
-    ours = sum(p.numel() for p in build_network(size, device="meta").parameters())
+    ours = sum(p.numel() for p in build(size, device="meta").parameters())
     shapes = read_key_shapes(conformance_dir, size)
     bn = batchnorm_keys(list(shapes))
     bn_affine = sum(math.prod(shapes[k]) for k in bn if k.endswith((".weight", ".bias")))
@@ -77,7 +77,7 @@ def test_parameter_counts_match_published(size: str, conformance_dir: Path) -> N
 
 @pytest.mark.parametrize("size", SIZES)
 def test_embed_dim_and_output_shape(size: str) -> None:
-    network = build_network(size, device="meta")
+    network = build(size, device="meta")
     assert network.embed_dim == ARCHITECTURES[size].embed_dim == EMBED_DIMS[size]
     out = network(torch.empty(3, 1, 5000, device="meta"))
     assert tuple(out.shape) == (3, EMBED_DIMS[size])
@@ -89,14 +89,14 @@ def test_state_dict_keys_are_reference_keys_without_batchnorm(size: str, conform
     bn = batchnorm_keys(list(reference))
     assert bn, "the reference carries BatchNorm tensors"
     expected = {key: shape for key, shape in reference.items() if key not in bn}
-    ours = {key: tuple(t.shape) for key, t in build_network(size, device="meta").state_dict().items()}
+    ours = {key: tuple(t.shape) for key, t in build(size, device="meta").state_dict().items()}
     assert ours == expected
     assert ARCHITECTURES[size].batchnorm_shapes() == {key: reference[key] for key in bn}
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_no_batchnorm_or_dropout_modules(size: str) -> None:
-    network = build_network(size, device="meta")
+    network = build(size, device="meta")
     banned = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d)
     assert not [name for name, m in network.named_modules() if isinstance(m, banned)]
 
@@ -105,25 +105,25 @@ def test_released_checkpoint_loads_strict(small_checkpoint_state_dict: dict[str,
     assert all(key.startswith("backbone.") for key in small_checkpoint_state_dict)
     stripped = _strip(small_checkpoint_state_dict)
     assert len(stripped) < len(small_checkpoint_state_dict)  # BatchNorm tensors were there and are dropped
-    network = build_network("small")
+    network = build("small")
     network.load_state_dict(stripped, strict=True)
     for key, tensor in network.state_dict().items():
         assert torch.equal(tensor, stripped[key])
 
 
 def test_rule_weights_load_strict_medium(medium_rule_state_dict: dict[str, torch.Tensor]) -> None:
-    build_network("medium").load_state_dict(_strip(medium_rule_state_dict), strict=True)
+    build("medium").load_state_dict(_strip(medium_rule_state_dict), strict=True)
 
 
 def test_strict_load_rejects_batchnorm_tensors(small_checkpoint_state_dict: dict[str, torch.Tensor]) -> None:
     unprefixed = {key.removeprefix("backbone."): value for key, value in small_checkpoint_state_dict.items()}
     with pytest.raises(RuntimeError, match="bn"):
-        build_network("small").load_state_dict(unprefixed, strict=True)
+        build("small").load_state_dict(unprefixed, strict=True)
 
 
 def test_build_network_unknown_size() -> None:
     with pytest.raises(ValueError, match="unknown CLEF size 'huge'"):
-        build_network("huge")
+        build("huge")
 
 
 # --- forward ----------------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_large_rule_weights_load_and_embed(conformance_dir: Path, conformance_wi
     state_dict = rule_state_dict(conformance_dir, "large")
     weights = extract_backbone(state_dict, source="large rule weights")
     assert weights.size == "large"
-    network = build_network("large")
+    network = build("large")
     network.load_state_dict(_strip(state_dict), strict=True)
     del state_dict, network
     encoder = encoder_from_weights(weights)

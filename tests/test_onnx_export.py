@@ -71,7 +71,7 @@ def test_windows_graph_takes_preprocessed_windows(exported, small_encoder, recor
 
 
 def test_file_is_self_contained_with_metadata(exported, small_encoder):
-    from clef_sdk.convert import tensors_digest
+    from clef_sdk.weights.format import tensors_digest
     from clef_sdk.onnx_export import read_onnx_metadata
 
     path = exported(360)
@@ -105,7 +105,7 @@ def test_command_line_export_and_the_torch_free_app(small_safetensors, tmp_path,
     assert main(["export-onnx", str(small_safetensors), "--fs", "360", "-o", str(destination)]) == 0
     assert "input 'raw' ('batch', 3600)" in capsys.readouterr().err
     from clef_sdk.onnx_export import read_onnx_metadata
-    from clef_sdk._io import sha256_file
+    from clef_sdk.files import sha256_file
 
     assert read_onnx_metadata(destination)["weights_file_sha256"] == sha256_file(small_safetensors)
     # the example imports only numpy and onnxruntime, and asserts torch never got imported

@@ -9,7 +9,7 @@ import torch
 import clef_sdk as clef
 from conformance_helpers import row_cosines
 from clef_sdk import precision as precision_module
-from clef_sdk.convert import encoder_from_weights, extract_backbone
+from clef_sdk.weights.format import encoder_from_weights, extract_backbone
 from clef_sdk.precision import check_precision, cpu_has_native_bf16
 
 needs_native_bf16 = pytest.mark.skipif(

@@ -115,7 +115,7 @@ def test_conformance_embeddings_500hz(
     conformance: dict[str, np.ndarray], small_encoder, medium_rule_state_dict: dict
 ) -> None:
     """Our windows and the reference's float64 windows give the same embeddings (cosine >= 0.99999)."""
-    from clef_sdk.convert import encoder_from_weights, extract_backbone
+    from clef_sdk.weights.format import encoder_from_weights, extract_backbone
 
     ours = preprocess(conformance["raw_500hz"].ravel(), 500)
     medium = encoder_from_weights(extract_backbone(medium_rule_state_dict))

@@ -10,9 +10,18 @@ the rest (:func:`prepare`, :func:`fit`, :class:`ClefPretraining`, ...) needs it 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._lazy import lazy_getattr
 from .losses import byol_loss, clef_loss, info_nce, moco_loss, similarity_alignment, weighted_info_nce
 from .score2 import mg_dl_to_mmol_l, score2
+
+if TYPE_CHECKING:  # imported on first use (Lightning): visible to type checkers and IDEs all the same
+    from .data import PretrainingStore, prepare
+    from .datamodule import StoreDataModule
+    from .export import export_checkpoint
+    from .module import ClefPretraining
+    from .trainer import TrainingRun, fit
 
 __all__ = [
     "ClefPretraining",

@@ -33,17 +33,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._io import atomic_path
 from .._version import __version__
-from ..preprocessing import (
-    TARGET_FS,
-    WINDOW_SAMPLES,
-    check_fs,
-    filter_windows,
-    resample_to_target,
-    resampled_length,
-)
-from .records import find_records, parse_leads, read_record
+from ..constants import TARGET_FS, WINDOW_SAMPLES
+from ..files import atomic_path
+from ..inputs import check_fs
+from ..io import find_records, parse_leads, read_record
+from ..preprocessing import filter_windows
+from ..resampling import resample_to_target, resampled_length
 from .score2 import REGIONS, score2
 
 __all__ = ["STORE_FORMAT", "PretrainingStore", "prepare"]

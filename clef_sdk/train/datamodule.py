@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._extra import require
+from .._optional import require
 from .data import PretrainingStore
 
-L = require("lightning.pytorch")
+L = require("lightning.pytorch", "clef_sdk.train")
 
 __all__ = ["StepBatchSampler", "StepDataLoader", "StoreDataModule", "StoreDataset"]
 

@@ -11,9 +11,9 @@ import json
 import os
 from pathlib import Path
 
-from .._io import sha256_file
-from ..convert import SAFETENSORS_SUFFIX, extract_backbone, load_checkpoint_file, write_weights
 from ..errors import CheckpointError
+from ..files import sha256_file
+from ..weights.format import SAFETENSORS_SUFFIX, extract_backbone, read_checkpoint_payload, write_weights
 
 __all__ = ["export_checkpoint", "training_metadata"]
 
@@ -43,7 +43,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], destination: str | os.
     source, destination = Path(checkpoint), Path(destination)
     if destination.suffix != SAFETENSORS_SUFFIX:
         raise ValueError(f"the destination should end in {SAFETENSORS_SUFFIX}, got {destination.name}")
-    payload = load_checkpoint_file(source)
+    payload = read_checkpoint_payload(source)
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise CheckpointError(f"{source} is not a Lightning checkpoint (no state_dict entry)")
     metadata = training_metadata(payload, source)

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 
 from ..models import ARCHITECTURES, build
-from ._extra import require
+from .._optional import require
 from .objectives import METHODS, make_objective
 from .views import NoiseBank, ViewConfig, ViewSampler
 
-L = require("lightning.pytorch")
+L = require("lightning.pytorch", "clef_sdk.train")
 
 __all__ = ["ClefPretraining"]
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from ._extra import require
+from .._optional import require
 from .data import PretrainingStore
 from .datamodule import StoreDataModule
 from .module import ClefPretraining
 
-L = require("lightning.pytorch")
+L = require("lightning.pytorch", "clef_sdk.train")
 
 __all__ = ["TrainingRun", "fit", "latest_checkpoint"]
 

@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..preprocessing import TARGET_FS, WINDOW_SAMPLES, resample_to_target
+from .._optional import require
+from ..constants import TARGET_FS, WINDOW_SAMPLES
+from ..resampling import resample_to_target
 from ..torch_preprocessing import zscore_torch
 
 __all__ = ["NOISE_KINDS", "NSTDB_RECORDS", "NoiseBank", "ViewConfig", "ViewSampler", "step_generator"]
@@ -74,7 +76,7 @@ class NoiseBank:
     def from_nstdb(cls, folder: str | os.PathLike[str]) -> NoiseBank:
         """The ``ma``, ``em`` and ``bw`` records of the MIT-BIH Noise Stress Test Database (PhysioNet), as
         downloaded (WFDB, 360 Hz, two channels), resampled to 500 Hz."""
-        import wfdb
+        wfdb = require("wfdb", "reading the NSTDB noise records")
 
         folder = Path(folder)
         kinds = []

@@ -18,10 +18,11 @@ pd = pytest.importorskip("pandas")
 wfdb = pytest.importorskip("wfdb")
 
 import clef_sdk as clef  # noqa: E402
-from clef_sdk.preprocessing import filter_windows, resample_to_target, zscore  # noqa: E402
+from clef_sdk.preprocessing import filter_windows, zscore  # noqa: E402
+from clef_sdk.resampling import resample_to_target  # noqa: E402
 from clef_sdk.train import data as data_module  # noqa: E402
 from clef_sdk.train.data import PretrainingStore, prepare  # noqa: E402
-from clef_sdk.train.records import STANDARD_LEADS  # noqa: E402
+from clef_sdk.io import STANDARD_LEADS  # noqa: E402
 from clef_sdk.train.score2 import score2  # noqa: E402
 from ludb_helpers import LUDB_RECORDS, link_ludb  # noqa: E402
 

@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("lightning")
 
 import clef_sdk as clef  # noqa: E402
-from clef_sdk.convert import read_weights  # noqa: E402
+from clef_sdk.weights.format import read_weights  # noqa: E402
 from clef_sdk.errors import CheckpointError  # noqa: E402
 from clef_sdk.train.export import export_checkpoint  # noqa: E402
 

@@ -13,7 +13,7 @@ import torch
 
 pytest.importorskip("lightning")
 
-from clef_sdk.models import build_network  # noqa: E402
+from clef_sdk.models import build  # noqa: E402
 from clef_sdk.train.trainer import fit, latest_checkpoint  # noqa: E402
 
 FIT_OPTIONS = {"batch_size": 8, "num_workers": 0, "accelerator": "cpu", "progress": False}
@@ -43,7 +43,7 @@ def test_a_run_leaves_checkpoints_logs_and_hyperparameters(trained_run) -> None:
     # the weights moved from their seeded initialisation
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        initial = build_network("small").state_dict()
+        initial = build("small").state_dict()
     assert _max_difference(_backbone(trained_run.checkpoint), initial) > 1e-4
 
 
@@ -133,7 +133,7 @@ def test_two_ddp_processes_equal_one_process_with_the_whole_batch(ludb_store: Pa
                for name in ("one", "lightning", "torchrun", "srun")}  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        initial = build_network("small").state_dict()
+        initial = build("small").state_dict()
     # Adam moves each weight by up to ~lr (1e-4) per step: 3 steps moved them by 3e-4; the two runs differ by
     # 3.5e-6 (measured; gradients summed in another order, amplified where Adam divides by a tiny second moment)
     assert _max_difference(weights["one"], initial) > 2e-4

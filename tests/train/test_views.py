@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from clef_sdk.preprocessing import TARGET_FS
+from clef_sdk.constants import TARGET_FS
 from clef_sdk.train.views import NOISE_KINDS, NoiseBank, ViewConfig, ViewSampler, step_generator
 
 pytest.importorskip("neurokit2")

@@ -21,7 +21,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import clef_sdk as clef
 from clef_sdk import ClefEmbedder, LinearProbe, evaluate_probe, fit_probe
-from clef_sdk import probes as probes_module
+from clef_sdk.probes import embedder as embedder_module
 from clef_sdk.probes import infer_task
 
 MITDB_FS = 360
@@ -359,13 +359,13 @@ def test_fitted_probe_is_a_regular_sklearn_model():
 
 def test_raw_signals_are_embedded_once_per_fit(windows, model, embeddings, monkeypatch):
     calls = []
-    real = probes_module.embed_with_encoder
+    real = embedder_module.embed
 
-    def counting(encoder, signal, *args, **kwargs):
+    def counting(signal, *args, **kwargs):
         calls.append(len(signal))
-        return real(encoder, signal, *args, **kwargs)
+        return real(signal, *args, **kwargs)
 
-    monkeypatch.setattr(probes_module, "embed_with_encoder", counting)
+    monkeypatch.setattr(embedder_module, "embed", counting)
     y = np.tile([0, 1, 1, 0, 1, 0], 8)
     groups = np.repeat(np.arange(12), 4)
     probe = fit_probe(windows, y, fs=MITDB_FS, model=model, groups=groups, cv=3, device="cpu")
@@ -391,7 +391,7 @@ def test_precomputed_embeddings_skip_the_encoder(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("embeddings must not be re-embedded")
 
-    monkeypatch.setattr(probes_module, "embed_with_encoder", fail)
+    monkeypatch.setattr(embedder_module, "embed", fail)
     Z, y, groups = synthetic(dim=1024, n_patients=20, per_patient=3, seed=8)
     probe = fit_probe(Z, y, groups=groups, cv=3, model="no-such-model-needed")
     assert probe.fit_info_["input"] == "precomputed embeddings" and probe.fit_info_["model"] is None
@@ -438,7 +438,7 @@ def test_fit_probe_bad_input(case, error, match):
 
 
 def test_bad_input_fails_before_embedding(windows, model, monkeypatch):
-    monkeypatch.setattr(probes_module, "embed_with_encoder", lambda *a, **k: pytest.fail("embedded before checking"))
+    monkeypatch.setattr(embedder_module, "embed", lambda *a, **k: pytest.fail("embedded before checking"))
     with pytest.raises(ValueError, match="48 recordings but y has 47"):
         fit_probe(windows, np.zeros(47), fs=MITDB_FS, model=model)
     with pytest.raises(ValueError, match="only one class"):
@@ -467,7 +467,7 @@ def test_lazy_export_keeps_import_cheap():
 
 
 def _examples_datasets():
-    path = Path(__file__).resolve().parents[1] / "examples" / "_datasets.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "_datasets.py"
     spec = importlib.util.spec_from_file_location("clef_examples_datasets", path)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
@@ -491,14 +491,14 @@ def test_end_to_end_pvc_probe_on_mitdb_split_by_record(data_dir, model):
         probe = fit_probe(Z[train], labels[train], groups=records[train])
         assert not set(records[train]) & set(records[test])
         scores[test] = probe.predict_proba(Z[test])[:, 1]
-    report = clef.evaluation.bootstrap_metrics(labels, scores, task="binary", groups=records, n_bootstrap=500)
+    report = clef.probes.bootstrap_metrics(labels, scores, task="binary", groups=records, n_bootstrap=500)
     assert report.n_groups == 12
     assert report["auroc"]["estimate"] > 0.72  # measured 0.828
     assert report["auroc"]["ci_low"] > 0.55  # measured 0.711
 
 
 def _example(name: str):
-    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"clef_example_{name}", path)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None

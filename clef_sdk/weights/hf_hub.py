@@ -12,7 +12,7 @@ are downloaded with ``huggingface_hub`` into the Hugging Face cache (``HF_HUB_CA
 - the size and the preprocessing contract come from the safetensors metadata; a file that is not a clef-sdk file,
   or declares another preprocessing than this version implements, is refused with a message naming both.
 
-Network access stays in :mod:`clef_sdk.hub` style: one place, typed errors.
+Network access goes through :mod:`clef_sdk.weights.network`; errors are typed.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._io import sha256_file
-from .errors import ChecksumMismatchError, WeightsNotAvailableError
+from ..errors import ChecksumMismatchError, WeightsNotAvailableError
+from ..files import sha256_file
+from .cache import is_offline
+from .network import SourceUnavailable, download_hub_file
 
-__all__ = ["HF_HUB_PREFIX", "HubModelSource", "fetch_hub_model", "is_hub_spec", "parse_hub_spec"]
+__all__ = ["HF_HUB_PREFIX", "WEIGHTS_FILENAME", "HubModelSource", "fetch_hub_model", "is_hub_spec", "parse_hub_spec"]
 
 HF_HUB_PREFIX = "hf-hub:"
 WEIGHTS_FILENAME = "model.safetensors"
@@ -65,12 +67,10 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None]:
 
 
 def _download(repo_id: str, filename: str, revision: str | None, local_files_only: bool) -> Path:
-    from .hub import _SourceUnavailable, download_hub_file, is_offline
-
     offline = is_offline(local_files_only)
     try:
         return download_hub_file(repo_id, filename, revision, local_files_only=offline)
-    except _SourceUnavailable as exc:
+    except SourceUnavailable as exc:
         where = f"{repo_id}@{revision}" if revision else repo_id
         hint = (
             "it is not in the cache and the network is off (HF_HUB_OFFLINE or local_files_only): connect once"

@@ -1,4 +1,4 @@
-"""Record discovery, lead names and header metadata."""
+"""clef_sdk.io: record discovery, lead names and header metadata, text and WFDB readers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clef_sdk.train.records import (
+from clef_sdk.io import (
     STANDARD_LEADS,
     canonical_lead,
     find_records,

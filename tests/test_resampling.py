@@ -1,4 +1,4 @@
-"""Block-wise reading and resampling (clef_sdk.streaming) and the bounded-memory embedding path built on it."""
+"""Block-wise reading and resampling (clef_sdk.resampling) and the bounded-memory embedding path built on it."""
 
 from __future__ import annotations
 
@@ -11,16 +11,14 @@ import torch
 from scipy import signal as sps
 
 import clef_sdk as clef
-from clef_sdk import streaming
+from clef_sdk import resampling
 from clef_sdk.embedding import _prefetched, _window_chunks
-from clef_sdk.preprocessing import (
-    PreprocessingWarning,
-    _interpolate_nan,
-    _resampling_ratio,
-    plan_windows,
-    preprocess_windows,
-)
-from clef_sdk.streaming import Recording, WfdbSignal, is_array_like_signal
+from clef_sdk.windows import PreprocessingWarning, plan_windows
+from clef_sdk.preprocessing import _interpolate_nan, preprocess_windows
+from clef_sdk.resampling import resampling_ratio
+from clef_sdk.resampling import Recording
+from clef_sdk.io import WfdbSignal
+from clef_sdk.inputs import is_array_like_signal
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +31,7 @@ def five_minutes() -> np.ndarray:
 
 def whole_resampling(x: np.ndarray, fs: float) -> np.ndarray:
     """The oracle: bridge NaN over the whole recording, ``resample_poly`` it at once, put NaN back."""
-    ratio = _resampling_ratio(fs)
+    ratio = resampling_ratio(fs)
     out = sps.resample_poly(_interpolate_nan(x), ratio.numerator, ratio.denominator, padtype="mean")
     source = (np.arange(out.size) * ratio.denominator * 2 + ratio.numerator) // (2 * ratio.numerator)
     out[np.isnan(x)[np.minimum(source, x.size - 1)]] = np.nan
@@ -52,10 +50,10 @@ def with_gaps(x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("fs", [360, 250, 128.5, 1000])
 @pytest.mark.parametrize("gaps", [False, True], ids=["clean", "nan-gaps"])
 def test_any_stretch_equals_resampling_the_whole_recording(five_minutes, monkeypatch, fs, gaps):
-    monkeypatch.setattr(streaming, "BLOCK_SAMPLES", 777)  # many blocks: the mean and the NaN bridging cross them
+    monkeypatch.setattr(resampling, "BLOCK_SAMPLES", 777)  # many blocks: the mean and the NaN bridging cross them
     x = with_gaps(five_minutes) if gaps else five_minutes
     expected = whole_resampling(x, fs)
-    recording = Recording(x, _resampling_ratio(fs))
+    recording = Recording(x, resampling_ratio(fs))
     cuts = np.r_[0, np.sort(np.random.default_rng(0).integers(0, expected.size, 25)), expected.size]
     got = np.concatenate([recording.resampled(a, b) for a, b in zip(cuts[:-1], cuts[1:])])
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
@@ -83,7 +81,7 @@ def test_memory_mapped_input_is_read_in_place(tmp_path, five_minutes):
     path = tmp_path / "ecg.npy"
     np.save(path, (five_minutes * 200).astype(np.int16))  # ADC counts, as a Holter writes them
     mapped = np.load(path, mmap_mode="r")
-    checked = clef.preprocessing.check_signal(mapped)
+    checked = clef.inputs.check_signal(mapped)
     assert checked is mapped  # validated without a float64 copy of the recording
     np.testing.assert_allclose(clef.preprocess(mapped, 360), clef.preprocess(np.asarray(mapped, float), 360), atol=1e-6)
 

@@ -11,19 +11,11 @@ import pytest
 
 from clef_sdk import ManifestError
 from clef_sdk.models import ARCHITECTURES
-from clef_sdk.preprocessing import PREPROCESSING
-from clef_sdk.registry import (
-    MANIFEST_ENV,
-    HubSource,
-    ZenodoSource,
-    list_models,
-    load_manifest,
-    manifest_path,
-    model_entry,
-)
+from clef_sdk.constants import PREPROCESSING
+from clef_sdk.weights.registry import MANIFEST_ENV, HubSource, ZenodoSource, list_models, load_manifest, manifest_path, model_entry
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = REPO_ROOT / "weights_manifest.json"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = REPO_ROOT / "clef_sdk" / "weights" / "manifest.json"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SHA = "ab" * 32
 
@@ -33,11 +25,12 @@ def _shipped_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(MANIFEST_ENV, raising=False)
 
 
-def test_shipped_manifest_is_read_from_the_package_and_is_the_top_level_file():
+def test_shipped_manifest_is_one_real_file_in_the_package():
     path = manifest_path()
-    assert path.parent.name == "clef_sdk"
-    assert path.read_bytes() == SHIPPED.read_bytes()
-    assert 'clef_sdk = ["weights_manifest.json"' in (REPO_ROOT / "pyproject.toml").read_text()
+    assert path.parent.name == "weights" and path.parent.parent.name == "clef_sdk"
+    assert path.samefile(SHIPPED) and not SHIPPED.is_symlink()
+    assert '"clef_sdk.weights" = ["manifest.json"]' in (REPO_ROOT / "pyproject.toml").read_text()
+    assert not (REPO_ROOT / "weights_manifest.json").exists()  # one copy, one place that reads it
 
 
 def test_shipped_models_sizes_and_names():

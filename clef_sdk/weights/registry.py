@@ -1,6 +1,6 @@
 """The weights manifest: which CLEF models exist, their aliases, sizes and where their weights come from.
 
-The manifest ships inside the package (``clef_sdk/weights_manifest.json``); the environment variable
+The manifest ships inside the package (``clef_sdk/weights/manifest.json``); the environment variable
 ``CLEF_SDK_MANIFEST`` points the SDK at another file of the same schema (mirrors, tests). Every field is
 validated when the file is read, and an error names the file, the field and what is allowed.
 
@@ -11,7 +11,7 @@ Sources, in order of preference, are of two types:
   published) is skipped, never used unpinned.
 - ``zenodo``: a released Lightning checkpoint (``record``, ``filename``, optional ``url``) with the
   ``checksum`` Zenodo publishes (``"md5:<hex>"``; ``"sha256:<hex>"`` also accepted) and its ``size``. A
-  zenodo source without a checksum is refused unless the user opts in explicitly (see :mod:`clef_sdk.hub`).
+  zenodo source without a checksum is refused unless the user opts in explicitly (see :mod:`clef_sdk.weights.fetch`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ManifestError
-from .models import ARCHITECTURES
+from ..errors import ManifestError
+from ..models import ARCHITECTURES
 
 __all__ = [
     "MANIFEST_ENV",
@@ -159,7 +159,7 @@ def manifest_path() -> Path:
         if not path.is_file():
             raise ManifestError(f"{MANIFEST_ENV}={override} does not name a file; unset it or fix the path")
         return path
-    return Path(str(resources.files("clef_sdk") / "weights_manifest.json"))
+    return Path(str(resources.files("clef_sdk.weights") / "manifest.json"))
 
 
 def _require(condition: bool, where: str, message: str) -> None:

@@ -1,11 +1,13 @@
-"""Checkpoint conversion: released Lightning ``.ckpt`` -> validated backbone tensors -> safetensors.
+"""The weights formats: released Lightning ``.ckpt`` -> validated backbone tensors -> clef-sdk safetensors.
 
 The pieces are separate so that other tools (the downloader, pretraining export) can reuse them:
 
-- :func:`read_checkpoint` loads a ``.ckpt``/``.pt`` with ``torch.load(weights_only=True)`` only;
+- :func:`read_checkpoint_payload` loads everything in a ``.ckpt``/``.pt`` with ``torch.load(weights_only=True)``
+  only (training export reads its hyper-parameters); :func:`read_checkpoint` returns just its state dict;
 - :func:`extract_backbone` strips the ``backbone.`` prefix, drops the BatchNorm tensors the released models
   never apply, infers the size from the shapes and refuses anything missing, unexpected or mis-shaped;
-- :func:`write_weights` / :func:`read_weights` write and read our safetensors format;
+- :func:`write_weights` / :func:`read_clef_safetensors` write and read our safetensors format;
+  :func:`read_weights` reads either kind of file;
 - :func:`convert_checkpoint` chains them.
 """
 
@@ -22,23 +24,25 @@ from typing import Any
 
 import torch
 
-from ._io import atomic_path, sha256_file
-from ._version import __version__
-from .errors import CheckpointError
-from .models import ARCHITECTURES, ClefEncoder, build_network
-from .preprocessing import PREPROCESSING
+from .._version import __version__
+from ..constants import PREPROCESSING
+from ..errors import CheckpointError
+from ..files import atomic_path, sha256_file
+from ..models import ARCHITECTURES, ClefEncoder, build
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "SAFETENSORS_SUFFIX",
     "EncoderWeights",
     "convert_checkpoint",
     "encoder_from_weights",
     "extract_backbone",
-    "load_checkpoint_file",
-    "load_weights",
     "read_checkpoint",
+    "read_checkpoint_payload",
+    "read_clef_safetensors",
     "read_weights",
+    "tensors_digest",
     "write_weights",
 ]
 
@@ -62,7 +66,7 @@ class EncoderWeights:
         return ARCHITECTURES[self.size].embed_dim
 
 
-def load_checkpoint_file(path: str | os.PathLike[str]) -> Any:
+def read_checkpoint_payload(path: str | os.PathLike[str]) -> Any:
     """Everything in a ``.ckpt``/``.pt``/``.pth`` file, loaded with ``torch.load(weights_only=True)`` only (no
     pickled code runs); unreadable, corrupt or unsafe files raise :class:`CheckpointError` saying what to do."""
     path = Path(path)
@@ -97,7 +101,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     Accepts a Lightning checkpoint, any dict with a ``state_dict`` entry, or a bare state dict.
     """
     path = Path(path)
-    payload = load_checkpoint_file(path)
+    payload = read_checkpoint_payload(path)
     state_dict = payload.get("state_dict", payload) if isinstance(payload, dict) else payload
     if not isinstance(state_dict, dict) or not state_dict:
         raise CheckpointError(f"{path} holds no state dict (found {type(payload).__name__})")
@@ -114,7 +118,7 @@ def _listing(keys: list[str] | set[str]) -> str:
 
 
 def _expected_shapes(size: str) -> dict[str, tuple[int, ...]]:
-    network = build_network(size, device="meta")
+    network = build(size, device="meta")
     return {key: tuple(tensor.shape) for key, tensor in network.state_dict().items()}
 
 
@@ -246,8 +250,8 @@ def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str])
     )
 
 
-def read_weights(path: str | os.PathLike[str]) -> EncoderWeights:
-    """Read and validate a clef-sdk safetensors file written by :func:`write_weights`."""
+def read_clef_safetensors(path: str | os.PathLike[str]) -> EncoderWeights:
+    """Read and validate a clef-sdk safetensors file written by :func:`write_weights` (and nothing else)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -300,11 +304,12 @@ def read_weights(path: str | os.PathLike[str]) -> EncoderWeights:
     return weights
 
 
-def load_weights(path: str | os.PathLike[str]) -> EncoderWeights:
-    """Validated weights from a ``.safetensors`` file (ours) or any checkpoint :func:`read_checkpoint` takes."""
+def read_weights(path: str | os.PathLike[str]) -> EncoderWeights:
+    """Validated weights from any file clef-sdk loads: a ``.safetensors`` file of ours
+    (:func:`read_clef_safetensors`) or any checkpoint :func:`read_checkpoint` takes."""
     path = Path(path)
     if path.suffix == SAFETENSORS_SUFFIX:
-        return read_weights(path)
+        return read_clef_safetensors(path)
     weights = extract_backbone(read_checkpoint(path), source=str(path))
     weights.metadata = {"source_file": path.name}
     return weights
@@ -312,7 +317,7 @@ def load_weights(path: str | os.PathLike[str]) -> EncoderWeights:
 
 def encoder_from_weights(weights: EncoderWeights, name: str | None = None) -> ClefEncoder:
     """A CLEF encoder in eval mode holding ``weights`` (loaded with ``strict=True``)."""
-    encoder = build_network(weights.size)
+    encoder = build(weights.size)
     encoder.load_state_dict(weights.state_dict, strict=True)
     if name:
         encoder.name = name

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 import clef_sdk as clef
 from clef_sdk import CheckpointError, convert_checkpoint
-from clef_sdk.convert import extract_backbone, read_checkpoint, read_weights
+from clef_sdk.weights.format import extract_backbone, read_checkpoint, read_weights
 
 from conformance_helpers import assert_matches_reference, batchnorm_keys, read_key_shapes
 
@@ -145,7 +145,7 @@ def test_metadata(small_ckpt: Path, tmp_path: Path) -> None:
     convert_checkpoint(small_ckpt, dst)
     meta = _metadata(dst)
     assert meta["format"] == "clef-sdk/encoder"
-    assert meta["format_version"] == clef.convert.FORMAT_VERSION
+    assert meta["format_version"] == clef.weights.format.FORMAT_VERSION
     assert meta["size"] == "small"
     assert meta["embed_dim"] == "256"
     assert meta["source_sha256"] == _sha256(small_ckpt)

@@ -1,10 +1,10 @@
-"""Recordings of any length, read and resampled in bounded blocks.
+"""Resampling to 500 Hz: for recordings of any length, read and resampled in bounded blocks.
 
 A week of ECG at 250 Hz is 151 million samples; resampling it whole to 500 Hz costs several GB. A
 :class:`Recording` reads its signal (a numpy array, a memory-mapped ``.npy``, or any 1-D array-like with
-``shape``, ``dtype`` and slicing, such as :class:`WfdbSignal` or an h5py dataset) a block at a time and
+``shape``, ``dtype`` and slicing, such as :class:`clef_sdk.io.WfdbSignal` or an h5py dataset) a block at a time and
 computes any stretch of the 500 Hz signal on its own, equal to resampling the whole recording at once
-(:func:`clef_sdk.preprocessing.resample_to_target`):
+(:func:`resample_to_target`):
 
 - ``resample_poly`` is an FIR filter: output sample ``j`` depends on a fixed range of input samples around
   ``j * fs / 500``, so a block of output needs only that block of input plus the filter's half length;
@@ -19,15 +19,42 @@ from __future__ import annotations
 
 from fractions import Fraction
 from functools import cached_property, lru_cache
-from pathlib import Path
 
 import numpy as np
 from scipy import signal as sps
 
-__all__ = ["BLOCK_SAMPLES", "Recording", "WfdbSignal", "is_array_like_signal", "resampling_filter", "resampling_skip"]
+from .constants import BLOCK_SAMPLES, RESAMPLE_RATIO_TOLERANCE, TARGET_FS
 
-# Samples read per step of a streaming pass: 8 MiB of float64, small next to any model's working set.
-BLOCK_SAMPLES = 1 << 20
+__all__ = [
+    "Recording",
+    "resample_to_target",
+    "resampled_length",
+    "resampling_filter",
+    "resampling_ratio",
+    "resampling_skip",
+]
+
+
+def resampling_ratio(fs: float) -> Fraction:
+    """``TARGET_FS / fs`` as a fraction with small terms (exact for integer and most decimal rates)."""
+    exact = Fraction(TARGET_FS) / Fraction(fs)
+    max_denominator = 64
+    while True:
+        ratio = exact.limit_denominator(max_denominator)
+        if abs(float(ratio - exact)) <= RESAMPLE_RATIO_TOLERANCE * float(exact) or max_denominator >= 1 << 20:
+            return ratio
+        max_denominator *= 4
+
+
+def resampled_length(n_samples: int, fs: float) -> int:
+    """Number of 500 Hz samples a recording of ``n_samples`` at ``fs`` Hz covers: ``floor(n_samples * 500 / fs)``.
+
+    ``resample_poly`` returns ``ceil`` of that, i.e. possibly one more sample lying past the end of the recording;
+    windows never use it, so a recording a hair shorter than k * 10 s has k - 1 windows at every rate (as in the
+    reference, whose resampler also floors).
+    """
+    ratio = resampling_ratio(fs)
+    return n_samples if ratio == 1 else n_samples * ratio.numerator // ratio.denominator
 
 
 @lru_cache(maxsize=16)
@@ -49,91 +76,26 @@ def resampling_skip(up: int, down: int) -> int:
     return (half_len + pre_pad) // down
 
 
-def is_array_like_signal(value: object) -> bool:
-    """A 1-D array-like read by slicing (memory-mapped, WFDB, h5py, zarr), as opposed to an in-memory array."""
-    if isinstance(value, (np.ndarray, list, tuple, str, bytes)):
-        return False
-    shape = getattr(value, "shape", None)
-    return (
-        isinstance(shape, tuple)
-        and len(shape) == 1
-        and hasattr(value, "dtype")
-        and hasattr(value, "__getitem__")
-        and not hasattr(value, "detach")  # torch tensors are converted to numpy instead
-    )
-
-
-class WfdbSignal:
-    """One lead of a WFDB record as a 1-D array-like that reads only the samples sliced, in physical units.
-
-    ``WfdbSignal("data/100", "MLII")[:3600]`` reads the first 10 s of record 100. ``fs`` is the record's rate
-    in Hz. Pass it to :func:`clef_sdk.embed` like an array: long records are embedded without loading them whole.
-    """
-
-    def __init__(self, record: str | Path, lead: str | int | None = None):
-        import wfdb
-
-        name = str(record)
-        if name.endswith((".hea", ".dat")):
-            name = name[:-4]
-        header = wfdb.rdheader(name)
-        names = list(header.sig_name or [str(i) for i in range(header.n_sig)])
-        if lead is None:
-            index = 0
-        elif isinstance(lead, int) and not isinstance(lead, bool):
-            if not 0 <= lead < len(names):
-                raise ValueError(f"{name} has {len(names)} signals; lead index {lead} does not exist")
-            index = lead
-        elif lead in names:
-            index = names.index(lead)
-        else:
-            raise ValueError(f"{name} has no lead {lead!r}; it has {', '.join(names)}")
-        if not header.sig_len:
-            raise ValueError(f"{name}: the header gives no signal length; read it with wfdb.rdrecord instead")
-        self.record = name
-        self.lead = names[index]
-        self.channel = index
-        self.fs = float(header.fs)
-        self.shape = (int(header.sig_len),)
-        self.dtype = np.dtype(np.float64)
-        self.ndim = 1
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __repr__(self) -> str:
-        return f"WfdbSignal({self.record!r}, lead={self.lead!r}, n_samples={self.shape[0]}, fs={self.fs:g})"
-
-    def __getitem__(self, index: slice) -> np.ndarray:
-        import wfdb
-
-        if not isinstance(index, slice):
-            raise TypeError("WfdbSignal supports slices only, e.g. signal[0:5000]")
-        start, stop, step = index.indices(self.shape[0])
-        if stop <= start:
-            return np.empty(0)
-        try:
-            record = wfdb.rdrecord(self.record, sampfrom=start, sampto=stop, channels=[self.channel])
-        except Exception as exc:  # wfdb raises many kinds of errors for truncated or corrupt files
-            raise OSError(f"cannot read samples {start}-{stop} of WFDB record {self.record}: {exc}") from None
-        return np.asarray(record.p_signal[:, 0], dtype=np.float64)[::step]
-
-
 class Recording:
     """A validated 1-D signal at ``fs`` Hz, read in blocks; see the module docstring.
 
-    ``signal`` must already be checked (numeric, 1-D, finite or NaN); ``ratio`` is ``500 / fs`` as used by
-    :func:`clef_sdk.preprocessing.resample_to_target`.
+    ``signal`` must already be checked (:func:`clef_sdk.inputs.check_signal`: numeric, 1-D, finite or NaN);
+    ``ratio`` is ``500 / fs`` (:func:`resampling_ratio`); :meth:`at_rate` takes ``fs`` instead.
     """
 
-    def __init__(self, signal: object, ratio: Fraction):
+    def __init__(self, signal: np.ndarray, ratio: Fraction):
         self.signal = signal
-        self.n_samples = int(signal.shape[0])  # type: ignore[attr-defined]
+        self.n_samples = int(signal.shape[0])
         self.up, self.down = ratio.numerator, ratio.denominator
         self.identity = self.up == self.down == 1
         # The last block read: the filter, the flat check and the quality measures read overlapping stretches of
         # one chunk, which for a memory-mapped or WFDB recording would otherwise mean reading it from disk again.
         self._last_read: tuple[int, int, np.ndarray] = (0, 0, np.empty(0))
+
+    @classmethod
+    def at_rate(cls, signal: np.ndarray, fs: float) -> Recording:
+        """The recording of a checked ``signal`` sampled at ``fs`` Hz."""
+        return cls(signal, resampling_ratio(fs))
 
     # -- raw samples ----------------------------------------------------------------------------------
 
@@ -144,7 +106,7 @@ class Recording:
         if first <= start and stop <= last:
             return self._last_read[2][start - first : stop - first]
         self._last_read = (0, 0, np.empty(0))  # let the previous block go before reading the next one
-        block = np.asarray(self.signal[start:stop], dtype=np.float64)  # type: ignore[index]
+        block = np.asarray(self.signal[start:stop], dtype=np.float64)
         block = block.view()  # a view of its own, so that marking it read-only leaves the caller's array alone
         block.flags.writeable = False
         self._last_read = (start, stop, block)
@@ -225,7 +187,7 @@ class Recording:
         return first, last, start + skip - first * up // down
 
     def resampled(self, start: int, stop: int) -> np.ndarray:
-        """500 Hz samples ``[start, stop)``: equal to ``resample_to_target(whole signal)[start:stop]``.
+        """500 Hz samples ``[start, stop)``: equal to :func:`resample_to_target` of the whole signal, sliced.
 
         NaN gaps are NaN again at the output samples whose nearest input sample is NaN.
         """
@@ -248,3 +210,21 @@ class Recording:
             inside = (source >= 0) & (source < missing.size)
             out[inside] = np.where(missing[source[inside]], np.nan, out[inside])
         return out
+
+
+def resample_to_target(signal: np.ndarray, fs: float) -> np.ndarray:
+    """Resample a whole recording ``(n_samples,)`` at ``fs`` Hz to 500 Hz with ``resample_poly(padtype="mean")``.
+
+    NaN gaps are bridged by linear interpolation for the filter's sake, then put back at the nearest output
+    samples, so the per-window gap filling downstream behaves as it does for native 500 Hz input. The result has
+    ``ceil(n_samples * 500 / fs)`` samples; :class:`Recording` computes any stretch of it without resampling the
+    rest.
+    """
+    # padtype="mean": filter the recording minus its mean and add the mean back, so that a DC offset (ADC
+    # counts, electrode offset) is neither leaked through the polyphase filter's per-phase gain ripple nor
+    # turned into a step at the zero-padded ends; the FFT resampler of the reference has neither effect.
+    ratio = resampling_ratio(fs)
+    if ratio == 1:
+        return np.asarray(signal, dtype=np.float64)
+    recording = Recording(signal, ratio)
+    return recording.resampled(0, -(-recording.n_samples * ratio.numerator // ratio.denominator))

@@ -1,4 +1,4 @@
-"""clef_sdk.evaluation: metrics, percentile-bootstrap intervals (records or patients), degenerate resamples."""
+"""clef_sdk.probes.metrics and .evaluate: metrics, percentile-bootstrap intervals (records or patients), degenerate resamples."""
 
 from __future__ import annotations
 
@@ -15,15 +15,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from clef_sdk.evaluation import (
-    MetricReport,
-    _auprc,
-    _auroc,
-    _binary_balanced_accuracy,
-    _regression_metrics,
-    bootstrap_metrics,
-    evaluate_probe,
-)
+from clef_sdk.probes.metrics import MetricReport, _auprc, _auroc, _binary_balanced_accuracy, _regression_metrics, bootstrap_metrics
+from clef_sdk.probes.evaluate import evaluate_probe
 
 
 def test_weighted_metrics_match_sklearn_sample_weight():

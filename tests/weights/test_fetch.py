@@ -25,8 +25,9 @@ import torch
 import clef_sdk as clef
 from clef_sdk import ChecksumMismatchError, ManifestError, WeightsNotAvailableError
 from clef_sdk.cli import main
-from clef_sdk.hub import cache_status, cached_weights, clef_home, fetch_weights, hub_cache_dir
-from clef_sdk.registry import model_entry
+from clef_sdk.weights.cache import cache_status, cached_weights, clef_home, hub_cache_dir
+from clef_sdk.weights.fetch import fetch_weights
+from clef_sdk.weights.registry import model_entry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hub_server import FakeHub
@@ -51,10 +52,10 @@ class Release:
 
 def _synthetic_release_ckpt(path: Path) -> None:
     """A Lightning-structured CLEF-small checkpoint (random weights) for clones without ../shared."""
-    from clef_sdk.models import ARCHITECTURES, build_network
+    from clef_sdk.models import ARCHITECTURES, build
 
     torch.manual_seed(0)
-    state = {f"backbone.{k}": v for k, v in build_network("small").state_dict().items()}
+    state = {f"backbone.{k}": v for k, v in build("small").state_dict().items()}
     for key, shape in ARCHITECTURES["small"].batchnorm_shapes().items():
         tensor = torch.zeros(shape, dtype=torch.int64) if key.endswith("num_batches_tracked") else torch.ones(shape)
         state[f"backbone.{key}"] = tensor
@@ -347,8 +348,8 @@ import json, sys, time
 from pathlib import Path
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
 import clef_sdk
-from clef_sdk.hub import cached_weights
-from clef_sdk.registry import model_entry
+from clef_sdk.weights.cache import cached_weights
+from clef_sdk.weights.registry import model_entry
 ready.write_text("ready")
 deadline = time.monotonic() + 60
 while not go.exists() and time.monotonic() < deadline:
@@ -476,7 +477,7 @@ def _front_matter(card: str) -> dict[str, object]:
 
 
 def test_publish_dry_run_writes_the_hub_folder(env, monkeypatch, hub, release, capsys):
-    from clef_sdk.publish import build_hub_folder
+    from clef_sdk.weights.publish import build_hub_folder
 
     use_manifest(env, monkeypatch, zenodo_source(hub, release), extra={
         "license": "bsd-3-clause-clear", "citation": {"arxiv": "2512.02180", "bibtex": "@article{shu2025clef}"}})
@@ -524,7 +525,7 @@ class RecordingApi:
 
 
 def test_publish_uploads_and_its_manifest_entry_downloads(env, monkeypatch, hub, release):
-    from clef_sdk.publish import publish
+    from clef_sdk.weights.publish import publish
 
     use_manifest(env, monkeypatch, zenodo_source(hub, release))
     api = RecordingApi("c" * 40)

@@ -12,9 +12,9 @@ import torch
 
 import clef_sdk as clef
 from clef_sdk.cli import main
-from clef_sdk.convert import EncoderWeights, write_weights
+from clef_sdk.weights.format import EncoderWeights, write_weights
 from clef_sdk.errors import CheckpointError, ChecksumMismatchError, WeightsNotAvailableError
-from clef_sdk.preprocessing import PREPROCESSING
+from clef_sdk.constants import PREPROCESSING
 
 TRAINING = {"training_method": "clef", "training_size": "small", "training_steps": "1500", "training_epochs": "3",
             "training_data": "125 LUDB subjects, lead I", "training_seed": "7",
@@ -131,7 +131,7 @@ def test_repositories_without_clef_weights_are_refused(env, hub, tmp_path):
 
 
 def test_publish_trained_then_load_by_id_gives_the_same_embeddings(env, hub, tmp_path, capsys):
-    from clef_sdk.publish_trained import publish_trained
+    from clef_sdk.weights.publish import publish_trained
 
     weights = trained_weights(tmp_path / "mine.safetensors", seed=3)
     with pytest.raises(ValueError, match="license must be a Hub license identifier"):

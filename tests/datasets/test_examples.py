@@ -13,7 +13,7 @@ from clef_sdk.datasets import list_examples, load_example
 
 def test_examples_are_listed_and_small() -> None:
     assert list_examples() == ["mitdb-100", "ludb-1"]
-    folder = Path(clef.__file__).parent / "data"
+    folder = Path(clef.__file__).parent / "datasets" / "data"
     assert sum(p.stat().st_size for p in folder.glob("*.npz")) < 40_000  # a few tens of kB
     assert "ODC-By" in (folder / "README.md").read_text()
 

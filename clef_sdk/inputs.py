@@ -1,0 +1,244 @@
+"""What the API accepts: signals, sampling rates and options, each checked once, with one message.
+
+A signal is one recording ``(n_samples,)``, several of one length ``(n_records, n_samples)`` or a list of 1-D
+recordings of any lengths; as numpy arrays (memory-mapped ones too), torch tensors, lists, or 1-D array-likes
+read by slicing (:class:`clef_sdk.io.WfdbSignal`, h5py datasets), in any unit. ``fs`` is in Hz.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from numbers import Real
+from typing import TYPE_CHECKING, Literal, TypeVar, Union
+
+import numpy as np
+
+from .constants import BLOCK_SAMPLES, MAX_FS, MIN_FS, TARGET_FS, WINDOW_SAMPLES, WINDOW_SECONDS
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "POOLINGS",
+    "QUALITY_MODES",
+    "TAIL_MODES",
+    "Pooling",
+    "QualityMode",
+    "SignalInput",
+    "TailMode",
+    "as_recordings",
+    "check_batch_size",
+    "check_choice",
+    "check_fs",
+    "check_signal",
+    "is_array_like_signal",
+    "per_record_fs",
+    "stride_samples",
+    "tensor_to_numpy",
+]
+
+Pooling = Literal["mean", "max", None]
+QualityMode = Literal["drop", "return", None]
+TailMode = Literal["drop", "pad", "last"]
+POOLINGS: tuple[Pooling, ...] = ("mean", "max", None)
+QUALITY_MODES: tuple[QualityMode, ...] = (None, "drop", "return")
+TAIL_MODES: tuple[TailMode, ...] = ("drop", "pad", "last")
+
+SignalInput = Union[np.ndarray, "torch.Tensor", Sequence[object]]
+_Choice = TypeVar("_Choice")
+
+
+def check_choice(value: object, allowed: Sequence[_Choice], name: str) -> _Choice:
+    """``value`` if it is one of ``allowed``, else ValueError naming ``name`` and the choices."""
+    for option in allowed:
+        if (value is None and option is None) or (isinstance(value, str) and value == option):
+            return option
+    raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+
+
+def check_fs(fs: object, name: str = "fs") -> float:
+    """Validate a sampling rate in Hz and return it as a float."""
+    if fs is None:
+        raise TypeError(
+            f"{name} (the sampling rate in Hz) is required, e.g. fs=500 for a 500 Hz recording; "
+            "it is in the recording's header or the device's documentation"
+        )
+    if isinstance(fs, (bool, np.bool_)) or not isinstance(fs, (Real, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number in Hz, got {type(fs).__name__} {fs!r}")
+    value = float(fs)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite sampling rate in Hz, got {fs!r}")
+    if not MIN_FS <= value <= MAX_FS:
+        raise ValueError(
+            f"{name}={value:g} Hz is outside the supported {MIN_FS:g}-{MAX_FS:g} Hz; check the unit "
+            "(Hz, not kHz or a sampling period) or resample the recording yourself first"
+        )
+    return value
+
+
+def per_record_fs(fs: object, n_records: int) -> list[float]:
+    """One validated rate per recording, from one rate or a sequence of them."""
+    if isinstance(fs, (list, tuple, np.ndarray)):
+        if len(fs) != n_records:
+            raise ValueError(
+                f"got {len(fs)} sampling rates for {n_records} recordings; pass one rate or one per recording"
+            )
+        return [check_fs(value, f"fs[{i}]") for i, value in enumerate(fs)]
+    return [check_fs(fs)] * n_records
+
+
+def check_batch_size(batch_size: object) -> int | None:
+    """A positive integer, or ``None`` (chosen later for the model and device)."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(
+            f"batch_size must be a positive integer or None (chosen for the model and device), got {batch_size!r}"
+        )
+    return int(batch_size)
+
+
+def stride_samples(stride_seconds: object) -> int:
+    """The distance between window starts in 500 Hz samples (``None``: 10 s, consecutive windows)."""
+    if stride_seconds is None:
+        return WINDOW_SAMPLES
+    if isinstance(stride_seconds, bool) or not isinstance(stride_seconds, (Real, np.integer, np.floating)):
+        raise TypeError(f"stride_seconds must be a number of seconds, got {stride_seconds!r}")
+    seconds = float(stride_seconds)
+    stride = round(seconds * TARGET_FS) if math.isfinite(seconds) else 0
+    if stride < 1 or stride > WINDOW_SAMPLES:
+        raise ValueError(
+            f"stride_seconds must be between {1 / TARGET_FS:g} and {WINDOW_SECONDS} s "
+            f"(10 = consecutive windows, 5 = 50% overlap), got {stride_seconds!r}"
+        )
+    return stride
+
+
+def is_array_like_signal(value: object) -> bool:
+    """A 1-D array-like read by slicing (memory-mapped, WFDB, h5py, zarr), as opposed to an in-memory array."""
+    if isinstance(value, (np.ndarray, list, tuple, str, bytes)):
+        return False
+    shape = getattr(value, "shape", None)
+    return (
+        isinstance(shape, tuple)
+        and len(shape) == 1
+        and hasattr(value, "dtype")
+        and hasattr(value, "__getitem__")
+        and not hasattr(value, "detach")  # torch tensors are converted to numpy instead
+    )
+
+
+def tensor_to_numpy(value: object, name: str = "signal") -> object:
+    """A torch tensor as numpy (anything else unchanged); a tensor that requires grad is refused, because the
+    numpy path would cut the autograd graph without a word."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor, without importing torch here
+        if getattr(value, "requires_grad", False):
+            raise TypeError(
+                f"{name} requires grad, and clef.embed / clef.preprocess return numpy arrays, which would silently "
+                "cut the graph; inside a model use clef.Preprocessor(fs) and the encoder instead: "
+                "encoder(clef.Preprocessor(fs)(x).reshape(-1, 1, 5000)) (or pass x.detach() to embed without "
+                "gradients)"
+            )
+        return value.detach().cpu().numpy()
+    return value
+
+
+def check_signal(signal: object, name: str = "signal") -> np.ndarray:
+    """Validate one recording ``(n_samples,)`` and return it without copying.
+
+    Accepts numpy arrays (memory-mapped ones included), array-likes and torch tensors of real numbers (integer
+    ADC counts included: the z-score makes units irrelevant), and 1-D array-likes read by slicing
+    (:class:`clef_sdk.io.WfdbSignal`, h5py datasets), which are scanned block by block and never loaded
+    whole. NaNs are allowed (interpolated later); infinities are not. Samples are converted to float64 as they
+    are read. (An array-like is returned as it is, typed as an array: it supports what the pipeline uses.)
+    """
+    if is_array_like_signal(signal):
+        array: np.ndarray = signal  # type: ignore[assignment]  # duck-typed: shape, dtype and slicing
+    else:
+        signal = tensor_to_numpy(signal, name)
+        array = signal if isinstance(signal, np.ndarray) else np.asarray(signal)
+    if array.dtype == object:
+        raise TypeError(
+            f"{name} is an object array (ragged or mixed types); pass one recording as a 1-D numeric array"
+        )
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name} is complex; pass the real-valued ECG (e.g. np.real(x)) in any unit")
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if len(array.shape) != 1:
+        hint = (
+            " (a scalar)"
+            if len(array.shape) == 0
+            else "; pass one lead as (n_samples,), or several recordings to clef.embed as (n_records, n_samples)"
+        )
+        raise ValueError(f"{name} must be 1-D (n_samples,), got shape {array.shape}{hint}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty; pass at least {WINDOW_SECONDS} s of ECG")
+    n_inf, low, high = 0, math.inf, -math.inf
+    for start in range(0, array.shape[0], BLOCK_SAMPLES):
+        block = np.asarray(array[start : start + BLOCK_SAMPLES])
+        finite = block
+        if np.issubdtype(block.dtype, np.floating):
+            n_inf += int(np.isinf(block).sum())
+            nan = np.isnan(block)
+            if nan.any():
+                finite = block[~nan]
+        if finite.size and not n_inf:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    if n_inf:
+        raise ValueError(
+            f"{name} contains {n_inf} infinite value(s); replace them with NaN (np.where(np.isinf(x), np.nan, x)) "
+            "to have them interpolated like other gaps"
+        )
+    if low > high:
+        raise ValueError(f"{name} is entirely NaN: there is no ECG to embed")
+    if low == high:
+        raise ValueError(
+            f"{name} is constant (flat, value {low:g}): no ECG to embed; check the lead connection "
+            "and that you passed the signal column, not a time stamp or a status channel"
+        )
+    return array
+
+
+def as_recordings(signal: object) -> tuple[list[np.ndarray], bool]:
+    """Coerce the accepted input forms to a list of checked 1-D recordings.
+
+    Returns ``(recordings, single)`` where ``single`` is true for one 1-D recording. Accepted: a 1-D array,
+    tensor or list of numbers (one recording); a 2-D array or tensor ``(n_records, n_samples)``; a list or
+    tuple of 1-D arrays/tensors/lists (recordings of different lengths).
+    """
+    if is_array_like_signal(signal):
+        return [check_signal(signal)], True
+    signal = tensor_to_numpy(signal)
+    if isinstance(signal, (list, tuple)):
+        if len(signal) == 0:
+            raise ValueError("no recordings given (empty list); pass a 1-D signal or a list of 1-D signals")
+        if all(np.ndim(item) == 0 and not isinstance(item, (str, bytes)) for item in signal):
+            return [check_signal(np.asarray(signal))], True
+        return [check_signal(item, f"recording {i}") for i, item in enumerate(signal)], False
+    if isinstance(signal, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"got a {type(signal).__name__}, not a signal; load the file first (np.load, wfdb.rdrecord) "
+            "or use the command line: clef embed FILE --fs HZ"
+        )
+    array = np.asarray(signal)
+    if array.dtype == object:
+        raise TypeError(
+            "got an object array; pass a numeric 1-D array, a 2-D array (n_records, n_samples), "
+            "or a list of 1-D arrays for recordings of different lengths"
+        )
+    if array.ndim == 1:
+        return [check_signal(array)], True
+    if array.ndim == 2:
+        if array.shape[0] == 0:
+            raise ValueError("no recordings given: the array has shape (0, n_samples)")
+        if array.shape[1] <= 16 < array.shape[0]:
+            raise ValueError(
+                f"got shape {array.shape}: rows must be recordings, (n_records, n_samples). If this is one "
+                "multi-channel recording (n_samples, n_leads), pick one lead, e.g. x[:, 0]"
+            )
+        return [check_signal(row, f"recording {i}") for i, row in enumerate(array)], False
+    check_signal(array)  # raises the shape error for 0-d and 3-D input
+    raise AssertionError("unreachable")

@@ -1,0 +1,35 @@
+"""CLEF weights: the manifest of named models, the safetensors format, the local cache, fetching from the Hub
+and Zenodo, ``hf-hub:`` models and publishing.
+
+========================  ==================================================================================
+:mod:`.registry`          the manifest (``manifest.json``, ``CLEF_SDK_MANIFEST``): names, aliases, sources
+:mod:`.format`            released ``.ckpt`` -> validated backbone tensors -> clef-sdk safetensors, and back
+:mod:`.cache`             where cached files live, their verification, what is cached (no network)
+:mod:`.network`           the one module that opens connections: Hub downloads and uploads, resumable HTTP
+:mod:`.fetch`             named weights fetched on first use, from the Hub or converted from Zenodo
+:mod:`.hf_hub`            any model by Hub repository id, ``hf-hub:ORG/NAME@REVISION``
+:mod:`.cards`             model cards for released and trained models
+:mod:`.publish`           write the Hub folder, then upload it (``clef publish``)
+========================  ==================================================================================
+"""
+
+from __future__ import annotations
+
+from .cache import cache_status, cached_weights, clef_home, hub_cache_dir, verify_cache
+from .fetch import fetch_weights
+from .format import convert_checkpoint, read_weights
+from .registry import list_models, load_manifest, model_entry
+
+__all__ = [
+    "cache_status",
+    "cached_weights",
+    "clef_home",
+    "convert_checkpoint",
+    "fetch_weights",
+    "hub_cache_dir",
+    "list_models",
+    "load_manifest",
+    "model_entry",
+    "read_weights",
+    "verify_cache",
+]

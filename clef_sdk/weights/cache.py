@@ -1,0 +1,369 @@
+"""The local weights cache: where files live, how they are verified, what is cached. No network access here.
+
+Hub files live in the Hugging Face cache (``HF_HUB_CACHE``, resolved as huggingface_hub does); files converted
+from Zenodo checkpoints in clef-sdk's own folder (``$CLEF_SDK_HOME``, default ``clef-sdk`` next to the Hugging Face
+cache), keyed by the source checksum. Every file is sha256-verified before its first use and the verification is
+recorded (a small JSON file), so that later loads only compare size and modification time; :func:`verify_cache`
+re-hashes everything. A file that no longer matches is deleted and
+:class:`~clef_sdk.errors.ChecksumMismatchError` raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, ChecksumMismatchError
+from ..files import atomic_path, sha256_file
+from .registry import HubSource, ModelEntry, Source, ZenodoSource
+
+__all__ = [
+    "ALLOW_UNVERIFIED_ENV",
+    "HOME_ENV",
+    "CacheStatus",
+    "VerifyReport",
+    "unverified_allowed",
+    "cache_status",
+    "cached_path",
+    "cached_weights",
+    "check_weights_size",
+    "clef_home",
+    "env_true",
+    "hub_cache_dir",
+    "hub_expected_path",
+    "is_offline",
+    "mismatch",
+    "now",
+    "sidecar",
+    "usable_sources",
+    "verify_cache",
+    "verify_hub_file",
+    "write_json",
+    "zenodo_folder",
+    "zenodo_target",
+]
+
+HOME_ENV = "CLEF_SDK_HOME"
+ALLOW_UNVERIFIED_ENV = "CLEF_SDK_ALLOW_UNVERIFIED"
+_TRUE = {"1", "on", "yes", "true"}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Locations and settings (read from the environment at every call, so that changes take effect at once)
+
+
+def env_true(name: str) -> bool:
+    return (os.environ.get(name) or "").strip().lower() in _TRUE
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face cache folder, resolved like huggingface_hub does: ``HF_HUB_CACHE``, else
+    ``HUGGINGFACE_HUB_CACHE``, else ``$HF_HOME/hub``, else ``$XDG_CACHE_HOME/huggingface/hub``
+    (``~/.cache/huggingface/hub``)."""
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(name):
+            return Path(os.path.expandvars(os.environ[name])).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.path.expandvars(os.environ["HF_HOME"])).expanduser() / "hub"
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.path.expandvars(cache)).expanduser() / "huggingface" / "hub"
+
+
+def clef_home() -> Path:
+    """clef-sdk's own cache folder: ``$CLEF_SDK_HOME``, default ``clef-sdk`` next to the Hugging Face cache
+    (``~/.cache/huggingface/clef-sdk``), so that copying ``HF_HOME`` copies every cached model."""
+    override = os.environ.get(HOME_ENV)
+    if override:
+        return Path(os.path.expandvars(override)).expanduser()
+    return hub_cache_dir().parent / "clef-sdk"
+
+
+def is_offline(local_files_only: bool = False) -> bool:
+    """Whether downloads are off: ``local_files_only=True`` or ``HF_HUB_OFFLINE`` set to 1/true/yes/on."""
+    if local_files_only or env_true("HF_HUB_OFFLINE"):
+        return True
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import; honour it too if it was imported (or set) earlier.
+    constants = sys.modules.get("huggingface_hub.constants")
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def unverified_allowed(allow_unverified: bool | None) -> bool:
+    """Whether downloads without a known checksum may be used: the argument, else ``$CLEF_SDK_ALLOW_UNVERIFIED``."""
+    return env_true(ALLOW_UNVERIFIED_ENV) if allow_unverified is None else allow_unverified
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Cache layout
+
+
+def _hub_repo_folder(source: HubSource) -> Path:
+    return hub_cache_dir() / ("models--" + source.repo_id.replace("/", "--"))
+
+
+def _hub_cached_file(source: HubSource) -> Path | None:
+    """The cached file of a pinned hub source, looked up without any network access."""
+    if not source.pinned:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(
+        source.repo_id, source.filename, cache_dir=str(hub_cache_dir()), revision=source.revision
+    )
+    return Path(found) if isinstance(found, str) else None
+
+
+def hub_expected_path(source: HubSource) -> Path | None:
+    if not source.pinned:
+        return None
+    assert source.revision is not None
+    return _hub_repo_folder(source) / "snapshots" / source.revision / source.filename
+
+
+def _hub_record(source: HubSource) -> Path:
+    return clef_home() / "verified" / f"{source.sha256}.json"
+
+
+def zenodo_folder(source: ZenodoSource) -> Path:
+    if source.checksum_hex:
+        key = f"{source.checksum_algorithm}-{source.checksum_hex}"
+    else:  # opted-in unverified download: keyed by URL so that a changed manifest never reuses it
+        key = "unverified-" + hashlib.sha256(source.url.encode()).hexdigest()[:16]
+    return clef_home() / "zenodo" / source.record / key
+
+
+def zenodo_target(entry: ModelEntry, source: ZenodoSource) -> Path:
+    return zenodo_folder(source) / f"clef-{entry.name}.safetensors"
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _delete_cached(path: Path) -> None:
+    """Delete a cached file; for a Hugging Face snapshot symlink, its blob too."""
+    try:
+        real = path.resolve()
+    except OSError:
+        real = path
+    path.unlink(missing_ok=True)
+    if real != path:
+        real.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Verification
+
+
+def _stat_matches(record: dict[str, Any] | None, sha256: str, path: Path) -> bool:
+    if record is None or record.get("sha256") != sha256:
+        return False
+    stat = path.stat()
+    return record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns
+
+
+def mismatch(
+    what: str, path: Path, expected: str, actual: str, source: Source, extra: str = ""
+) -> ChecksumMismatchError:
+    return ChecksumMismatchError(
+        f"{what}: checksum mismatch for {path}: expected {expected}, got {actual}{extra} (source: "
+        f"{source.describe()}). The file has been deleted. Run the command again to download it anew; if the "
+        "mismatch persists, the file served by that source is not the one the manifest pins: do not use it, and "
+        "report it (or point CLEF_SDK_MANIFEST at a corrected manifest)"
+    )
+
+
+def verify_hub_file(entry: ModelEntry, source: HubSource, path: Path, *, force: bool = False) -> str:
+    """Check a cached hub file against the manifest's size and sha256 (cheaply if already recorded)."""
+    assert source.sha256 is not None
+    record_path = _hub_record(source)
+    what = f"CLEF-{entry.name}"
+    size = path.stat().st_size
+    if source.size is not None and size != source.size:
+        _delete_cached(path)
+        record_path.unlink(missing_ok=True)
+        raise mismatch(what, path, f"{source.size} bytes", f"{size} bytes", source)
+    if not force and _stat_matches(_read_json(record_path), source.sha256, path):
+        return source.sha256
+    actual = sha256_file(path)
+    if actual != source.sha256:
+        _delete_cached(path)
+        record_path.unlink(missing_ok=True)
+        raise mismatch(what, path, f"sha256:{source.sha256}", f"sha256:{actual}", source)
+    stat = path.stat()
+    write_json(
+        record_path,
+        {
+            "sha256": actual,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "path": str(path),
+            "source": source.describe(),
+            "verified_at": now(),
+        },
+    )
+    return actual
+
+
+def _verifyzenodo_target(
+    entry: ModelEntry, source: ZenodoSource, path: Path, *, force: bool = False
+) -> str | None:
+    """sha256 of a converted file if it is complete (has its record); raises if it no longer matches the record."""
+    record = _read_json(sidecar(path))
+    if record is None or not isinstance(record.get("sha256"), str):
+        return None  # an interrupted conversion: not cached
+    expected = record["sha256"]
+    if not force and _stat_matches(record, expected, path):
+        return expected
+    actual = sha256_file(path)
+    if actual != expected:
+        _delete_cached(path)
+        sidecar(path).unlink(missing_ok=True)
+        raise mismatch(f"CLEF-{entry.name}", path, f"sha256:{expected}", f"sha256:{actual}", source)
+    stat = path.stat()
+    write_json(sidecar(path), {**record, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    return actual
+
+
+def check_weights_size(entry: ModelEntry, path: Path, source: Source) -> None:
+    """Refuse a file whose clef-sdk metadata names another size than the entry (reads only the header)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            size = (handle.metadata() or {}).get("size")
+    except Exception as exc:  # safetensors raises several error types for corrupt headers
+        raise CheckpointError(f"{path} (from {source.describe()}) is not a readable safetensors file: {exc}") from None
+    if size != entry.name:
+        raise CheckpointError(
+            f"{path} (from {source.describe()}) holds CLEF-{size} weights, not CLEF-{entry.name}: the manifest "
+            "entry points at the wrong file"
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Cache queries
+
+
+def usable_sources(entry: ModelEntry, allow_unverified: bool) -> tuple[list[Source], list[tuple[Source, str]]]:
+    usable: list[Source] = []
+    skipped: list[tuple[Source, str]] = []
+    for source in entry.sources:
+        reason = source.skip_reason()
+        if isinstance(source, ZenodoSource) and reason is not None and allow_unverified:
+            reason = None
+        if reason is None:
+            usable.append(source)
+        else:
+            skipped.append((source, reason))
+    return usable, skipped
+
+
+def cached_path(entry: ModelEntry, source: Source) -> Path | None:
+    """The verified cached file of one source, or ``None``; raises ChecksumMismatchError for a corrupted one."""
+    if isinstance(source, HubSource):
+        path = _hub_cached_file(source)
+        if path is None or not path.is_file():
+            return None
+        verify_hub_file(entry, source, path)
+        return path
+    target = zenodo_target(entry, source)
+    if target.is_file() and _verifyzenodo_target(entry, source, target) is not None:
+        return target
+    return None
+
+
+def cached_weights(entry: ModelEntry, *, allow_unverified: bool | None = None) -> Path | None:
+    """The verified cached weights of ``entry`` from its most preferred usable source; never uses the network."""
+    usable, _ = usable_sources(entry, unverified_allowed(allow_unverified))
+    for source in usable:
+        path = cached_path(entry, source)
+        if path is not None:
+            return path
+    return None
+
+
+@dataclass(frozen=True)
+class CacheStatus:
+    """Where one source of a model is (or would be) cached."""
+
+    source: Source
+    usable: bool
+    reason: str | None
+    path: Path | None
+    cached: bool
+    size: int | None
+
+
+def cache_status(entry: ModelEntry, *, allow_unverified: bool | None = None) -> list[CacheStatus]:
+    """One :class:`CacheStatus` per source of ``entry``, in manifest order. Nothing is hashed or downloaded."""
+    usable, skipped = usable_sources(entry, unverified_allowed(allow_unverified))
+    reasons = {id(source): reason for source, reason in skipped}
+    result = []
+    for source in entry.sources:
+        if isinstance(source, HubSource):
+            path = _hub_cached_file(source) or hub_expected_path(source)
+            cached = path is not None and path.is_file()
+        else:
+            path = zenodo_target(entry, source)
+            cached = path.is_file() and sidecar(path).is_file()
+        size = path.stat().st_size if cached and path is not None else None
+        result.append(
+            CacheStatus(source, any(s is source for s in usable), reasons.get(id(source)), path, cached, size)
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of re-hashing one cached file."""
+
+    model: str
+    path: Path
+    ok: bool
+    sha256: str | None
+    message: str
+
+
+def verify_cache(entry: ModelEntry) -> list[VerifyReport]:
+    """Re-hash every cached file of ``entry``; a file that no longer matches is deleted and reported."""
+    reports = []
+    for status in cache_status(entry, allow_unverified=True):
+        if not status.cached or status.path is None:
+            continue
+        source = status.source
+        try:
+            if isinstance(source, HubSource):
+                digest: str | None = verify_hub_file(entry, source, status.path, force=True)
+            else:
+                digest = _verifyzenodo_target(entry, source, status.path, force=True)
+        except ChecksumMismatchError as exc:
+            reports.append(VerifyReport(entry.name, status.path, False, None, str(exc)))
+            continue
+        if digest is None:
+            reports.append(VerifyReport(entry.name, status.path, False, None, "no verification record: incomplete"))
+        else:
+            reports.append(VerifyReport(entry.name, status.path, True, digest, f"sha256 {digest} OK"))
+    return reports
