@@ -17,7 +17,27 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 # the conformance README's weight rule, and the row-wise cosine the scripts import from here
-from conformance_helpers import row_cosines, rule_state_dict  # noqa: E402, F401
+from conformance_helpers import row_cosines, rule_state_dict
+
+__all__ = [
+    "REPO",
+    "RESULTS",
+    "current_rss_mib",
+    "encoder_for",
+    "long_recording",
+    "machine",
+    "median_seconds",
+    "peak_rss_mib",
+    "print_table",
+    "require_shared",
+    "row_cosines",
+    "rule_state_dict",
+    "run_child",
+    "shared_dir",
+    "timed",
+    "write_json",
+]
+
 RESULTS = REPO / "benchmarks" / "results"
 # The 12 MIT-BIH records of ../shared/data/mitdb-tpcp: 30 min each at 360 Hz, lead MLII, mV.
 MITDB_RECORDS = ("100", "102", "104", "105", "106", "108", "114", "116", "119", "121", "123", "200")
@@ -30,7 +50,9 @@ def shared_dir() -> Path:
 def require_shared() -> Path:
     shared = shared_dir()
     if not (shared / "data" / "mitdb-tpcp").is_dir():
-        raise SystemExit(f"{shared} has no data/mitdb-tpcp: set CLEF_SDK_SHARED to the folder holding conformance/ and data/")
+        raise SystemExit(
+            f"{shared} has no data/mitdb-tpcp: set CLEF_SDK_SHARED to the folder holding conformance/ and data/"
+        )
     return shared
 
 
@@ -84,7 +106,9 @@ def machine() -> dict[str, object]:
             info["cpu"] = value.strip()
         if key.strip() == "Flags":
             flags = set(value.split())
-            info["cpu_flags"] = sorted(flags & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma"})
+            info["cpu_flags"] = sorted(
+                flags & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma"}
+            )
     from clef_sdk.precision import cpu_has_native_bf16
 
     info["native_bf16"] = cpu_has_native_bf16()

@@ -26,7 +26,7 @@ from clef_sdk.filters import BUTTER_A, BUTTER_B, bandpass
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from exact_reference import exact_filtfilt  # noqa: E402  (integer arithmetic, ~50 ms per window)
+from exact_reference import exact_filtfilt  # integer arithmetic, ~50 ms per window
 
 
 def ludb_windows(data: Path, count: int) -> np.ndarray:
@@ -55,7 +55,9 @@ def median_seconds(function, x: np.ndarray, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("CLEF_SDK_SHARED") or REPO.parent / "shared"))
+    parser.add_argument(
+        "--shared", type=Path, default=Path(os.environ.get("CLEF_SDK_SHARED") or REPO.parent / "shared")
+    )
     parser.add_argument("--batches", default="1,32,1000", help="comma-separated numbers of windows per call")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
@@ -71,12 +73,16 @@ def main() -> None:
     print("max |error| / max |exact| on 8 LUDB windows (the z-score divides by the std, so this is what moves)")
     for name, function in (("scipy filtfilt", scipy_filtfilt), ("clef bandpass", bandpass)):
         print(f"  {name:<15} {(np.abs(function(windows[:8]) - exact) / scale).max():.1e}")
-    print(f"\n{'windows':>8} {'filtfilt ms':>12} {'bandpass ms':>12} {'filtfilt win/s':>15} {'bandpass win/s':>15} {'speed-up':>9}")
+    print(
+        f"\n{'windows':>8} {'filtfilt ms':>12} {'bandpass ms':>12} {'filtfilt win/s':>15} {'bandpass win/s':>15} {'speed-up':>9}"
+    )
     for count in batches:
         x = windows[:count]
         old = median_seconds(scipy_filtfilt, x, args.repeats)
         new = median_seconds(bandpass, x, args.repeats)
-        print(f"{count:>8} {old * 1e3:>12.2f} {new * 1e3:>12.2f} {count / old:>15,.0f} {count / new:>15,.0f} {old / new:>8.2f}x")
+        print(
+            f"{count:>8} {old * 1e3:>12.2f} {new * 1e3:>12.2f} {count / old:>15,.0f} {count / new:>15,.0f} {old / new:>8.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_download.py                  # CLEF-small, the conformance checkpoint
     .venv/bin/python benchmarks/bench_download.py --ckpt clef_medium.ckpt --size medium --repeat 3
+    .venv/bin/python benchmarks/bench_download.py --quick                # one repeat: a smoke test (CI)
 
 Each repeat starts from an empty cache (in a temporary folder) and measures, in this process:
 
@@ -19,6 +20,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -29,9 +31,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from hub_server import FakeHub  # noqa: E402
+from hub_server import FakeHub
 
-DEFAULT_CKPT = REPO_ROOT.parent / "shared" / "conformance" / "clef_small_lightning.ckpt"
+SHARED = Path(os.environ.get("CLEF_SDK_SHARED") or REPO_ROOT.parent / "shared")
+DEFAULT_CKPT = SHARED / "conformance" / "clef_small_lightning.ckpt"
 ZENODO_FILES = {"small": "clef_small.ckpt", "medium": "clef_medium.ckpt", "large": "clef_largel.ckpt"}
 
 
@@ -41,12 +44,15 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT, help="a released Lightning checkpoint")
     parser.add_argument("--size", default="small", choices=sorted(ZENODO_FILES), help="its CLEF size")
     parser.add_argument("--repeat", type=int, default=5, help="cold-cache repeats (default 5; median reported)")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="one repeat (a smoke test of every step)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat = 1
     if not args.ckpt.is_file():
         parser.error(f"{args.ckpt} not found: pass --ckpt (the released .ckpt, or ../shared's conformance one)")
 
@@ -55,12 +61,21 @@ def main() -> int:
     for name in ("HF_HUB_OFFLINE", "CLEF_SDK_HOME", "HF_TOKEN"):
         os.environ.pop(name, None)
 
+    try:
+        return run(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, scratch: Path) -> int:
+    """The measurements, with every cache under ``scratch`` (HF_HOME is set before clef_sdk is imported)."""
     import clef_sdk
     from clef_sdk import convert_checkpoint
-    from clef_sdk.weights.format import extract_backbone, read_checkpoint, write_weights
-    from clef_sdk.hub import _file_digests
-    from clef_sdk.weights.fetch import http_download, fetch_weights
+    from clef_sdk.files import md5_and_sha256_file
     from clef_sdk.weights.cache import verify_cache
+    from clef_sdk.weights.fetch import fetch_weights
+    from clef_sdk.weights.format import extract_backbone, read_checkpoint, write_weights
+    from clef_sdk.weights.network import http_download
     from clef_sdk.weights.registry import model_entry
 
     ckpt = args.ckpt.read_bytes()
@@ -78,16 +93,32 @@ def main() -> int:
         os.environ["HF_ENDPOINT"] = hub.endpoint
         commit = hub.add_hub_file(f"bench/clef-{args.size}", "model.safetensors", safetensors)
         url = hub.add_zenodo_file("17572734", zenodo_name, ckpt)
-        hub_src = {"type": "hub", "repo_id": f"bench/clef-{args.size}", "filename": "model.safetensors",
-                   "revision": commit, "sha256": sha256, "size": len(safetensors)}
-        zen_src = {"type": "zenodo", "record": "17572734", "filename": zenodo_name, "url": url,
-                   "checksum": f"md5:{md5}", "size": len(ckpt)}
+        hub_src = {
+            "type": "hub",
+            "repo_id": f"bench/clef-{args.size}",
+            "filename": "model.safetensors",
+            "revision": commit,
+            "sha256": sha256,
+            "size": len(safetensors),
+        }
+        zen_src = {
+            "type": "zenodo",
+            "record": "17572734",
+            "filename": zenodo_name,
+            "url": url,
+            "checksum": f"md5:{md5}",
+            "size": len(ckpt),
+        }
         arch = clef_sdk.ARCHITECTURES[args.size]
 
         def use(*sources: dict) -> None:
             manifest = scratch / "manifest.json"
-            model = {"aliases": [], "embed_dim": arch.embed_dim, "num_parameters": arch.num_parameters(),
-                     "sources": list(sources)}
+            model = {
+                "aliases": [],
+                "embed_dim": arch.embed_dim,
+                "num_parameters": arch.num_parameters(),
+                "sources": list(sources),
+            }
             manifest.write_text(json.dumps({"schema_version": 1, "models": {args.size: model}}))
             os.environ["CLEF_SDK_MANIFEST"] = str(manifest)
 
@@ -107,15 +138,23 @@ def main() -> int:
             record("zenodo first load (download + md5 + convert)", seconds)
 
             part = cache / "parts" / zenodo_name
-            record("  zenodo HTTP download", timed(lambda: http_download(url, part, expected_size=len(ckpt), progress=False))[0])
-            record("  md5 + sha256 of the .ckpt", timed(lambda: _file_digests(part))[0])
+            record(
+                "  zenodo HTTP download",
+                timed(lambda: http_download(url, part, expected_size=len(ckpt), progress=False))[0],
+            )
+            record("  md5 + sha256 of the .ckpt", timed(lambda: md5_and_sha256_file(part))[0])
             seconds, weights = timed(lambda: extract_backbone(read_checkpoint(part), source=str(part)))
             record("  convert: read (weights_only) + validate", seconds)
-            record("  convert: write safetensors", timed(lambda: write_weights(weights, cache / "parts" / "w.safetensors"))[0])
+            record(
+                "  convert: write safetensors",
+                timed(lambda: write_weights(weights, cache / "parts" / "w.safetensors"))[0],
+            )
 
-    print(f"CLEF-{args.size}: checkpoint {len(ckpt) / 1e6:.1f} MB, safetensors {len(safetensors) / 1e6:.1f} MB; "
-          f"{args.repeat} cold-cache repeats through 127.0.0.1 (python {sys.version.split()[0]}, "
-          f"torch {__import__('torch').__version__}, {os.cpu_count()} CPUs)")
+    print(
+        f"CLEF-{args.size}: checkpoint {len(ckpt) / 1e6:.1f} MB, safetensors {len(safetensors) / 1e6:.1f} MB; "
+        f"{args.repeat} cold-cache repeats through 127.0.0.1 (python {sys.version.split()[0]}, "
+        f"torch {__import__('torch').__version__}, {os.cpu_count()} CPUs)"
+    )
     width = max(len(label) for label in rows)
     print(f"{'step':<{width}}  {'median ms':>9}  {'min ms':>8}  {'max ms':>8}")
     for label, values in rows.items():

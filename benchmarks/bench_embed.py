@@ -50,8 +50,12 @@ def best_of(repeats: int, function, *args, **kwargs) -> tuple[float, object]:
 
 def ludb_lead_i(data: Path) -> np.ndarray:
     """Lead I of all LUDB records (int16 ADC counts, format 16), back to back: ~33 min at 500 Hz."""
-    records = [int(line) for line in (data / "ludb" / "RECORDS").read_text().split() if line.strip().isdigit()] or range(1, 201)
-    parts = [np.fromfile(data / "ludb" / "data" / f"{record}.dat", dtype="<i2").reshape(-1, 12)[:, 0] for record in records]
+    records = [
+        int(line) for line in (data / "ludb" / "RECORDS").read_text().split() if line.strip().isdigit()
+    ] or range(1, 201)
+    parts = [
+        np.fromfile(data / "ludb" / "data" / f"{record}.dat", dtype="<i2").reshape(-1, 12)[:, 0] for record in records
+    ]
     return np.concatenate(parts).astype(np.float64)
 
 
@@ -88,8 +92,22 @@ def clef_embed_cli(record: Path, weights: str, device: str) -> float | None:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "100.npy"
         np.save(source, np.load(record)["ecg"])
-        command = [sys.executable, "-m", "clef_sdk", "embed", str(source), "--fs", "360", "--model", weights,
-                   "--device", device, "--no-progress", "-o", str(Path(tmp) / "embedding.npy")]
+        command = [
+            sys.executable,
+            "-m",
+            "clef_sdk",
+            "embed",
+            str(source),
+            "--fs",
+            "360",
+            "--model",
+            weights,
+            "--device",
+            device,
+            "--no-progress",
+            "-o",
+            str(Path(tmp) / "embedding.npy"),
+        ]
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
@@ -104,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="small,medium", help="comma-separated sizes (default: small,medium)")
     parser.add_argument("--batch-sizes", default="1,8,32", help="comma-separated batch sizes (default: 1,8,32)")
     parser.add_argument("--windows", type=int, default=32, help="10 s windows timed per configuration (default: 32)")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement; the best is reported (default: 3)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="repeats per measurement; the best is reported (default: 3)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--small", help="CLEF-small weights (default: the conformance checkpoint)")
@@ -125,10 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     mitdb = np.load(record)["ecg"].astype(np.float64)  # 30 min, 360 Hz
     ludb = ludb_lead_i(data)  # ~33 min, 500 Hz
 
-    print(f"clef-sdk {clef.__version__}, torch {torch.__version__}, device {args.device}, "
-          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
-    print(f"data: MIT-BIH 100 ({mitdb.size / 360 / 60:.0f} min at 360 Hz), LUDB lead I x {ludb.size // 5000} "
-          f"({ludb.size / 500 / 60:.0f} min at 500 Hz); best of {args.repeats}\n")
+    print(
+        f"clef-sdk {clef.__version__}, torch {torch.__version__}, device {args.device}, "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"data: MIT-BIH 100 ({mitdb.size / 360 / 60:.0f} min at 360 Hz), LUDB lead I x {ludb.size // 5000} "
+        f"({ludb.size / 500 / 60:.0f} min at 500 Hz); best of {args.repeats}\n"
+    )
 
     rows: list[tuple[str, str, str, str, str]] = []
     for label, signal, fs in (("360 Hz (resampled)", mitdb, 360), ("500 Hz (native)", ludb, 500)):
@@ -155,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         print(line(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
 
     # `clef embed` on the 30 min record with the small weights: in process (load + embed) and as the command.
-    small = args.small or (str(conformance / "clef_small_lightning.ckpt") if (conformance / "clef_small_lightning.ckpt").is_file() else "small")
+    small = args.small or (
+        str(conformance / "clef_small_lightning.ckpt")
+        if (conformance / "clef_small_lightning.ckpt").is_file()
+        else "small"
+    )
     clef.clear_cache()
 
     def embed_record() -> np.ndarray:

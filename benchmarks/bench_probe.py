@@ -29,7 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples"))
 
-import clef_sdk as clef  # noqa: E402
+import clef_sdk as clef
 
 
 def shared_dir() -> Path:
@@ -49,8 +49,11 @@ def recordings(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, f
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(shared_dir() / "conformance" / "clef_small_lightning.ckpt"),
-                        help="weights path or model name (default: the CLEF-small conformance checkpoint)")
+    parser.add_argument(
+        "--model",
+        default=str(shared_dir() / "conformance" / "clef_small_lightning.ckpt"),
+        help="weights path or model name (default: the CLEF-small conformance checkpoint)",
+    )
     parser.add_argument("--n", type=int, default=1000, help="recordings of 10 s")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -63,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
         f"{torch.get_num_threads()}, load average {', '.join(f'{v:.1f}' for v in os.getloadavg())}; device {args.device}"
     )
-    print(f"data: {args.n} MIT-BIH windows of 10 s at {fs:g} Hz, {labels.sum()} with a PVC, {len(set(records))} records")
+    print(
+        f"data: {args.n} MIT-BIH windows of 10 s at {fs:g} Hz, {labels.sum()} with a PVC, {len(set(records))} records"
+    )
     clef.get_encoder(args.model, args.device)  # load the weights once, outside the timings
 
     runs = []
@@ -75,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         total = time.perf_counter() - started
         runs.append((total, probe.fit_info_["embedding_seconds"], probe.fit_info_["fitting_seconds"], probe))
     total, embedding, fitting, probe = min(runs, key=lambda run: run[0])
-    print(f"\nTable 1. clef.fit_probe on {args.n} raw recordings of 10 s ({Path(str(args.model)).name}; best of {args.repeats})")
+    print(
+        f"\nTable 1. clef.fit_probe on {args.n} raw recordings of 10 s ({Path(str(args.model)).name}; best of {args.repeats})"
+    )
     print(f"{'stage':<38} {'seconds':>8} {'share':>6}")
     for stage, seconds in (
         ("embedding (resample, filter, forward)", embedding),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import long_recording, print_table, write_json  # noqa: E402
+from _common import long_recording, print_table, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,12 +34,31 @@ def main(argv: list[str] | None = None) -> int:
     for found in quality.reasons:
         for reason in found:
             reasons[reason] = reasons.get(reason, 0) + 1
-    print_table(("hours", "windows", "wall s", "windows/s", "usable", "median score"),
-                [(f"{args.hours:g}", len(quality), f"{seconds:.1f}", f"{len(quality) / seconds:.0f}",
-                  f"{quality.usable.mean():.3f}", f"{np.median(quality.score):.2f}")])  # fmt: skip
+    print_table(
+        ("hours", "windows", "wall s", "windows/s", "usable", "median score"),
+        [
+            (
+                f"{args.hours:g}",
+                len(quality),
+                f"{seconds:.1f}",
+                f"{len(quality) / seconds:.0f}",
+                f"{quality.usable.mean():.3f}",
+                f"{np.median(quality.score):.2f}",
+            )
+        ],
+    )
     print("reasons:", reasons)
-    write_json("bench_quality", {"hours": args.hours, "seconds": seconds, "windows": len(quality),
-                                 "usable_fraction": float(quality.usable.mean()), "reasons": reasons}, args.output)  # fmt: skip
+    write_json(
+        "bench_quality",
+        {
+            "hours": args.hours,
+            "seconds": seconds,
+            "windows": len(quality),
+            "usable_fraction": float(quality.usable.mean()),
+            "reasons": reasons,
+        },
+        args.output,
+    )
     return 0
 
 

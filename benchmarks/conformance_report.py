@@ -1,6 +1,6 @@
 """Print clef-sdk's measured errors against the reference outputs in ../shared/conformance (with tolerances).
 
-    .venv/bin/python benchmarks/conformance_report.py [--shared DIR]
+.venv/bin/python benchmarks/conformance_report.py [--shared DIR]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from clef_sdk.weights.format import encoder_from_weights, extract_backbone, read
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from conformance_helpers import rule_state_dict  # noqa: E402  (the conformance README's weight rule)
+from conformance_helpers import rule_state_dict  # the conformance README's weight rule
 
 
 def embedding_errors(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
@@ -30,12 +30,17 @@ def embedding_errors(expected: np.ndarray, actual: np.ndarray) -> tuple[float, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("CLEF_SDK_SHARED") or REPO.parent / "shared"))
+    parser.add_argument(
+        "--shared", type=Path, default=Path(os.environ.get("CLEF_SDK_SHARED") or REPO.parent / "shared")
+    )
     folder = parser.parse_args().shared / "conformance"
     windows = torch.from_numpy(np.load(folder / "windows.npy")).unsqueeze(1)
     cases = {
-        "small (released-structure ckpt)": (read_checkpoint(folder / "clef_small_lightning.ckpt"), 8,
-                                            np.load(folder / "expected_small_lightning.npy")),
+        "small (released-structure ckpt)": (
+            read_checkpoint(folder / "clef_small_lightning.ckpt"),
+            8,
+            np.load(folder / "expected_small_lightning.npy"),
+        ),
         "medium (rule weights)": (rule_state_dict(folder, "medium"), 4, np.load(folder / "expected_medium_rule.npy")),
     }
     print("embeddings: tolerance per row cosine >= 0.99999 and max|diff| <= 1e-3 * max|expected|")
@@ -52,21 +57,27 @@ def main() -> None:
     exact = np.load(folder / "preprocess_exact.npz")["expected_500hz_exact"]
     ours_500 = np.stack([clef.preprocess(row, 500)[0] for row in reference["raw_500hz"]])
     print("\npreprocessing")
-    print(f"  500 Hz, 4 LUDB records: max|diff| {np.abs(ours_500 - exact).max():.1e} against the 50-digit windows "
-          f"(<= 2e-6), {np.abs(ours_500 - reference['expected_500hz']).max():.1e} against the reference's float64 "
-          "windows (<= 1e-2)")
+    print(
+        f"  500 Hz, 4 LUDB records: max|diff| {np.abs(ours_500 - exact).max():.1e} against the 50-digit windows "
+        f"(<= 2e-6), {np.abs(ours_500 - reference['expected_500hz']).max():.1e} against the reference's float64 "
+        "windows (<= 1e-2)"
+    )
     for label, (state_dict, _, _) in cases.items():
         encoder = encoder_from_weights(extract_backbone(state_dict))
         with torch.inference_mode():
-            a, b = (encoder(torch.from_numpy(w).float().unsqueeze(1)).double().numpy() for w in (ours_500, reference["expected_500hz"]))
+            a, b = (
+                encoder(torch.from_numpy(w).float().unsqueeze(1)).double().numpy()
+                for w in (ours_500, reference["expected_500hz"])
+            )
         cos_err, _ = embedding_errors(b, a)
         print(f"  embeddings of our vs the reference's float64 windows, {label}: 1 - cosine {cos_err:.1e} (<= 1e-5)")
     ours_360 = clef.preprocess(reference["raw_360hz"], 360)
     expected_360 = reference["expected_360hz_fft"]
     pearson = min(np.corrcoef(a, b)[0, 1] for a, b in zip(ours_360, expected_360))
     median = max(np.median(np.abs(a - b)) for a, b in zip(ours_360, expected_360))
-    print(f"  360 Hz, MIT-BIH 100 (6 windows): min Pearson {pearson:.5f} (>= 0.999), max median|diff| {median:.4f} (<= 0.005)")
-
+    print(
+        f"  360 Hz, MIT-BIH 100 (6 windows): min Pearson {pearson:.5f} (>= 0.999), max median|diff| {median:.4f} (<= 0.005)"
+    )
 
     print_loss_errors(folder)
 

@@ -33,8 +33,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
-    current_rss_mib, encoder_for, long_recording, peak_rss_mib, print_table, row_cosines, run_child, timed, write_json,
+from _common import (
+    current_rss_mib,
+    encoder_for,
+    long_recording,
+    peak_rss_mib,
+    print_table,
+    row_cosines,
+    run_child,
+    timed,
+    write_json,
 )
 
 FS = 250
@@ -75,8 +83,17 @@ def child(mode: str, size: str, path: str, device: str, output: str) -> None:
             clef.embed, signal, FS, model=encoder, pooling=None, precision=precision, progress=False, device=device
         )
     np.save(output, embeddings)
-    print(json.dumps({"seconds": seconds, "windows": len(embeddings), "peak_rss_mib": peak_rss_mib(),
-                      "rss_before_mib": before, "input_mib": signal.nbytes / 2**20}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "windows": len(embeddings),
+                "peak_rss_mib": peak_rss_mib(),
+                "rss_before_mib": before,
+                "input_mib": signal.nbytes / 2**20,
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration, interleaved (default: 3)")
     parser.add_argument("--output", help="JSON path (default: benchmarks/results/embed_long-<host>.json)")
-    parser.add_argument("--child", nargs=5, metavar=("MODE", "SIZE", "INPUT", "DEVICE", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=5, metavar=("MODE", "SIZE", "INPUT", "DEVICE", "OUTPUT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.child:
         child(*args.child)
@@ -106,33 +125,53 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
             for _ in range(args.repeats):  # modes in turn, A B C A B C ...: a drifting machine hits all alike
                 for mode in modes:
-                    runs[mode].append(run_child(Path(__file__), [mode, size, str(recording), args.device, str(outputs[mode])]))
+                    runs[mode].append(
+                        run_child(Path(__file__), [mode, size, str(recording), args.device, str(outputs[mode])])
+                    )
                     print(f"{size} {mode}: {runs[mode][-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
             reference = np.load(outputs["clef fp32"])
             for mode in modes:
                 seconds = [run["seconds"] for run in runs[mode]]
                 row: dict[str, object] = {
-                    "size": size, "mode": mode, "seconds": statistics.median(seconds), "all_seconds": seconds,
-                    "windows": runs[mode][0]["windows"], "input_mib": runs[mode][0]["input_mib"],
+                    "size": size,
+                    "mode": mode,
+                    "seconds": statistics.median(seconds),
+                    "all_seconds": seconds,
+                    "windows": runs[mode][0]["windows"],
+                    "input_mib": runs[mode][0]["input_mib"],
                     "peak_rss_mib": max(run["peak_rss_mib"] for run in runs[mode]),
                     "extra_rss_mib": max(run["peak_rss_mib"] - run["rss_before_mib"] for run in runs[mode]),
                     "min_cosine_to_clef_fp32": float(row_cosines(np.load(outputs[mode]), reference).min()),
-                }  # fmt: skip
+                }
                 row["windows_per_s"] = row["windows"] / row["seconds"]
                 # speed-up: the median over repeats of the ratio of runs made side by side
                 row["speedup"] = {
                     other: statistics.median(b["seconds"] / a["seconds"] for a, b in zip(runs[mode], runs[other]))
-                    for other in ("naive", "clef fp32") if other in runs and other != mode
-                }  # fmt: skip
+                    for other in ("naive", "clef fp32")
+                    if other in runs and other != mode
+                }
                 results.append(row)
 
-    rows = [(row["size"], row["mode"], f"{row['seconds']:.1f}", f"{row['windows_per_s']:.0f}", f"{row['peak_rss_mib']:.0f}",
-             f"{row['extra_rss_mib']:.0f}", f"{row['min_cosine_to_clef_fp32']:.6f}",
-             ", ".join(f"{value:.2f}x vs {other}" for other, value in row["speedup"].items()) or "-")
-            for row in results]  # fmt: skip
-    print(f"\n{args.hours:g} h of MIT-BIH ECG at {FS} Hz ({results[0]['input_mib']:.0f} MiB float32), device {args.device}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats} run(s)\n")  # fmt: skip
-    print_table(("size", "mode", "wall s", "windows/s", "peak RSS MiB", "extra RSS MiB", "min cos vs fp32", "speed-up"), rows)
+    rows = [
+        (
+            row["size"],
+            row["mode"],
+            f"{row['seconds']:.1f}",
+            f"{row['windows_per_s']:.0f}",
+            f"{row['peak_rss_mib']:.0f}",
+            f"{row['extra_rss_mib']:.0f}",
+            f"{row['min_cosine_to_clef_fp32']:.6f}",
+            ", ".join(f"{value:.2f}x vs {other}" for other, value in row["speedup"].items()) or "-",
+        )
+        for row in results
+    ]
+    print(
+        f"\n{args.hours:g} h of MIT-BIH ECG at {FS} Hz ({results[0]['input_mib']:.0f} MiB float32), device {args.device}, "
+        f"{torch.get_num_threads()} threads, median of {args.repeats} run(s)\n"
+    )
+    print_table(
+        ("size", "mode", "wall s", "windows/s", "peak RSS MiB", "extra RSS MiB", "min cos vs fp32", "speed-up"), rows
+    )
     write_json("embed_long", {"hours": args.hours, "fs": FS, "device": args.device, "results": results}, args.output)
     return 0
 

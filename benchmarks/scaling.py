@@ -22,7 +22,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import current_rss_mib, encoder_for, long_recording, peak_rss_mib, print_table, run_child, timed, write_json  # noqa: E402
+from _common import (
+    current_rss_mib,
+    encoder_for,
+    long_recording,
+    peak_rss_mib,
+    print_table,
+    run_child,
+    timed,
+    write_json,
+)
 
 FS = 250
 
@@ -36,8 +45,17 @@ def child(path: str, size: str, mmap: str, precision: str) -> None:
     before = current_rss_mib()
     seconds, embedding = timed(clef.embed, signal, FS, model=encoder, progress=False, precision=precision)
     assert embedding.shape == (encoder.embed_dim,) and np.isfinite(embedding).all()
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "rss_before_mib": before,
-                      "input_mib": signal.nbytes / 2**20, "windows": len(signal) // (10 * FS)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_rss_mib": peak_rss_mib(),
+                "rss_before_mib": before,
+                "input_mib": signal.nbytes / 2**20,
+                "windows": len(signal) // (10 * FS),
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,21 +77,51 @@ def main(argv: list[str] | None = None) -> int:
             np.save(path, long_recording(hours, FS))
             row = run_child(Path(__file__), [str(path), args.size, "1" if args.mmap else "0", args.precision])
             path.unlink()
-            row.update(hours=hours, seconds_per_hour=row["seconds"] / hours,
-                       extra_rss_mib=row["peak_rss_mib"] - row["rss_before_mib"])  # fmt: skip
+            row.update(
+                hours=hours,
+                seconds_per_hour=row["seconds"] / hours,
+                extra_rss_mib=row["peak_rss_mib"] - row["rss_before_mib"],
+            )
             results.append(row)
             print(f"{hours:g} h: {row['seconds']:.1f} s", file=sys.stderr, flush=True)
     per_hour = [r["seconds_per_hour"] for r in results]
-    rows = [(f"{r['hours']:g} h", r["windows"], f"{r['input_mib']:.0f}", f"{r['seconds']:.1f}", f"{r['seconds_per_hour']:.3f}",
-             f"{r['seconds_per_hour'] / per_hour[0]:.3f}", f"{r['peak_rss_mib']:.0f}", f"{r['extra_rss_mib']:.0f}")
-            for r in results]  # fmt: skip
-    print(f"\nclef.embed, {args.size} {args.precision}, {FS} Hz, input {'memory-mapped' if args.mmap else 'in memory'}\n")
-    print_table(("length", "windows", "input MiB", "wall s", "s per hour of ECG", "vs first", "peak RSS MiB", "extra RSS MiB"), rows)
+    rows = [
+        (
+            f"{r['hours']:g} h",
+            r["windows"],
+            f"{r['input_mib']:.0f}",
+            f"{r['seconds']:.1f}",
+            f"{r['seconds_per_hour']:.3f}",
+            f"{r['seconds_per_hour'] / per_hour[0]:.3f}",
+            f"{r['peak_rss_mib']:.0f}",
+            f"{r['extra_rss_mib']:.0f}",
+        )
+        for r in results
+    ]
+    print(
+        f"\nclef.embed, {args.size} {args.precision}, {FS} Hz, input {'memory-mapped' if args.mmap else 'in memory'}\n"
+    )
+    print_table(
+        ("length", "windows", "input MiB", "wall s", "s per hour of ECG", "vs first", "peak RSS MiB", "extra RSS MiB"),
+        rows,
+    )
     spread = max(per_hour) / min(per_hour) - 1
-    print(f"\ntime per hour varies by {spread:.1%} from the fastest to the slowest length; "
-          f"extra RSS {min(r['extra_rss_mib'] for r in results):.0f}-{max(r['extra_rss_mib'] for r in results):.0f} MiB")
-    write_json("scaling", {"size": args.size, "precision": args.precision, "mmap": args.mmap, "fs": FS,
-                           "results": results, "time_per_hour_spread": spread}, args.output)  # fmt: skip
+    print(
+        f"\ntime per hour varies by {spread:.1%} from the fastest to the slowest length; "
+        f"extra RSS {min(r['extra_rss_mib'] for r in results):.0f}-{max(r['extra_rss_mib'] for r in results):.0f} MiB"
+    )
+    write_json(
+        "scaling",
+        {
+            "size": args.size,
+            "precision": args.precision,
+            "mmap": args.mmap,
+            "fs": FS,
+            "results": results,
+            "time_per_hour_spread": spread,
+        },
+        args.output,
+    )
     return 0
 
 

@@ -26,11 +26,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import encoder_for, machine, print_table, shared_dir, write_json  # noqa: E402
+from _common import encoder_for, machine, print_table, shared_dir, write_json
 
 # Dense data-sheet peaks, TFLOP/s: (fp32 without tensor cores, bf16 tensor cores).
-GPU_PEAKS = {"H100 80GB HBM3": (67.0, 989.0), "H100 PCIe": (51.0, 756.0), "H200": (67.0, 989.0),
-             "A100": (19.5, 312.0), "L4": (30.3, 121.0), "RTX 4090": (82.6, 165.0)}  # fmt: skip
+GPU_PEAKS = {
+    "H100 80GB HBM3": (67.0, 989.0),
+    "H100 PCIe": (51.0, 756.0),
+    "H200": (67.0, 989.0),
+    "A100": (19.5, 312.0),
+    "L4": (30.3, 121.0),
+    "RTX 4090": (82.6, 165.0),
+}
 
 
 def window_flops(encoder: torch.nn.Module) -> float:
@@ -46,7 +52,11 @@ def cpu_peak_tflops(precision: str) -> float:
     same 32 FLOP/cycle); AVX-512 BF16 dot products double that for bf16."""
     import os
 
-    mhz = max(float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("cpu MHz"))
+    mhz = max(
+        float(line.split(":")[1])
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.startswith("cpu MHz")
+    )
     per_cycle = 32 * (2 if precision == "bf16" else 1)
     return (os.cpu_count() or 1) * mhz * 1e6 * per_cycle / 1e12
 
@@ -88,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per configuration and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--peak-tflops", type=float, help="override the device's peak (fp32; bf16 is taken as given too)")
+    parser.add_argument(
+        "--peak-tflops", type=float, help="override the device's peak (fp32; bf16 is taken as given too)"
+    )
     parser.add_argument("--output", help="JSON path")
     args = parser.parse_args(argv)
 
@@ -103,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         encoder, weights = encoder_for(size, str(device))
         encoder.eval()
         flops = window_flops(encoder)
-        variants = [("eager", encoder)] + ([("compiled", torch.compile(encoder, dynamic=False))] if args.compile else [])
+        variants = [("eager", encoder)] + (
+            [("compiled", torch.compile(encoder, dynamic=False))] if args.compile else []
+        )
         configs = [(b, p, v, f) for b in map(int, args.batch_sizes.split(",")) for p in precisions for v, f in variants]
         rates: dict[tuple[int, str, str], list[float]] = {(b, p, v): [] for b, p, v, _ in configs}
         for _ in range(args.rounds):
@@ -112,18 +126,44 @@ def main(argv: list[str] | None = None) -> int:
                 rates[(batch_size, precision, variant)].append(measure(forward, batch, precision, args.seconds))
         for (batch_size, precision, variant), values in rates.items():
             rate = statistics.median(values)
-            peak = args.peak_tflops or (cpu_peak_tflops(precision) if device.type == "cpu" else gpu_peak_tflops(precision))
+            peak = args.peak_tflops or (
+                cpu_peak_tflops(precision) if device.type == "cpu" else gpu_peak_tflops(precision)
+            )
             achieved = rate * flops / 1e12
-            results.append({"size": size, "weights": weights, "batch_size": batch_size, "precision": precision,
-                            "variant": variant, "windows_per_s": rate, "all_rounds": values, "gflop_per_window": flops / 1e9,
-                            "tflops": achieved, "peak_tflops": peak, "fraction_of_peak": achieved / peak if peak else None})  # fmt: skip
+            results.append(
+                {
+                    "size": size,
+                    "weights": weights,
+                    "batch_size": batch_size,
+                    "precision": precision,
+                    "variant": variant,
+                    "windows_per_s": rate,
+                    "all_rounds": values,
+                    "gflop_per_window": flops / 1e9,
+                    "tflops": achieved,
+                    "peak_tflops": peak,
+                    "fraction_of_peak": achieved / peak if peak else None,
+                }
+            )
         del encoder, variants
-    rows = [(r["size"], r["batch_size"], r["precision"], r["variant"], f"{r['windows_per_s']:.0f}",
-             f"{min(r['all_rounds']):.0f}-{max(r['all_rounds']):.0f}", f"{r['tflops']:.3f}",
-             f"{r['fraction_of_peak']:.1%}" if r["fraction_of_peak"] else "?") for r in results]  # fmt: skip
+    rows = [
+        (
+            r["size"],
+            r["batch_size"],
+            r["precision"],
+            r["variant"],
+            f"{r['windows_per_s']:.0f}",
+            f"{min(r['all_rounds']):.0f}-{max(r['all_rounds']):.0f}",
+            f"{r['tflops']:.3f}",
+            f"{r['fraction_of_peak']:.1%}" if r["fraction_of_peak"] else "?",
+        )
+        for r in results
+    ]
     info = machine()
-    print(f"{info.get('cpu') if device.type == 'cpu' else info.get('gpu')}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; median of {args.rounds} rounds x {args.seconds:g} s\n")  # fmt: skip
+    print(
+        f"{info.get('cpu') if device.type == 'cpu' else info.get('gpu')}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; median of {args.rounds} rounds x {args.seconds:g} s\n"
+    )
     print_table(("size", "batch", "precision", "variant", "windows/s", "range", "TFLOP/s", "of peak"), rows)
     write_json("throughput", {"device": str(device), "results": results}, args.output)
     return 0

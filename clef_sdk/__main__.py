@@ -1,3 +1,5 @@
+"""``python -m clef_sdk``: the ``clef`` command."""
+
 from .cli import main
 
 raise SystemExit(main())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import import_module
 
+__all__ = ["lazy_getattr"]
+
 
 def lazy_getattr(package: str, modules: dict[str, str]) -> Callable[[str], object]:
     """A module ``__getattr__`` that imports ``package.<modules[name]>`` when ``name`` is first used."""

@@ -21,6 +21,7 @@ import numpy as np
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from .io import WfdbSignal
     from .quality import SignalQuality
     from .weights.registry import ModelEntry
 
@@ -33,14 +34,16 @@ class CliError(Exception):
     """A user-facing problem with the command's arguments."""
 
 
-def read_input(path: str, column: str | None) -> tuple[object, float | None]:
+def read_input(path: str, column: str | None) -> tuple[np.ndarray | WfdbSignal, float | None]:
     """The recording ``clef embed`` reads (:func:`clef_sdk.io.read_recording`), saying which lead it took."""
     from .io import WfdbSignal, read_recording
 
     signal, fs = read_recording(path, column=column)
     if isinstance(signal, WfdbSignal) and column is None and len(signal.leads) > 1:
-        print(f"clef: using lead {signal.lead!r} of {', '.join(signal.leads)}; choose another with --column",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"clef: using lead {signal.lead!r} of {', '.join(signal.leads)}; choose another with --column",
+            file=sys.stderr,
+        )
     return signal, fs
 
 
@@ -102,8 +105,16 @@ def _write_quality(qualities: list[SignalQuality], output: str | None) -> None:
         writer.writerow(["recording", "window", "start_seconds", "score", "usable", "reasons"])
         for index, quality in enumerate(qualities):
             for window in range(len(quality)):
-                writer.writerow([index, window, f"{quality.start_seconds[window]:g}", f"{quality.score[window]:.3f}",
-                                 int(quality.usable[window]), ";".join(quality.reasons[window])])  # fmt: skip
+                writer.writerow(
+                    [
+                        index,
+                        window,
+                        f"{quality.start_seconds[window]:g}",
+                        f"{quality.score[window]:.3f}",
+                        int(quality.usable[window]),
+                        ";".join(quality.reasons[window]),
+                    ]
+                )
     finally:
         if destination:
             handle.close()
@@ -117,9 +128,14 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     path = export_onnx(args.model, args.output, fs=args.fs, opset=args.opset or DEFAULT_OPSET)
     # the encoder export_onnx loaded, from the cache: no second read of the (possibly large) file just written
     embed_dim = get_encoder(args.model, "cpu").embed_dim
-    name, shape = ("windows", ("batch", 1, 5000)) if args.fs is None else ("raw", ("batch", raw_window_samples(args.fs)))
-    print(f"clef: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input {name!r} {shape}, "
-          f"output 'embedding' (batch, {embed_dim})", file=sys.stderr)  # fmt: skip
+    name, shape = (
+        ("windows", ("batch", 1, 5000)) if args.fs is None else ("raw", ("batch", raw_window_samples(args.fs)))
+    )
+    print(
+        f"clef: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input {name!r} {shape}, "
+        f"output 'embedding' (batch, {embed_dim})",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -235,7 +251,7 @@ def _hub_model_info(spec: str) -> int:
     print(f"  size:           {weights.size}, embed_dim {weights.embed_dim}")
     for key in ("training_method", "training_steps", "training_data"):
         if weights.metadata.get(key):
-            print(f"  {key[len('training_'):] + ':':<15} {weights.metadata[key]}")
+            print(f"  {key[len('training_') :] + ':':<15} {weights.metadata[key]}")
     print(f"  cached:         {source.path}")
     return 0
 
@@ -254,7 +270,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if not checked:
         print("nothing cached to verify" + (f" for {args.name}" if args.name else ""))
     if bad:
-        print(f"clef: error: {bad} of {checked} cached files failed verification and were deleted; run `clef download` again", file=sys.stderr)
+        print(
+            f"clef: error: {bad} of {checked} cached files failed verification and were deleted; run `clef download` again",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     return 0
 
@@ -267,8 +286,14 @@ def _cmd_publish(args: argparse.Namespace) -> int:
             raise CliError("--weights publishes a model you trained: pass it without NAME and --ckpt")
         if not args.license:
             raise CliError("--license is required with --weights: choose the license of your weights (e.g. cc-by-4.0)")
-        result = publish_trained(args.weights, args.repo_id, license=args.license, dry_run=args.dry_run,
-                                 out_dir=args.out, private=args.private)  # fmt: skip
+        result = publish_trained(
+            args.weights,
+            args.repo_id,
+            license=args.license,
+            dry_run=args.dry_run,
+            out_dir=args.out,
+            private=args.private,
+        )
         print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
         if result.revision:
             print(f"uploaded to {result.repo_id} at commit {result.revision}")
@@ -289,9 +314,12 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     )
     print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
     if result.revision:
-        print(f"uploaded to {result.repo_id} at commit {result.revision}" + (f" ({result.commit_url})" if result.commit_url else ""))
+        print(
+            f"uploaded to {result.repo_id} at commit {result.revision}"
+            + (f" ({result.commit_url})" if result.commit_url else "")
+        )
     else:
-        print("dry run: nothing uploaded; fill in \"revision\" with the commit after uploading")
+        print('dry run: nothing uploaded; fill in "revision" with the commit after uploading')
     print("manifest source to paste as the first source of this model in clef_sdk/weights/manifest.json:")
     print(json.dumps(result.manifest_source, indent=2))
     return 0
@@ -310,19 +338,24 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--per-window", action="store_true", help="one embedding per 10 s window instead of pooling")
     embed.add_argument("--pooling", choices=["mean", "max"], default="mean", help="pooling over windows")
     embed.add_argument("--column", help="column or lead to use: name or 0-based index")
-    embed.add_argument("--batch-size", type=int, help="windows per forward pass (default: chosen for the model and device)")
+    embed.add_argument(
+        "--batch-size", type=int, help="windows per forward pass (default: chosen for the model and device)"
+    )
     embed.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     embed.add_argument("--stride", type=float, help="seconds between window starts (default 10: no overlap)")
     embed.add_argument("--tail", choices=["drop", "pad", "last"], default="drop", help="the end shorter than 10 s")
     embed.add_argument(
-        "--precision", choices=["fp32", "bf16"], default="fp32",
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
         help="fp32 (default, faithful) or bf16 autocast (faster on CPUs with native bf16 and on GPUs)",
-    )  # fmt: skip
+    )
     embed.add_argument(
-        "--quality", choices=["drop", "return"],
+        "--quality",
+        choices=["drop", "return"],
         help="drop: pool only windows of usable signal quality; return: also write per-window quality "
         "(OUTPUT.quality.csv beside -o, else CSV on stderr)",
-    )  # fmt: skip
+    )
     embed.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     embed.set_defaults(handler=_cmd_embed)
 
@@ -332,10 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(handler=_cmd_convert)
 
     export_onnx = commands.add_parser(
-        "export-onnx", help="write a model as one self-contained ONNX file",
+        "export-onnx",
+        help="write a model as one self-contained ONNX file",
         description="Export a CLEF encoder to ONNX. With --fs the graph takes raw 10 s windows at that rate and "
         "contains the resampling, band-pass and z-score; without it, preprocessed windows (batch, 1, 5000).",
-    )  # fmt: skip
+    )
     export_onnx.add_argument("model", help="model name or weights path")
     export_onnx.add_argument("-o", "--output", required=True, help="destination .onnx")
     export_onnx.add_argument("--fs", type=float, help="sampling rate of the raw windows the graph will take, Hz")
@@ -406,7 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, CliError) or _is_user_error(exc):
             print(f"clef: error: {message}", file=sys.stderr)
         else:
-            print(f"clef: unexpected {type(exc).__name__}: {message} (set CLEF_SDK_DEBUG=1 for details)", file=sys.stderr)
+            print(
+                f"clef: unexpected {type(exc).__name__}: {message} (set CLEF_SDK_DEBUG=1 for details)", file=sys.stderr
+            )
         return EXIT_ERROR
 
 

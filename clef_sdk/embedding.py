@@ -1,7 +1,7 @@
 """Raw ECG -> CLEF embeddings: input coercion, window batching across recordings, pooling.
 
 Windows are produced chunk by chunk, each chunk reading and resampling only the stretch of its recording it
-covers (:class:`clef_sdk.streaming.Recording`), batched across recordings, and consumed as they come: pooled
+covers (:class:`clef_sdk.resampling.Recording`), batched across recordings, and consumed as they come: pooled
 embeddings are accumulated per recording, so memory stays bounded for recordings of any length (a week of ECG,
 a memory-mapped file) unless per-window output is asked for. On a GPU the raw stretches are preprocessed on the
 GPU, in a background thread that overlaps reading and copying with the forward passes.
@@ -13,8 +13,9 @@ import queue
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal, TypeVar, Union, overload
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypeVar, cast, overload
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ __all__ = ["AUTO_PROGRESS_WINDOWS", "EmbeddingOutput", "auto_batch_size", "compi
 AUTO_PROGRESS_WINDOWS = 1024
 
 T = TypeVar("T")
-EmbeddingOutput = Union[np.ndarray, list[np.ndarray]]
+EmbeddingOutput = np.ndarray | list[np.ndarray]
 
 
 def auto_batch_size(encoder: ClefEncoder, precision: Precision, device: torch.device) -> int:
@@ -116,10 +117,20 @@ def _batches(chunks: Iterator[tuple[torch.Tensor, int]], batch_size: int) -> Ite
         yield torch.cat([part.to(device) for part in pending]), np.concatenate(owners)
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """What the prefetch thread hands over when its iterator raised."""
+
+    error: BaseException
+
+
+_DONE = object()  # the prefetch thread's last item
+
+
 def _prefetched(iterator: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Run ``iterator`` in a background thread, ``depth`` items ahead, so reading, preprocessing and host-to-device
     copies overlap the forward passes; exceptions are re-raised here."""
-    items: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    items: queue.Queue[T | _Failed | object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
@@ -127,26 +138,26 @@ def _prefetched(iterator: Iterator[T], depth: int = 2) -> Iterator[T]:
             for item in iterator:
                 while not stop.is_set():
                     try:
-                        items.put(("item", item), timeout=0.1)
+                        items.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         continue
                 if stop.is_set():
                     return
-            items.put(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            items.put(("error", exc))
+            items.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            items.put(_Failed(exc))
 
     worker = threading.Thread(target=produce, name="clef-prefetch", daemon=True)
     worker.start()
     try:
         while True:
-            kind, value = items.get()
-            if kind == "done":
+            item = items.get()
+            if item is _DONE:
                 return
-            if kind == "error":
-                raise value  # type: ignore[misc]
-            yield value  # type: ignore[misc]
+            if isinstance(item, _Failed):
+                raise item.error
+            yield cast(T, item)
     finally:
         stop.set()
         worker.join()
@@ -256,7 +267,7 @@ def embed(
     forward = compiled(encoder) if compile else encoder
     dim = encoder.embed_dim
     counts = np.array([len(plan) for plan in plans])
-    qualities = None
+    qualities: list[SignalQuality] = []
     if quality is not None:
         from .quality import planned_quality
 
@@ -288,9 +299,11 @@ def embed(
     try:
         # numpy's BLAS (used by the band-pass) keeps its idle threads spinning between calls; on a small machine
         # they take the cores torch needs next (measured on 2 cores: 290 -> 516 windows/s with one BLAS thread).
-        with threadpool_limits(limits=1, user_api="blas"), torch.inference_mode(), tqdm(
-            total=int(counts.sum()), unit="window", desc=f"embedding ({encoder.name})", disable=not show
-        ) as bar:
+        with (
+            threadpool_limits(limits=1, user_api="blas"),
+            torch.inference_mode(),
+            tqdm(total=int(counts.sum()), unit="window", desc=f"embedding ({encoder.name})", disable=not show) as bar,
+        ):
             for windows, owners in _prefetched(batches) if on_accelerator else batches:
                 batch = windows.to(target, torch.float32, non_blocking=True).unsqueeze(1)
                 n = len(batch)
@@ -335,10 +348,10 @@ def embed(
     return result
 
 
-_COMPILED: weakref.WeakKeyDictionary[ClefEncoder, torch.nn.Module] = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary[ClefEncoder, Callable[[torch.Tensor], torch.Tensor]] = weakref.WeakKeyDictionary()
 
 
-def compiled(encoder: ClefEncoder) -> torch.nn.Module:
+def compiled(encoder: ClefEncoder) -> Callable[[torch.Tensor], torch.Tensor]:
     """``torch.compile(encoder)`` for fixed batch shapes, made once per encoder (the first batch pays the
     compilation); on CUDA with CUDA graphs (``mode="reduce-overhead"``), which remove the per-kernel launch cost
     that dominates small models. Outputs are copied to the host before the next batch replays the graph."""

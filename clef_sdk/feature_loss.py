@@ -15,9 +15,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .constants import WINDOW_SAMPLES
 from .loading import load
 from .models import ClefEncoder
-from .constants import WINDOW_SAMPLES
 from .torch_preprocessing import Preprocessor
 
 __all__ = ["FeatureLoss"]
@@ -73,7 +73,9 @@ class FeatureLoss(nn.Module):
         self.encoder = encoder.eval().requires_grad_(False)
         unknown = [name for name in layers if name not in self.encoder.layer_names]
         if unknown or not layers:
-            raise ValueError(f"layers must be a non-empty subset of {list(self.encoder.layer_names)}, got {list(layers)}")
+            raise ValueError(
+                f"layers must be a non-empty subset of {list(self.encoder.layer_names)}, got {list(layers)}"
+            )
         self.layers = tuple(layers)
         self.distance = distance
         self.reduction = reduction
@@ -100,7 +102,7 @@ class FeatureLoss(nn.Module):
         predicted = self._features(prediction)
         with torch.no_grad():
             expected = self._features(target)
-        per_window = 0
+        per_window = torch.zeros((), device=prediction.device)
         for name in self.layers:
             a, b = predicted[name].flatten(1), expected[name].flatten(1)
             if self.distance == "mse":

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+__all__ = ["atomic_path", "md5_and_sha256_file", "sha256_file"]
+
 _CHUNK = 1 << 20
 
 

@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Sequence
 from numbers import Real
-from typing import TYPE_CHECKING, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, Union
 
 import numpy as np
 
@@ -27,6 +27,7 @@ __all__ = [
     "Pooling",
     "QualityMode",
     "SignalInput",
+    "SlicedSignal",
     "TailMode",
     "as_recordings",
     "check_batch_size",
@@ -46,7 +47,20 @@ POOLINGS: tuple[Pooling, ...] = ("mean", "max", None)
 QUALITY_MODES: tuple[QualityMode, ...] = (None, "drop", "return")
 TAIL_MODES: tuple[TailMode, ...] = ("drop", "pad", "last")
 
-SignalInput = Union[np.ndarray, "torch.Tensor", Sequence[object]]
+
+class SlicedSignal(Protocol):
+    """A 1-D array-like read by slicing, never loaded whole: :class:`clef_sdk.io.WfdbSignal`, an h5py dataset."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+
+    def __getitem__(self, index: slice, /) -> np.ndarray: ...
+
+
+SignalInput = Union[np.ndarray, "torch.Tensor", SlicedSignal, Sequence[object]]
 _Choice = TypeVar("_Choice")
 
 
@@ -160,9 +174,7 @@ def check_signal(signal: object, name: str = "signal") -> np.ndarray:
         signal = tensor_to_numpy(signal, name)
         array = signal if isinstance(signal, np.ndarray) else np.asarray(signal)
     if array.dtype == object:
-        raise TypeError(
-            f"{name} is an object array (ragged or mixed types); pass one recording as a 1-D numeric array"
-        )
+        raise TypeError(f"{name} is an object array (ragged or mixed types); pass one recording as a 1-D numeric array")
     if np.issubdtype(array.dtype, np.complexfloating):
         raise TypeError(f"{name} is complex; pass the real-valued ECG (e.g. np.real(x)) in any unit")
     if array.dtype == bool or not np.issubdtype(array.dtype, np.number):

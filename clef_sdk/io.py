@@ -230,7 +230,7 @@ def parse_leads(leads: str | Sequence[str] | None) -> tuple[str, ...]:
     """Requested leads as canonical names: ``"I,II,V1"``, a sequence, or ``None`` for the 12 standard leads."""
     if leads is None:
         return STANDARD_LEADS
-    names = [part for part in (leads.split(",") if isinstance(leads, str) else leads)]
+    names = list(leads.split(",") if isinstance(leads, str) else leads)
     canonical = tuple(canonical_lead(str(n)) for n in names if str(n).strip())
     if not canonical:
         raise ValueError("no leads requested: pass names such as 'I,II,V1' (or nothing for the 12 standard leads)")

@@ -59,8 +59,9 @@ def load(
     Args:
         name_or_path: a model name from :func:`clef_sdk.list_models` (``"small"``, ``"medium"``, ``"large"``
             or an alias); a Hub repository, ``"hf-hub:ORG/NAME"`` or ``"hf-hub:ORG/NAME@REVISION"`` (branch, tag or
-            commit; pin a commit for reproducible results, see :mod:`clef_sdk.weights.hf_hub`); or the path of a ``.safetensors`` file written by :func:`clef_sdk.convert_checkpoint`
-            or of a released ``.ckpt`` (converted in memory, loaded with ``weights_only=True``).
+            commit; pin a commit for reproducible results, see :mod:`clef_sdk.weights.hf_hub`); or the path of a
+            ``.safetensors`` file written by :func:`clef_sdk.convert_checkpoint` or of a released ``.ckpt``
+            (converted in memory, loaded with ``weights_only=True``).
         device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
         local_files_only: never touch the network; fail if the weights are not cached.
         freeze: switch off gradients for every parameter (a fixed feature extractor inside your model; it stays in
@@ -86,12 +87,13 @@ def get_encoder(
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a name, a path or a ClefEncoder, got {type(model).__name__}")
     target = resolve_device(device)
+    key: tuple[object, ...]
     if is_hub_spec(model):
         key = ("hf-hub", *parse_hub_spec(os.fspath(model)), str(target))
     elif _looks_like_path(model):
         path = Path(model).expanduser().resolve()
         stat = path.stat() if path.is_file() else None
-        key: tuple[object, ...] = ("path", str(path), stat and stat.st_mtime_ns, stat and stat.st_size, str(target))
+        key = ("path", str(path), stat and stat.st_mtime_ns, stat and stat.st_size, str(target))
     else:
         key = ("name", model_entry(os.fspath(model)).name, str(target))
     with _cache_lock:

@@ -11,14 +11,16 @@ Input ``(batch, 1, n_samples)`` float, output ``(batch, embed_dim)``: the time-m
 from __future__ import annotations
 
 import contextlib
-
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .inputs import SignalInput
 
 __all__ = ["ARCHITECTURES", "KERNEL_SIZE", "Architecture", "ClefEncoder", "build"]
 
@@ -73,18 +75,14 @@ class Architecture:
         count = sum(p.numel() for p in build(self.name, device="meta").parameters())
         if include_batchnorm:
             count += sum(
-                math.prod(shape)
-                for key, shape in self.batchnorm_shapes().items()
-                if key.endswith((".weight", ".bias"))
+                math.prod(shape) for key, shape in self.batchnorm_shapes().items() if key.endswith((".weight", ".bias"))
             )
         return count
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     "small": Architecture("small", 32, 0.5, (32, 64, 64, 128, 128, 256), (1, 1, 2, 2, 2, 2), 8),
-    "medium": Architecture(
-        "medium", 64, 1.0, (64, 160, 160, 400, 400, 1024, 1024), (2, 2, 2, 3, 3, 4, 4), 16
-    ),
+    "medium": Architecture("medium", 64, 1.0, (64, 160, 160, 400, 400, 1024, 1024), (2, 2, 2, 3, 3, 4, 4), 16),
     "large": Architecture(
         "large",
         128,
@@ -224,9 +222,7 @@ class ClefEncoder(nn.Module):
         """Names :meth:`forward_intermediates` accepts, input to output."""
         return ("first_conv", *(f"stage_{i}" for i in range(len(self.stage_list))), "embedding")
 
-    def forward_intermediates(
-        self, x: torch.Tensor, layers: Sequence[str] | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward_intermediates(self, x: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Named activations for ``x`` ``(batch, 1, n_samples)``, computed only as deep as the deepest one asked for.
 
         ``"first_conv"``: the stem convolution's output ``(batch, base_filters, ceil(n/2))``, before its SiLU (what a
@@ -259,11 +255,11 @@ class ClefEncoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def embed(self, signal: object, fs: object = None, **kwargs: object) -> object:
-        """Embed raw single-lead ECG; same arguments and outputs as :func:`clef_sdk.embed` (without ``model``)."""
+    def embed(self, signal: SignalInput, fs: float | list[float] | None = None, **kwargs: Any) -> Any:
+        """Embed raw single-lead ECG: ``clef.embed(signal, fs, model=self, **kwargs)``, same arguments and outputs."""
         from .embedding import embed
 
-        return embed(signal, fs, model=self, **kwargs)  # type: ignore[arg-type]  # keywords checked by embed
+        return embed(signal, fs, model=self, **kwargs)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, size={self.architecture.name!r}, embed_dim={self.embed_dim}"

@@ -63,6 +63,11 @@ class RawWindowEncoder(nn.Module):
     """Raw 10 s windows ``(batch, round(10 * fs))`` at ``fs`` Hz -> embeddings ``(batch, embed_dim)``, with the
     preprocessing as tensor operations that export to ONNX (tables and FIR held as buffers, float64)."""
 
+    kernel: torch.Tensor
+    spectrum: torch.Tensor
+    left: torch.Tensor
+    right: torch.Tensor
+
     def __init__(self, encoder: ClefEncoder, fs: float):
         super().__init__()
         self.encoder = encoder
@@ -86,27 +91,39 @@ class RawWindowEncoder(nn.Module):
             # ONNX Runtime has no float64 Conv: the (centred) resampling runs in float32, the band-pass in float64
             background = x.mean(dim=-1, keepdim=True)
             centred = (x - background).to(torch.float32)
-            x = upfirdn_with_kernel(centred, self.kernel, self.up, self.down, self.first, WINDOW_SAMPLES).to(torch.float64)
+            x = upfirdn_with_kernel(centred, self.kernel, self.up, self.down, self.first, WINDOW_SAMPLES).to(
+                torch.float64
+            )
         windows = zscore_torch(bandpass_with_tables(x, self.spectrum, self.left, self.right))
         return self.encoder(windows.to(torch.float32).unsqueeze(1))
 
 
 def _metadata(encoder: ClefEncoder, fs: float | None, model: object, opset: int) -> dict[str, str]:
+    contract: dict[str, object]
     if fs is None:
-        contract = {"input": "windows", "shape": ["batch", 1, WINDOW_SAMPLES], "dtype": "float32",
-                    "expects": "windows preprocessed by clef_sdk.preprocess (500 Hz, band-passed, z-scored)"}  # fmt: skip
+        contract = {
+            "input": "windows",
+            "shape": ["batch", 1, WINDOW_SAMPLES],
+            "dtype": "float32",
+            "expects": "windows preprocessed by clef_sdk.preprocess (500 Hz, band-passed, z-scored)",
+        }
     else:
-        contract = {"input": "raw", "shape": ["batch", raw_window_samples(fs)], "dtype": "float32", "fs_hz": fs,
-                    "expects": f"raw 10 s windows of one lead at {fs:g} Hz, any unit, no NaN (fill gaps first); "
-                    "resampled to 500 Hz per window (resample_poly, padtype='mean'), band-passed, z-scored inside",
-                    "pipeline": PREPROCESSING}  # fmt: skip
-    metadata = {
+        contract = {
+            "input": "raw",
+            "shape": ["batch", raw_window_samples(fs)],
+            "dtype": "float32",
+            "fs_hz": fs,
+            "expects": f"raw 10 s windows of one lead at {fs:g} Hz, any unit, no NaN (fill gaps first); "
+            "resampled to 500 Hz per window (resample_poly, padtype='mean'), band-passed, z-scored inside",
+            "pipeline": PREPROCESSING,
+        }
+    metadata: dict[str, str] = {
         "clef_sdk_version": __version__,
         "model_name": encoder.name,
         "model_size": encoder.architecture.name,
         "embed_dim": str(encoder.embed_dim),
         "fs_hz": "" if fs is None else f"{fs:g}",
-        "input_name": contract["input"],
+        "input_name": "windows" if fs is None else "raw",
         "output_name": "embedding",
         "preprocessing": json.dumps(contract),
         "weights_tensors_sha256": tensors_digest(encoder.state_dict()),
@@ -150,10 +167,18 @@ def export_onnx(
         with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")  # the exporter's own deprecation notes
             program = torch.onnx.export(
-                module, (example,), dynamo=True, opset_version=opset, input_names=[input_name],
-                output_names=["embedding"], dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-                verbose=False, optimize=True,
-            )  # fmt: skip
+                module,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[input_name],
+                output_names=["embedding"],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                verbose=False,
+                optimize=True,
+            )
+        if program is None:  # only without dynamo=True, which is always passed
+            raise RuntimeError("torch.onnx.export returned no program")
         proto = program.model_proto
         for key, value in _metadata(encoder, None if fs is None else check_fs(fs), model, opset).items():
             entry = proto.metadata_props.add()
@@ -173,4 +198,3 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     import onnx
 
     return {entry.key: entry.value for entry in onnx.load(str(path), load_external_data=False).metadata_props}
-

@@ -116,7 +116,7 @@ def iter_windows(
 
 
 def iter_planned_windows(
-    array: object, fs: float, plan: WindowPlan, *, chunk_size: int = 256, name: str = "signal"
+    array: np.ndarray, fs: float, plan: WindowPlan, *, chunk_size: int = 256, name: str = "signal"
 ) -> Iterator[np.ndarray]:
     """Like :func:`iter_windows` for a recording already checked by :func:`check_signal` and planned.
 
@@ -166,12 +166,18 @@ def preprocess(
     # as_recordings has checked each recording and per_record_fs each rate: plan them here, not in iter_windows,
     # which would scan every recording again
     windows = [
-        np.concatenate(list(iter_planned_windows(
-            recording, rate, plan_windows(recording.shape[0], rate, stride_seconds=stride_seconds, tail=tail),
-            name=name(i),
-        )))
+        np.concatenate(
+            list(
+                iter_planned_windows(
+                    recording,
+                    rate,
+                    plan_windows(recording.shape[0], rate, stride_seconds=stride_seconds, tail=tail),
+                    name=name(i),
+                )
+            )
+        )
         for i, (recording, rate) in enumerate(zip(recordings, rates))
-    ]  # fmt: skip
+    ]
     if single:
         return windows[0]
     if isinstance(signal, (list, tuple)) or len({len(w) for w in windows}) > 1:

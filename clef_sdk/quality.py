@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from ._optional import require
 from .constants import TARGET_FS
 from .inputs import TailMode, check_fs, check_signal
 from .resampling import Recording
@@ -91,21 +93,31 @@ class SignalQuality:
         return len(self.score)
 
     def __repr__(self) -> str:
-        return (f"SignalQuality({len(self)} windows, {int(self.usable.sum())} usable at threshold {self.threshold:g}, "
-                f"median score {np.median(self.score) if len(self) else float('nan'):.2f})")  # fmt: skip
+        return (
+            f"SignalQuality({len(self)} windows, {int(self.usable.sum())} usable at threshold {self.threshold:g}, "
+            f"median score {np.median(self.score) if len(self) else float('nan'):.2f})"
+        )
 
-    def to_pandas(self):
-        """One row per window: start, score, usable, reasons (comma-separated) and the measures."""
-        import pandas as pd
+    def to_pandas(self) -> Any:
+        """One row per window (a ``pandas.DataFrame``): start, score, usable, reasons (comma-separated) and the
+        measures."""
+        pd = require("pandas", "SignalQuality.to_pandas")
 
-        return pd.DataFrame({
-            "start_seconds": self.start_seconds, "score": self.score, "usable": self.usable,
-            "reasons": [", ".join(r) for r in self.reasons], "bsqi": self.bsqi,
-            "beat_similarity": self.beat_similarity, "in_band_fraction": self.in_band_fraction,
-            "heart_rate_bpm": self.heart_rate_bpm,
-            "flat_fraction": self.flat_fraction, "clipped_fraction": self.clipped_fraction,
-            "missing_fraction": self.missing_fraction,
-        })  # fmt: skip
+        return pd.DataFrame(
+            {
+                "start_seconds": self.start_seconds,
+                "score": self.score,
+                "usable": self.usable,
+                "reasons": [", ".join(r) for r in self.reasons],
+                "bsqi": self.bsqi,
+                "beat_similarity": self.beat_similarity,
+                "in_band_fraction": self.in_band_fraction,
+                "heart_rate_bpm": self.heart_rate_bpm,
+                "flat_fraction": self.flat_fraction,
+                "clipped_fraction": self.clipped_fraction,
+                "missing_fraction": self.missing_fraction,
+            }
+        )
 
 
 def _runs_mask(values: np.ndarray, min_length: int, select: np.ndarray | None = None) -> np.ndarray:
@@ -221,7 +233,9 @@ def planned_quality(
     recording = Recording.at_rate(array, fs)
     first, last = recording.input_range(plan.starts, plan.valid_samples)
     n = len(plan)
-    measures = {name: np.zeros(n) for name in ("bsqi", "similarity", "beats", "rate", "flat", "clipped", "missing", "in_band")}
+    measures = {
+        name: np.zeros(n) for name in ("bsqi", "similarity", "beats", "rate", "flat", "clipped", "missing", "in_band")
+    }
     margin = round(MARGIN_SECONDS * fs)
     for segment_start in range(0, n, SEGMENT_WINDOWS):
         rows = range(segment_start, min(n, segment_start + SEGMENT_WINDOWS))
@@ -281,9 +295,17 @@ def planned_quality(
                 found.append("low_frequency_noise")
         reasons.append(tuple(found))
     return SignalQuality(
-        score=score, usable=score >= threshold, reasons=reasons, start_seconds=plan.starts / TARGET_FS,
-        bsqi=measures["bsqi"], beat_similarity=measures["similarity"], in_band_fraction=measures["in_band"],
+        score=score,
+        usable=score >= threshold,
+        reasons=reasons,
+        start_seconds=plan.starts / TARGET_FS,
+        bsqi=measures["bsqi"],
+        beat_similarity=measures["similarity"],
+        in_band_fraction=measures["in_band"],
         heart_rate_bpm=measures["rate"],
-        flat_fraction=measures["flat"], clipped_fraction=measures["clipped"], missing_fraction=measures["missing"],
-        threshold=float(threshold), fs=fs,
-    )  # fmt: skip
+        flat_fraction=measures["flat"],
+        clipped_fraction=measures["clipped"],
+        missing_fraction=measures["missing"],
+        threshold=float(threshold),
+        fs=fs,
+    )

@@ -167,7 +167,8 @@ class Recording:
         if self.n_samples <= BLOCK_SAMPLES:
             return float(np.mean(self.bridged(0, self.n_samples)[0]))
         total = sum(
-            float(np.sum(self.bridged(start, start + BLOCK_SAMPLES)[0])) for start in range(0, self.n_samples, BLOCK_SAMPLES)
+            float(np.sum(self.bridged(start, start + BLOCK_SAMPLES)[0]))
+            for start in range(0, self.n_samples, BLOCK_SAMPLES)
         )
         return total / self.n_samples
 

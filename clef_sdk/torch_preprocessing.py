@@ -26,7 +26,9 @@ from .windows import plan_windows
 __all__ = ["Preprocessor", "bandpass_torch", "recording_windows_torch", "upfirdn_torch", "zscore_torch"]
 
 
-def resampling_kernel(up: int, down: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def resampling_kernel(
+    up: int, down: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """resample_poly's FIR behind its leading zeros, reversed for ``conv1d``."""
     h, _, pre_pad = resampling_filter(up, down)
     return torch.as_tensor(np.concatenate([np.zeros(pre_pad), h])[::-1].copy(), dtype=dtype, device=device)
@@ -38,7 +40,9 @@ def upfirdn_torch(x: torch.Tensor, up: int, down: int, first: int, n_out: int) -
     return upfirdn_with_kernel(x, resampling_kernel(up, down, x.device, x.dtype), up, down, first, n_out)
 
 
-def upfirdn_with_kernel(x: torch.Tensor, kernel: torch.Tensor, up: int, down: int, first: int, n_out: int) -> torch.Tensor:
+def upfirdn_with_kernel(
+    x: torch.Tensor, kernel: torch.Tensor, up: int, down: int, first: int, n_out: int
+) -> torch.Tensor:
     """:func:`upfirdn_torch` with the reversed, zero-led FIR given (a buffer of an exported module)."""
     taps = kernel.shape[0]
     n_in = x.shape[-1]
@@ -68,10 +72,12 @@ def _tables(n: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Ten
 def _tables_cached(n: int, device: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     tables = bandpass_tables(n)
     spectrum_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-    to = {"device": device, "dtype": spectrum_dtype}
     with torch.inference_mode(False):  # cached: must serve autograd later even if first made under inference_mode
-        return (torch.tensor(tables.kernel_spectrum, **to), torch.tensor(tables.left, **to),
-                torch.tensor(tables.right, **to))  # fmt: skip
+        return (
+            torch.tensor(tables.kernel_spectrum, device=device, dtype=spectrum_dtype),
+            torch.tensor(tables.left, device=device, dtype=spectrum_dtype),
+            torch.tensor(tables.right, device=device, dtype=spectrum_dtype),
+        )
 
 
 def bandpass_torch(windows: torch.Tensor) -> torch.Tensor:
@@ -83,7 +89,9 @@ def bandpass_torch(windows: torch.Tensor) -> torch.Tensor:
     return bandpass_with_tables(work, *_tables(windows.shape[-1], work.device, work.dtype)).to(windows.dtype)
 
 
-def bandpass_with_tables(work: torch.Tensor, spectrum: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+def bandpass_with_tables(
+    work: torch.Tensor, spectrum: torch.Tensor, left: torch.Tensor, right: torch.Tensor
+) -> torch.Tensor:
     """:func:`bandpass_torch` with the operator's tables given (buffers of an exported module), float32/64 ``work``."""
     n = work.shape[-1]
     head = 2 * work[..., :1] - torch.flip(work[..., 1 : PAD + 1], dims=[-1])
@@ -126,7 +134,9 @@ class Preprocessor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
-            raise TypeError(f"Preprocessor expects a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+            raise TypeError(
+                f"Preprocessor expects a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}"
+            )
         if x.ndim not in (1, 2):
             raise ValueError(f"expected (n_samples,) or (batch, n_samples), got shape {tuple(x.shape)}")
         single = x.ndim == 1
@@ -139,7 +149,9 @@ class Preprocessor(nn.Module):
         full = plan.valid_samples == WINDOW_SAMPLES
         outputs = []
         if full.any():
-            index = starts[torch.as_tensor(full, device=x.device)][:, None] + torch.arange(WINDOW_SAMPLES, device=x.device)
+            index = starts[torch.as_tensor(full, device=x.device)][:, None] + torch.arange(
+                WINDOW_SAMPLES, device=x.device
+            )
             outputs.append(zscore_torch(bandpass_torch(resampled[:, index])))
         for k in np.flatnonzero(~full):  # a padded tail: its real prefix on its own, then zeros
             start, valid = int(plan.starts[k]), int(plan.valid_samples[k])

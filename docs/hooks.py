@@ -10,14 +10,14 @@ PLACEHOLDER = "<!-- clef-cli-reference -->"
 def _sections(parser: argparse.ArgumentParser, command: str) -> list[str]:
     parser.prog = command
     out = [f"## `{command}`\n\n```text\n{parser.format_help()}```\n"]
-    for action in parser._actions:  # noqa: SLF001 - argparse has no public accessor for subparsers
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
                 out += _sections(child, f"{command} {name}")
     return out
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001 - mkdocs hook signature
+def on_page_markdown(markdown: str, page, config, files) -> str:
     if PLACEHOLDER not in markdown:
         return markdown
     from clef_sdk.cli import build_parser

@@ -11,11 +11,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import clef_sdk as clef  # noqa: E402
-from clef_sdk.preprocessing import WINDOW_SAMPLES, filter_windows, resample_to_target, zscore  # noqa: E402
+import clef_sdk as clef
+from clef_sdk.preprocessing import WINDOW_SAMPLES, filter_windows, resample_to_target, zscore
 
 HERE = Path(__file__).resolve().parent
 

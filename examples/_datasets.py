@@ -3,36 +3,64 @@
 The files are not part of this repository: point ``data_dir`` at a folder laid out like ``../shared/data``
 (``mitdb-tpcp/``, ``ludb/``, ``cpsc2019-sample/``); see each folder's README.md for source, license and
 attribution. :func:`default_data_dir` looks at ``$CLEF_SDK_SHARED/data``, then ``<repo>/../shared/data``.
+
+Every example that needs no network takes ``--quick`` (or ``CLEF_EXAMPLES_QUICK=1``): the same code path on a
+small slice of the data (a few records or windows, a few steps, 100 bootstrap resamples), done in seconds, with
+its outputs under :func:`quick_dir` (the temporary folder) instead of the working directory. tests/
+test_example_scripts.py runs them so; the numbers it prints mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "MITDB_RECORDS",
+    "QUICK_ENV",
     "add_common_arguments",
+    "add_quick_argument",
     "default_data_dir",
+    "finish_figure",
     "load_cpsc2019",
     "load_ludb",
     "load_mitdb_windows",
+    "local_checkpoint",
+    "probe_options",
+    "quick_dir",
+    "resolve_common_arguments",
+    "take",
 ]
 
 MITDB_FS = 360
 MITDB_RECORDS = ("100", "102", "104", "105", "106", "108", "114", "116", "119", "121", "123", "200")
 LUDB_FS = 500
 CPSC_FS = 500
+QUICK_ENV = "CLEF_EXAMPLES_QUICK"
+QUICK_BOOTSTRAP = 100
+#: ``fit_probe`` options under --quick: 3-value regularisation grids and 3 inner folds (default: 11 Cs or 17
+#: alphas, 5 folds), as the logistic heads' inner cross-validation is most of a quick run's time.
+QUICK_PROBE_OPTIONS = {"Cs": (1e-4, 1e-2, 1.0), "alphas": (1.0, 1e2, 1e4), "cv": 3}
+
+
+def shared_dir() -> Path:
+    """``$CLEF_SDK_SHARED``, else ``<repo>/../shared``: the folder holding ``data/`` and ``conformance/``."""
+    return Path(os.environ.get("CLEF_SDK_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
 def default_data_dir() -> Path:
-    shared = os.environ.get("CLEF_SDK_SHARED")
-    if shared:
-        return Path(shared) / "data"
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return shared_dir() / "data"
+
+
+def local_checkpoint(fallback: str) -> str:
+    """The shared conformance checkpoint (CLEF-small after 2 training steps: real machinery, meaningless
+    features) when it is there, else ``fallback`` (a model name, downloaded once)."""
+    checkpoint = shared_dir() / "conformance" / "clef_small_lightning.ckpt"
+    return str(checkpoint) if checkpoint.is_file() else fallback
 
 
 def _require(path: Path, what: str) -> Path:
@@ -54,8 +82,10 @@ def load_mitdb_windows(
     data_dir: str | os.PathLike[str] | None = None,
     records: tuple[str, ...] | list[str] = MITDB_RECORDS,
     window_seconds: float = 10.0,
+    windows_per_record: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Consecutive 10 s windows of the MIT-BIH records (lead MLII, 360 Hz, mV).
+    """Consecutive 10 s windows of the MIT-BIH records (lead MLII, 360 Hz, mV): all of them (180 per record), or
+    the first ``windows_per_record`` of each.
 
     Returns ``signals`` (n_windows, 3600) float32, ``labels`` (1 when at least one beat in the window is
     annotated PVC, else 0), ``records`` (record name of each window: split and bootstrap by it),
@@ -63,12 +93,16 @@ def load_mitdb_windows(
     """
     folder = _require(Path(data_dir or default_data_dir()) / "mitdb-tpcp", "MIT-BIH (mitdb-tpcp)")
     length = int(round(window_seconds * MITDB_FS))
-    parts: dict[str, list[np.ndarray]] = {key: [] for key in ("signals", "labels", "records", "starts", "n_beats", "n_pvc")}
+    parts: dict[str, list[np.ndarray]] = {
+        key: [] for key in ("signals", "labels", "records", "starts", "n_beats", "n_pvc")
+    }
     for record in records:
         ecg = np.load(_require(folder / f"{record}.npz", f"record {record}"))["ecg"].astype(np.float32)
         beats = _csv_column(folder / f"{record}_all.csv")
         pvc = _csv_column(folder / f"{record}_pvc.csv")
         n_windows = len(ecg) // length
+        if windows_per_record is not None:
+            n_windows = min(n_windows, windows_per_record)
         starts = np.arange(n_windows) * length
         edges = np.append(starts, n_windows * length)
         n_pvc = np.histogram(pvc, bins=edges)[0]
@@ -158,18 +192,71 @@ def load_cpsc2019(data_dir: str | os.PathLike[str] | None = None) -> dict[str, n
     }
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, figure: str) -> None:
-    """Arguments every probe example takes."""
+def take(data: dict[str, np.ndarray], rows: np.ndarray | slice) -> dict[str, np.ndarray]:
+    """The rows ``rows`` (a mask, indices or a slice) of a loader's per-record arrays; ``fs`` is kept as is."""
+    return {key: value if key == "fs" else value[rows] for key, value in data.items()}
+
+
+def probe_options(quick: bool) -> dict[str, object]:
+    """Keyword arguments for ``clef.fit_probe``: none (its defaults), or :data:`QUICK_PROBE_OPTIONS` under --quick."""
+    return dict(QUICK_PROBE_OPTIONS) if quick else {}
+
+
+def quick_dir() -> Path:
+    """Where quick mode writes its figures and files: ``<temporary folder>/clef-examples``, never the repository."""
+    return Path(tempfile.gettempdir()) / "clef-examples"
+
+
+def add_quick_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--quick`` (default on when ``CLEF_EXAMPLES_QUICK`` is 1/true/yes): ``what`` says what it cuts."""
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"},
+        help=f"smoke test in seconds: {what} (also {QUICK_ENV}=1)",
+    )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, figure: str, quick: str) -> None:
+    """Arguments every probe example takes; call :func:`resolve_common_arguments` on the parsed namespace."""
     parser.add_argument(
         "--model",
-        default="medium",
-        help="CLEF weights: a model name (small, medium, large) or a path to .safetensors/.ckpt (default: medium)",
+        default=None,
+        help="CLEF weights: a model name (small, medium, large) or a path to .safetensors/.ckpt (default: medium; "
+        "with --quick, the shared conformance checkpoint when present, so that no download is needed)",
     )
-    parser.add_argument("--data-dir", type=Path, default=None, help="folder holding mitdb-tpcp/, ludb/, cpsc2019-sample/")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="folder holding mitdb-tpcp/, ludb/, cpsc2019-sample/"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass")
-    parser.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
-    parser.add_argument("--figure", type=Path, default=Path(figure), help=f"where to save the figure (default: {figure})")
+    parser.add_argument(
+        "--n-bootstrap",
+        type=int,
+        default=None,
+        help=f"bootstrap resamples for the intervals (default: 1000; {QUICK_BOOTSTRAP} with --quick)",
+    )
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help=f"where to save the figure (default: {figure}; with --quick, in {quick_dir()})",
+    )
+    parser.set_defaults(default_figure=figure)
+    add_quick_argument(parser, f"{quick}, {QUICK_BOOTSTRAP} bootstrap resamples; the figure goes to {quick_dir()}")
+
+
+def resolve_common_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the defaults that depend on ``--quick`` (model, figure path, bootstrap resamples)."""
+    if args.model is None:
+        args.model = local_checkpoint("small") if args.quick else "medium"
+    if args.n_bootstrap is None:
+        args.n_bootstrap = QUICK_BOOTSTRAP if args.quick else 1000
+    if args.figure is None:
+        args.figure = quick_dir() / args.default_figure if args.quick else Path(args.default_figure)
+    if args.quick:
+        print("quick mode: a small slice of the data, to check that the example runs; its numbers mean nothing")
+    return args
 
 
 def finish_figure(figure: object, path: Path, title: str) -> None:

@@ -48,7 +48,9 @@ def embed(session: ort.InferenceSession, signal: np.ndarray, batch_size: int = 1
     if n_windows == 0:
         raise SystemExit(f"the recording has {len(signal)} samples, fewer than one 10 s window ({width})")
     windows = np.stack([fill_gaps(w) for w in signal[: n_windows * width].reshape(n_windows, width)]).astype(np.float32)
-    rows = [session.run(["embedding"], {"raw": windows[i : i + batch_size]})[0] for i in range(0, n_windows, batch_size)]
+    rows = [
+        session.run(["embedding"], {"raw": windows[i : i + batch_size]})[0] for i in range(0, n_windows, batch_size)
+    ]
     return np.concatenate(rows)
 
 
@@ -65,11 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         bundle = np.load(BUNDLED)
         signal = (bundle["counts"].astype(np.float64) - float(bundle["baseline"])) / float(bundle["gain"])  # mV
         if float(metadata["fs_hz"] or 0) != float(bundle["fs"]):
-            raise SystemExit(f"the bundled recording is {float(bundle['fs']):g} Hz; export with --fs {float(bundle['fs']):g}")
+            raise SystemExit(
+                f"the bundled recording is {float(bundle['fs']):g} Hz; export with --fs {float(bundle['fs']):g}"
+            )
     per_window = embed(session, signal)
     pooled = per_window.mean(axis=0)
-    print(f"{metadata['model_name']} ({metadata['model_size']}) at {metadata['fs_hz']} Hz: "
-          f"{per_window.shape[0]} windows -> per-window {per_window.shape}, pooled {pooled.shape}")  # fmt: skip
+    print(
+        f"{metadata['model_name']} ({metadata['model_size']}) at {metadata['fs_hz']} Hz: "
+        f"{per_window.shape[0]} windows -> per-window {per_window.shape}, pooled {pooled.shape}"
+    )
     assert "torch" not in sys.modules, "the app must run without torch"
     return 0
 

@@ -8,6 +8,7 @@ and the out-of-fold predictions get percentile-bootstrap intervals, next to a pr
 
     python examples/probe_cpsc_hr.py --model medium
     python examples/probe_cpsc_hr.py --model path/to/clef_small.ckpt
+    python examples/probe_cpsc_hr.py --model path/to/clef_small.ckpt --quick   # 20 records: a smoke test
 
 Data: ``cpsc2019-sample/`` (see its README.md: no explicit data license; research/test use only).
 Two records (data_00224, data_00949) hold saturated values; they are kept, as real data.
@@ -24,11 +25,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import clef_sdk as clef  # noqa: E402
-from _datasets import add_common_arguments, finish_figure, load_cpsc2019  # noqa: E402
-from clef_sdk.probes.metrics import bootstrap_metrics  # noqa: E402
+from _datasets import add_common_arguments, finish_figure, load_cpsc2019, probe_options, resolve_common_arguments, take
+
+import clef_sdk as clef
+from clef_sdk.probes.metrics import bootstrap_metrics
 
 OUTER_FOLDS = 5
+QUICK_RECORDS = 20  # --quick: the first 20 records
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -36,6 +39,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from sklearn.model_selection import KFold, cross_val_predict
 
     data = load_cpsc2019(args.data_dir)
+    if args.quick:
+        data = take(data, slice(QUICK_RECORDS))
     signals, heart_rate, fs = data["signals"], data["heart_rate"], float(data["fs"])
     print(
         f"CPSC 2019 sample: {len(signals)} records, 10 s at {fs:g} Hz; heart rate {heart_rate.min():.0f}-"
@@ -44,7 +49,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     started = time.perf_counter()
     probe = clef.fit_probe(
-        signals, heart_rate, fs=fs, model=args.model, batch_size=args.batch_size, device=args.device
+        signals,
+        heart_rate,
+        fs=fs,
+        model=args.model,
+        batch_size=args.batch_size,
+        device=args.device,
+        **probe_options(args.quick),
     )
     print(f"fit_probe on raw ECG in {time.perf_counter() - started:.1f} s")
     print(probe.summary_, "\n")
@@ -75,7 +86,10 @@ def save_figure(path: Path, truth: np.ndarray, predicted: np.ndarray, report, mo
     axis.plot([low, high], [low, high], ls=":", color="grey")
     mae, r = report["mae"], report["pearson_r"]
     axis.set(
-        xlim=(low, high), ylim=(low, high), xlabel="reference heart rate (bpm)", ylabel="out-of-fold prediction (bpm)",
+        xlim=(low, high),
+        ylim=(low, high),
+        xlabel="reference heart rate (bpm)",
+        ylabel="out-of-fold prediction (bpm)",
         title=f"MAE {mae['estimate']:.1f} [{mae['ci_low']:.1f}, {mae['ci_high']:.1f}] bpm, "
         f"r {r['estimate']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
     )
@@ -84,8 +98,8 @@ def save_figure(path: Path, truth: np.ndarray, predicted: np.ndarray, report, mo
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_arguments(parser, figure="probe_cpsc_hr.png")
-    return run(parser.parse_args(argv))
+    add_common_arguments(parser, figure="probe_cpsc_hr.png", quick=f"the first {QUICK_RECORDS} records")
+    return run(resolve_common_arguments(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ regularisation), and the out-of-fold scores get percentile-bootstrap intervals.
 
     python examples/probe_ludb.py --model medium
     python examples/probe_ludb.py --model path/to/clef_small.ckpt
+    python examples/probe_ludb.py --model path/to/clef_small.ckpt --quick   # 30 records: a smoke test
 
 Data: ``ludb/`` (see its README.md; LUDB v1.0.1, ODC-By 1.0). Needs ``wfdb`` (``pip install clef-sdk[examples]``).
 """
@@ -26,11 +27,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import clef_sdk as clef  # noqa: E402
-from _datasets import add_common_arguments, finish_figure, load_ludb  # noqa: E402
-from clef_sdk.probes.metrics import bootstrap_metrics  # noqa: E402
+from _datasets import add_common_arguments, finish_figure, load_ludb, probe_options, resolve_common_arguments, take
+
+import clef_sdk as clef
+from clef_sdk.probes.metrics import bootstrap_metrics
 
 OUTER_FOLDS = 5
+QUICK_RECORDS_PER_CLASS = 15  # --quick: the 15 AF records and the first 15 others
 
 
 def tasks(data: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
@@ -57,6 +60,10 @@ def out_of_fold_scores(probe, embeddings: np.ndarray, labels: np.ndarray) -> np.
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     data = load_ludb(args.data_dir, lead="i")
+    if args.quick:
+        af = data["rhythm"] == "Atrial fibrillation"
+        others = np.flatnonzero(~af)[:QUICK_RECORDS_PER_CLASS]
+        data = take(data, np.sort(np.concatenate([np.flatnonzero(af)[:QUICK_RECORDS_PER_CLASS], others])))
     fs = float(data["fs"])
     print(f"LUDB: {len(data['signals'])} records (one per subject), lead I, 10 s at {fs:g} Hz")
     started = time.perf_counter()
@@ -66,7 +73,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     reports, curves = {}, {}
     for name, (rows, labels, positive) in tasks(data).items():
         print(f"== {name}: {labels.sum()} {positive} / {len(labels)} records")
-        probe = clef.fit_probe(embeddings[rows], labels)  # the configuration that is cross-validated below
+        # the configuration that is cross-validated below
+        probe = clef.fit_probe(embeddings[rows], labels, **probe_options(args.quick))
         print(probe.summary_)
         scores = out_of_fold_scores(probe, embeddings[rows], labels)
         report = bootstrap_metrics(labels, scores, task="binary", n_bootstrap=args.n_bootstrap)
@@ -87,7 +95,9 @@ def save_figure(path: Path, curves: dict, reports: dict, model: str) -> None:
     for axis, (name, (labels, scores)) in zip(np.atleast_1d(axes), curves.items()):
         fpr, tpr, _ = roc_curve(labels, scores)
         auroc = reports[name]["auroc"]
-        axis.plot(fpr, tpr, lw=2, label=f"AUROC {auroc['estimate']:.2f} [{auroc['ci_low']:.2f}, {auroc['ci_high']:.2f}]")
+        axis.plot(
+            fpr, tpr, lw=2, label=f"AUROC {auroc['estimate']:.2f} [{auroc['ci_low']:.2f}, {auroc['ci_high']:.2f}]"
+        )
         axis.plot([0, 1], [0, 1], ls=":", color="grey")
         axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"LUDB lead I: {name}")
         axis.legend(loc="lower right")
@@ -96,8 +106,8 @@ def save_figure(path: Path, curves: dict, reports: dict, model: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_arguments(parser, figure="probe_ludb.png")
-    return run(parser.parse_args(argv))
+    add_common_arguments(parser, figure="probe_ludb.png", quick=f"{2 * QUICK_RECORDS_PER_CLASS} records")
+    return run(resolve_common_arguments(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ record: the 12 records form 3 folds of 4 (sorted record numbers, fold = position
 
     python examples/probe_mitdb_pvc.py --model medium                      # released weights
     python examples/probe_mitdb_pvc.py --model path/to/clef_small.ckpt     # any weights file
+    python examples/probe_mitdb_pvc.py --model path/to/clef_small.ckpt --quick   # 100 s per record: smoke test
 
 Data: ``mitdb-tpcp/`` (see its README.md; MIT-BIH Arrhythmia Database, ODC-By 1.0).
 """
@@ -27,11 +28,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import clef_sdk as clef  # noqa: E402
-from _datasets import MITDB_RECORDS, add_common_arguments, finish_figure, load_mitdb_windows  # noqa: E402
-from clef_sdk.probes.metrics import bootstrap_metrics  # noqa: E402
+from _datasets import (
+    MITDB_RECORDS,
+    add_common_arguments,
+    finish_figure,
+    load_mitdb_windows,
+    probe_options,
+    resolve_common_arguments,
+)
+
+import clef_sdk as clef
+from clef_sdk.probes.metrics import bootstrap_metrics
 
 N_FOLDS = 3
+QUICK_WINDOWS = 10  # --quick: the first 10 windows of each record (every fold still holds PVC windows)
 
 
 def record_folds(records: np.ndarray) -> np.ndarray:
@@ -41,7 +51,7 @@ def record_folds(records: np.ndarray) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
-    data = load_mitdb_windows(args.data_dir)
+    data = load_mitdb_windows(args.data_dir, windows_per_record=QUICK_WINDOWS if args.quick else None)
     windows, labels, records = data["signals"], data["labels"], data["records"]
     fs = float(data["fs"])
     print(
@@ -58,7 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     reports = {}
     for fold in range(N_FOLDS):
         train, test = folds != fold, folds == fold
-        probe = clef.fit_probe(embeddings[train], labels[train], groups=records[train])
+        probe = clef.fit_probe(embeddings[train], labels[train], groups=records[train], **probe_options(args.quick))
         oof[test] = probe.predict_proba(embeddings[test])[:, 1]
         if fold == 0:
             names = [", ".join(str(r) for r in np.unique(records[part])) for part in (train, test)]
@@ -93,7 +103,13 @@ def save_figure(path: Path, labels: np.ndarray, scores: np.ndarray, folds: np.nd
         left.plot(fpr, tpr, lw=1, alpha=0.6, label=f"fold {fold}")
     fpr, tpr, _ = roc_curve(labels, scores)
     auroc = report["auroc"]
-    left.plot(fpr, tpr, color="black", lw=2, label=f"pooled AUROC {auroc['estimate']:.2f} [{auroc['ci_low']:.2f}, {auroc['ci_high']:.2f}]")
+    left.plot(
+        fpr,
+        tpr,
+        color="black",
+        lw=2,
+        label=f"pooled AUROC {auroc['estimate']:.2f} [{auroc['ci_low']:.2f}, {auroc['ci_high']:.2f}]",
+    )
     left.plot([0, 1], [0, 1], ls=":", color="grey")
     left.set(xlabel="false positive rate", ylabel="true positive rate", title="PVC vs normal windows, held-out records")
     left.legend(loc="lower right", fontsize=8)
@@ -107,8 +123,8 @@ def save_figure(path: Path, labels: np.ndarray, scores: np.ndarray, folds: np.nd
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_arguments(parser, figure="probe_mitdb_pvc.png")
-    return run(parser.parse_args(argv))
+    add_common_arguments(parser, figure="probe_mitdb_pvc.png", quick=f"the first {QUICK_WINDOWS} windows per record")
+    return run(resolve_common_arguments(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -41,11 +41,15 @@ def load_encoder(weights: str, device: str) -> clef.ClefEncoder | None:
         reason = str(exc).strip().splitlines()[0].split(";")[0].rstrip(".")
         fallback = local_checkpoint()
         if fallback is None:
-            print(f"The {weights!r} weights could not be downloaded ({reason}). Nothing to embed with: connect to the "
-                  f"network once (`clef download {weights}`), or pass --weights PATH to a .ckpt or .safetensors file.")  # fmt: skip
+            print(
+                f"The {weights!r} weights could not be downloaded ({reason}). Nothing to embed with: connect to the "
+                f"network once (`clef download {weights}`), or pass --weights PATH to a .ckpt or .safetensors file."
+            )
             return None
-        print(f"The {weights!r} weights could not be downloaded ({reason}); using the local checkpoint {fallback} "
-              "instead (CLEF-small trained for 2 steps: the pipeline is real, its embeddings carry no meaning).")  # fmt: skip
+        print(
+            f"The {weights!r} weights could not be downloaded ({reason}); using the local checkpoint {fallback} "
+            "instead (CLEF-small trained for 2 steps: the pipeline is real, its embeddings carry no meaning)."
+        )
         return clef.load(fallback, device=device)
 
 
@@ -60,8 +64,12 @@ def timed(label: str, function, *args, **kwargs):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default="small", help="model name (small/medium/large) or weights path (.ckpt, .safetensors)")
-    parser.add_argument("--data", type=Path, help="optional: a shared data folder, to add 30 min of MIT-BIH 100 (mitdb-tpcp/100.npz)")
+    parser.add_argument(
+        "--weights", default="small", help="model name (small/medium/large) or weights path (.ckpt, .safetensors)"
+    )
+    parser.add_argument(
+        "--data", type=Path, help="optional: a shared data folder, to add 30 min of MIT-BIH 100 (mitdb-tpcp/100.npz)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     args = parser.parse_args(argv)
 
@@ -69,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     mitdb, mitdb_fs, mitdb_info = clef.datasets.load_example("mitdb-100")
     ludb, ludb_fs, ludb_info = clef.datasets.load_example("ludb-1")
     print("recordings (bundled with clef-sdk; cite them as clef.datasets says):")
-    print(f"  {mitdb_info['description']}: {len(mitdb)} samples at {mitdb_fs:g} Hz, {len(mitdb_info['beats']['sample'])} annotated beats")
+    print(
+        f"  {mitdb_info['description']}: {len(mitdb)} samples at {mitdb_fs:g} Hz, {len(mitdb_info['beats']['sample'])} annotated beats"
+    )
     print(f"  {ludb_info['description']}: {len(ludb)} samples at {ludb_fs:g} Hz, {ludb_info['rhythm'].lower()}")
     recordings = [("MIT-BIH 100", mitdb, mitdb_fs), ("LUDB 1", ludb, ludb_fs)]
     if args.data is not None:
@@ -82,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     encoder = load_encoder(args.weights, args.device)
     if encoder is None:
         return 0
-    print(f"\nencoder: {encoder.name} (CLEF-{encoder.architecture.name}, embed_dim {encoder.embed_dim}) "
-          f"loaded in {(time.perf_counter() - start) * 1000:.0f} ms")  # fmt: skip
+    print(
+        f"\nencoder: {encoder.name} (CLEF-{encoder.architecture.name}, embed_dim {encoder.embed_dim}) "
+        f"loaded in {(time.perf_counter() - start) * 1000:.0f} ms"
+    )
 
     # 3. Preprocessing alone (what the model sees): 10 s windows at 500 Hz, band-passed and z-scored.
     print("\npreprocessing:")
@@ -92,13 +104,26 @@ def main(argv: list[str] | None = None) -> int:
     # 4. Embeddings.
     print("\nembeddings:")
     pooled = timed("clef.embed(mitdb, fs=360)   [mean of windows]", clef.embed, mitdb, mitdb_fs, model=encoder)
-    per_window = timed("clef.embed(mitdb, fs=360, pooling=None)", clef.embed, mitdb, mitdb_fs, model=encoder, pooling=None)
+    per_window = timed(
+        "clef.embed(mitdb, fs=360, pooling=None)", clef.embed, mitdb, mitdb_fs, model=encoder, pooling=None
+    )
     timed("clef.embed(ludb, fs=500)", clef.embed, ludb, ludb_fs, model=encoder)
     together = timed(
-        "clef.embed([...], fs=[...])   [every recording]", clef.embed,
-        [signal for _, signal, _ in recordings], [fs for _, _, fs in recordings], model=encoder,
-    )  # fmt: skip
-    timed("clef.embed(mitdb, fs=360, stride_seconds=5)", clef.embed, mitdb, mitdb_fs, model=encoder, stride_seconds=5, pooling=None)
+        "clef.embed([...], fs=[...])   [every recording]",
+        clef.embed,
+        [signal for _, signal, _ in recordings],
+        [fs for _, _, fs in recordings],
+        model=encoder,
+    )
+    timed(
+        "clef.embed(mitdb, fs=360, stride_seconds=5)",
+        clef.embed,
+        mitdb,
+        mitdb_fs,
+        model=encoder,
+        stride_seconds=5,
+        pooling=None,
+    )
 
     # 5. What came out: float32 numpy arrays; a recording's embedding does not depend on its batch.
     assert pooled.dtype == np.float32 and per_window.shape == (6, encoder.embed_dim)

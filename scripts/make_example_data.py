@@ -47,7 +47,9 @@ def ludb(shared: Path) -> None:
 
     record_path = str(shared / "data" / "ludb" / "data" / "1")
     record = wfdb.rdrecord(record_path, physical=False, channel_names=["i"])
-    comments = {line.split(":", 1)[0].strip("<> "): line.split(":", 1)[1].strip() for line in record.comments if ":" in line}
+    comments = {
+        line.split(":", 1)[0].strip("<> "): line.split(":", 1)[1].strip() for line in record.comments if ":" in line
+    }
     np.savez_compressed(
         OUTPUT / "ludb-1.npz",
         counts=record.d_signal[:, 0].astype(np.int16),
@@ -62,7 +64,9 @@ def ludb(shared: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("CLEF_SDK_SHARED") or REPO.parent / "shared"))
+    parser.add_argument(
+        "--shared", type=Path, default=Path(os.environ.get("CLEF_SDK_SHARED") or REPO.parent / "shared")
+    )
     shared = parser.parse_args().shared
     OUTPUT.mkdir(exist_ok=True)
     mitdb(shared)

@@ -54,7 +54,9 @@ def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
 
-def assert_matches_reference(actual: np.ndarray, expected: np.ndarray, *, min_cosine: float, max_rel_diff: float) -> None:
+def assert_matches_reference(
+    actual: np.ndarray, expected: np.ndarray, *, min_cosine: float, max_rel_diff: float
+) -> None:
     """Per row: cosine similarity >= ``min_cosine`` and max |diff| <= ``max_rel_diff`` * max |expected row|."""
     actual = np.asarray(actual, dtype=np.float64)
     assert actual.shape == expected.shape

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
-import clef_sdk as clef
 from conformance_helpers import rule_state_dict
 from hub_server import FakeHub
+
+import clef_sdk as clef
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "CLEF_SDK_SHARED"
@@ -27,7 +27,9 @@ def shared_dir() -> Path:
 
 def _require(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path} is absent: set {SHARED_ENV} to the shared fixtures folder (conformance/, data/) to run this test")
+        pytest.skip(
+            f"{path} is absent: set {SHARED_ENV} to the shared fixtures folder (conformance/, data/) to run this test"
+        )
     return path
 
 
@@ -122,8 +124,18 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> Simple
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for name in ("HF_HUB_OFFLINE", "CLEF_SDK_HOME", "CLEF_SDK_ALLOW_UNVERIFIED", "HF_TOKEN", "HTTP_PROXY", "HTTPS_PROXY",
-                 "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "HF_HUB_OFFLINE",
+        "CLEF_SDK_HOME",
+        "CLEF_SDK_ALLOW_UNVERIFIED",
+        "HF_TOKEN",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     clef.clear_cache()
     yield SimpleNamespace(root=tmp_path, hf_home=hf_home)
@@ -139,9 +151,20 @@ def installed_small(small_safetensors: Path, hub, env, monkeypatch: pytest.Monke
 
     data = small_safetensors.read_bytes()
     commit = hub.add_hub_file("clef-sdk/clef-small", "model.safetensors", data)
-    source = {"type": "hub", "repo_id": "clef-sdk/clef-small", "filename": "model.safetensors", "revision": commit,
-              "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    model = {"aliases": ["clef-small", "clef_small", "s"], "embed_dim": 256, "num_parameters": 447792, "sources": [source]}
+    source = {
+        "type": "hub",
+        "repo_id": "clef-sdk/clef-small",
+        "filename": "model.safetensors",
+        "revision": commit,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    model = {
+        "aliases": ["clef-small", "clef_small", "s"],
+        "embed_dim": 256,
+        "num_parameters": 447792,
+        "sources": [source],
+    }
     manifest = env.root / "manifest.json"
     manifest.write_text(json.dumps({"schema_version": 1, "models": {"small": model}}))
     monkeypatch.setenv("CLEF_SDK_MANIFEST", str(manifest))

@@ -20,14 +20,31 @@ PAD = 33
 # scipy.signal.butter(5, [0.67 / 250, 40 / 250], btype="band"): the float64 values stored beside
 # expected_500hz_exact in ../shared/conformance/preprocess_exact.npz (tests check they are equal).
 B_HEX = (
-    "0x1.dca75bdaadf1bp-12", "0x0.0p+0", "-0x1.29e89968acb71p-9", "0x0.0p+0", "0x1.29e89968acb71p-8", "0x0.0p+0",
-    "-0x1.29e89968acb71p-8", "0x0.0p+0", "0x1.29e89968acb71p-9", "0x0.0p+0", "-0x1.dca75bdaadf1bp-12",
-)  # fmt: skip
+    "0x1.dca75bdaadf1bp-12",
+    "0x0.0p+0",
+    "-0x1.29e89968acb71p-9",
+    "0x0.0p+0",
+    "0x1.29e89968acb71p-8",
+    "0x0.0p+0",
+    "-0x1.29e89968acb71p-8",
+    "0x0.0p+0",
+    "0x1.29e89968acb71p-9",
+    "0x0.0p+0",
+    "-0x1.dca75bdaadf1bp-12",
+)
 A_HEX = (
-    "0x1.0000000000000p+0", "-0x1.0c61646c04855p+3", "0x1.fb8fa3ad51b74p+4", "-0x1.1d2e91b584ee2p+6",
-    "0x1.a5ec40d4a9e94p+6", "-0x1.ad81985dab3d9p+6", "0x1.30bace519593cp+6", "-0x1.299d7bc547721p+5",
-    "0x1.7ef24809d79c5p+3", "-0x1.251ae65f77b45p+1", "0x1.95554702af6e6p-3",
-)  # fmt: skip
+    "0x1.0000000000000p+0",
+    "-0x1.0c61646c04855p+3",
+    "0x1.fb8fa3ad51b74p+4",
+    "-0x1.1d2e91b584ee2p+6",
+    "0x1.a5ec40d4a9e94p+6",
+    "-0x1.ad81985dab3d9p+6",
+    "0x1.30bace519593cp+6",
+    "-0x1.299d7bc547721p+5",
+    "0x1.7ef24809d79c5p+3",
+    "-0x1.251ae65f77b45p+1",
+    "0x1.95554702af6e6p-3",
+)
 B = tuple(float.fromhex(v) for v in B_HEX)
 A = tuple(float.fromhex(v) for v in A_HEX)
 

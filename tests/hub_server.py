@@ -63,7 +63,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, head: bool) -> None:
         hub = self.server.hub
         path = unquote(urlsplit(self.path).path)
-        hub._log(LoggedRequest(self.server.role, self.command, path, self.headers.get("Range"), self.headers.get("User-Agent")))
+        hub._log(
+            LoggedRequest(
+                self.server.role, self.command, path, self.headers.get("Range"), self.headers.get("User-Agent")
+            )
+        )
         try:
             if self.server.role == "cdn":
                 match = _CDN.match(path)
@@ -220,7 +224,10 @@ class FakeHub:
         repo = self._repos.setdefault(repo_id, {"commit": None, "files": {}, "snapshots": {}, "refs": {}})
         files = dict(repo["snapshots"].get(commit or repo["commit"], {}))
         files[filename] = data
-        commit = commit or hashlib.sha1(repr(sorted(files)).encode() + data + str(len(repo["snapshots"])).encode()).hexdigest()
+        commit = (
+            commit
+            or hashlib.sha1(repr(sorted(files)).encode() + data + str(len(repo["snapshots"])).encode()).hexdigest()
+        )
         repo["snapshots"][commit] = files
         repo["commit"], repo["files"] = commit, files
         repo["refs"]["main"] = commit

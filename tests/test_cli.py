@@ -34,7 +34,9 @@ def test_embed_npy_matches_python_api(tmp_path, capsys, small_safetensors, encod
     source = tmp_path / "rec.npy"
     np.save(source, minute_of_mitdb)
     out = tmp_path / "emb.npy"
-    code, _, err = run_cli(capsys, "embed", str(source), "--fs", "360", "--model", str(small_safetensors), "-o", str(out))
+    code, _, err = run_cli(
+        capsys, "embed", str(source), "--fs", "360", "--model", str(small_safetensors), "-o", str(out)
+    )
     assert code == 0, err
     np.testing.assert_allclose(np.load(out), encoder.embed(minute_of_mitdb, 360), rtol=1e-6, atol=1e-7)
 
@@ -55,7 +57,16 @@ def test_embed_csv_column_by_name_prints_rows(tmp_path, capsys, small_safetensor
     lines = ["time,lead_I"] + [f"{i / 360:.5f},{v:.6f}" for i, v in enumerate(minute_of_mitdb)]
     source.write_text("\n".join(lines) + "\n")
     code, out, err = run_cli(
-        capsys, "embed", str(source), "--fs", "360", "--column", "lead_I", "--model", str(small_safetensors), "--per-window"
+        capsys,
+        "embed",
+        str(source),
+        "--fs",
+        "360",
+        "--column",
+        "lead_I",
+        "--model",
+        str(small_safetensors),
+        "--per-window",
     )
     assert code == 0, err
     printed = np.loadtxt(out.splitlines(), delimiter=",")

@@ -82,7 +82,9 @@ def test_pooling_none(encoder: ClefEncoder, recordings) -> None:
     _close(one.mean(0), clef.embed(signal, fs, model=encoder))
 
     names = ["mitdb_25s", "mitdb_95s", "cpsc_10s"]
-    several = clef.embed([recordings[n][0] for n in names], [recordings[n][1] for n in names], model=encoder, pooling=None)
+    several = clef.embed(
+        [recordings[n][0] for n in names], [recordings[n][1] for n in names], model=encoder, pooling=None
+    )
     assert isinstance(several, list) and len(several) == 3
     for name, windows in zip(names, several):
         assert windows.dtype == np.float32
@@ -103,7 +105,12 @@ def test_pooling_max(encoder: ClefEncoder, recordings) -> None:
 
 def test_stride_and_tail_are_passed_through(encoder: ClefEncoder, recordings) -> None:
     signal, fs = recordings["mitdb_25s"]
-    for kwargs, n in [({}, 2), ({"stride_seconds": 5}, 4), ({"tail": "pad"}, 3), ({"tail": "last", "stride_seconds": 7.5}, 3)]:
+    for kwargs, n in [
+        ({}, 2),
+        ({"stride_seconds": 5}, 4),
+        ({"tail": "pad"}, 3),
+        ({"tail": "last", "stride_seconds": 7.5}, 3),
+    ]:
         assert clef.embed(signal, fs, model=encoder, pooling=None, **kwargs).shape == (n, DIM)
         assert len(preprocess(signal, fs, **kwargs)) == n
 
@@ -163,7 +170,9 @@ def test_per_record_rates_must_match_recordings(encoder: ClefEncoder, recordings
         clef.embed(signals, [360, -1], model=encoder)
 
 
-def test_model_by_path_and_encoder_method(encoder: ClefEncoder, small_safetensors: Path, small_ckpt: Path, recordings) -> None:
+def test_model_by_path_and_encoder_method(
+    encoder: ClefEncoder, small_safetensors: Path, small_ckpt: Path, recordings
+) -> None:
     signal, fs = recordings["mitdb_31s"]
     reference = clef.embed(signal, fs, model=encoder)
     np.testing.assert_array_equal(encoder.embed(signal, fs), reference)
@@ -205,7 +214,9 @@ def test_inference_mode_and_eval(small_encoder: ClefEncoder, recordings) -> None
     model.train()  # a user left it in training mode
     seen: list[tuple[bool, bool, bool]] = []
     handle = model.register_forward_hook(
-        lambda module, inputs, output: seen.append((module.training, torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+        lambda module, inputs, output: seen.append(
+            (module.training, torch.is_inference_mode_enabled(), torch.is_grad_enabled())
+        )
     )
     signal, fs = recordings["mitdb_95s"]
     out = clef.embed(signal, fs, model=model, batch_size=4)
@@ -309,7 +320,9 @@ def test_bool_array(encoder: ClefEncoder) -> None:
     ],
     ids=["zero", "negative", "nan", "inf", "missing", "string", "too-high", "too-low"],
 )
-def test_bad_sampling_rate(encoder: ClefEncoder, good: np.ndarray, fs: object, error: type[Exception], message: str) -> None:
+def test_bad_sampling_rate(
+    encoder: ClefEncoder, good: np.ndarray, fs: object, error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=message):
         _bad(encoder, good, fs)
 
@@ -340,7 +353,9 @@ def test_transposed_two_d_array(encoder: ClefEncoder, mitdb_record: np.ndarray) 
         _bad(encoder, mitdb_record[:10_000, None], 360)
 
 
-@pytest.mark.parametrize("path", ["recording.npy", Path("recording.npy"), b"recording.npy"], ids=["str", "path", "bytes"])
+@pytest.mark.parametrize(
+    "path", ["recording.npy", Path("recording.npy"), b"recording.npy"], ids=["str", "path", "bytes"]
+)
 def test_path_given_as_signal(encoder: ClefEncoder, path: object) -> None:
     with pytest.raises(TypeError, match="not a signal; load the file first"):
         _bad(encoder, path)
@@ -397,8 +412,12 @@ def test_automatic_batch_size_follows_the_measurements(encoder: ClefEncoder, goo
     assert auto_batch_size(medium, "fp32", cpu) == 16 and auto_batch_size(medium, "bf16", cpu) == 32
     assert auto_batch_size(encoder, "fp32", torch.device("cuda")) == 256
     # the batch size never changes the result beyond float32 round-off (measured 2.4e-7)
-    np.testing.assert_allclose(clef.embed(good, 360, model=encoder, pooling=None),
-                               clef.embed(good, 360, model=encoder, pooling=None, batch_size=1), rtol=0, atol=2e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        clef.embed(good, 360, model=encoder, pooling=None),
+        clef.embed(good, 360, model=encoder, pooling=None, batch_size=1),
+        rtol=0,
+        atol=2e-6,
+    )
 
 
 def test_bad_model_type(good: np.ndarray) -> None:

@@ -20,7 +20,9 @@ def signals(mitdb_record: np.ndarray) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("distance", ["mse", "cosine"])
-def test_zero_for_identical_inputs_and_positive_otherwise(small_safetensors: Path, signals: torch.Tensor, distance: str) -> None:
+def test_zero_for_identical_inputs_and_positive_otherwise(
+    small_safetensors: Path, signals: torch.Tensor, distance: str
+) -> None:
     loss = clef.FeatureLoss(small_safetensors, fs=360, distance=distance, layers=("stage_2", "embedding"))
     assert loss(signals, signals.clone()).item() == 0.0
     noisy = signals + 0.05 * torch.randn(signals.shape, generator=torch.Generator().manual_seed(0))

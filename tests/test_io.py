@@ -19,9 +19,19 @@ from clef_sdk.io import (
 
 @pytest.mark.parametrize(
     ("name", "canonical"),
-    [("i", "I"), ("II", "II"), ("avf", "aVF"), ("AVL", "aVL"), ("aVR", "aVR"), ("lead V1", "V1"), ("v6", "V6"),
-     ("MLII", "II"), ("ECG", "ECG"), (" Lead_III ", "III")],
-)  # fmt: skip
+    [
+        ("i", "I"),
+        ("II", "II"),
+        ("avf", "aVF"),
+        ("AVL", "aVL"),
+        ("aVR", "aVR"),
+        ("lead V1", "V1"),
+        ("v6", "V6"),
+        ("MLII", "II"),
+        ("ECG", "ECG"),
+        (" Lead_III ", "III"),
+    ],
+)
 def test_canonical_lead(name: str, canonical: str) -> None:
     assert canonical_lead(name) == canonical
 

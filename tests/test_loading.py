@@ -134,7 +134,9 @@ def test_cache_sees_a_replaced_file(small_safetensors: Path, small_ckpt: Path, t
     assert get_encoder(path, "cpu") is not first
 
 
-def test_embed_uses_the_cache(small_safetensors: Path, ten_seconds: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embed_uses_the_cache(
+    small_safetensors: Path, ten_seconds: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[object] = []
     real_load = loading.load
 
@@ -149,7 +151,9 @@ def test_embed_uses_the_cache(small_safetensors: Path, ten_seconds: np.ndarray, 
     np.testing.assert_array_equal(a, b)
 
 
-def test_cache_is_thread_safe(small_safetensors: Path, ten_seconds: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_is_thread_safe(
+    small_safetensors: Path, ten_seconds: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[object] = []
     real_load = loading.load
 
@@ -170,7 +174,7 @@ def test_cache_is_thread_safe(small_safetensors: Path, ten_seconds: np.ndarray, 
             barrier.wait()
             results[i] = clef.embed(ten_seconds, 360, model=small_safetensors, device="cpu")
             encoders[i] = get_encoder(small_safetensors, "cpu")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conformance_helpers import assert_matches_reference, batchnorm_keys, read_key_shapes, rule_state_dict
 from torch import nn
 
 import clef_sdk as clef
-from clef_sdk.weights.format import encoder_from_weights, extract_backbone
 from clef_sdk.models import ARCHITECTURES, ClefEncoder, build
-
-from conformance_helpers import assert_matches_reference, batchnorm_keys, read_key_shapes, rule_state_dict
+from clef_sdk.weights.format import encoder_from_weights, extract_backbone
 
 SIZES = ("small", "medium", "large")
 # Published figures (paper, conformance README), BatchNorm weight/bias included.
@@ -170,39 +169,51 @@ def test_forward_rows_are_independent(small_encoder: ClefEncoder, conformance_wi
 def test_train_mode_gives_the_same_output(small_encoder: ClefEncoder, conformance_windows: np.ndarray) -> None:
     """Without BatchNorm and dropout, train() and eval() compute the same function."""
     encoder = copy.deepcopy(small_encoder).train()
-    np.testing.assert_array_equal(_forward(encoder, conformance_windows[:2]), _forward(small_encoder, conformance_windows[:2]))
+    np.testing.assert_array_equal(
+        _forward(encoder, conformance_windows[:2]), _forward(small_encoder, conformance_windows[:2])
+    )
 
 
 # --- conformance ------------------------------------------------------------------------------------------
 
 
-def test_conformance_small_float32(small_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path) -> None:
+def test_conformance_small_float32(
+    small_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path
+) -> None:
     expected = np.load(conformance_dir / "expected_small_lightning.npy")
     actual = _forward(small_encoder, conformance_windows)
     assert actual.shape == (8, 256)
     assert_matches_reference(actual, expected, min_cosine=F32_COSINE, max_rel_diff=F32_REL)
 
 
-def test_conformance_small_float64(small_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path) -> None:
+def test_conformance_small_float64(
+    small_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path
+) -> None:
     expected = np.load(conformance_dir / "expected_small_lightning.npy")
     actual = _forward(copy.deepcopy(small_encoder).double(), conformance_windows, torch.float64)
     assert_matches_reference(actual, expected, min_cosine=F64_COSINE, max_rel_diff=F64_REL)
 
 
-def test_conformance_medium_float32(medium_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path) -> None:
+def test_conformance_medium_float32(
+    medium_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path
+) -> None:
     expected = np.load(conformance_dir / "expected_medium_rule.npy")
     actual = _forward(medium_encoder, conformance_windows[:4])
     assert actual.shape == (4, 1024)
     assert_matches_reference(actual, expected, min_cosine=F32_COSINE, max_rel_diff=F32_REL)
 
 
-def test_conformance_medium_float64(medium_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path) -> None:
+def test_conformance_medium_float64(
+    medium_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path
+) -> None:
     expected = np.load(conformance_dir / "expected_medium_rule.npy")
     actual = _forward(copy.deepcopy(medium_encoder).double(), conformance_windows[:4], torch.float64)
     assert_matches_reference(actual, expected, min_cosine=F64_COSINE, max_rel_diff=F64_REL)
 
 
-def test_conformance_tolerance_is_not_vacuous(small_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path) -> None:
+def test_conformance_tolerance_is_not_vacuous(
+    small_encoder: ClefEncoder, conformance_windows: np.ndarray, conformance_dir: Path
+) -> None:
     """Shifting one grouped convolution's weights by 5% of their mean magnitude must break the float32 tolerance
     (measured: max|diff| 2e-3 * max|expected|), so the conformance checks can fail."""
     encoder = copy.deepcopy(small_encoder)
@@ -211,7 +222,9 @@ def test_conformance_tolerance_is_not_vacuous(small_encoder: ClefEncoder, confor
         weight.add_(0.05 * weight.abs().mean())
     expected = np.load(conformance_dir / "expected_small_lightning.npy")
     with pytest.raises(AssertionError):
-        assert_matches_reference(_forward(encoder, conformance_windows), expected, min_cosine=F32_COSINE, max_rel_diff=F32_REL)
+        assert_matches_reference(
+            _forward(encoder, conformance_windows), expected, min_cosine=F32_COSINE, max_rel_diff=F32_REL
+        )
 
 
 @pytest.mark.slow
@@ -240,8 +253,14 @@ def test_forward_intermediates_match_forward_and_hooks(conformance_windows: np.n
     names = small_encoder.layer_names
     assert names == ("first_conv", "stage_0", "stage_1", "stage_2", "stage_3", "stage_4", "stage_5", "embedding")
     hooked: dict[str, torch.Tensor] = {}
-    modules = {"first_conv": small_encoder.first_conv, **{f"stage_{i}": s for i, s in enumerate(small_encoder.stage_list)}}
-    handles = [m.register_forward_hook(lambda _m, _i, out, name=name: hooked.__setitem__(name, out)) for name, m in modules.items()]
+    modules = {
+        "first_conv": small_encoder.first_conv,
+        **{f"stage_{i}": s for i, s in enumerate(small_encoder.stage_list)},
+    }
+    handles = [
+        m.register_forward_hook(lambda _m, _i, out, name=name: hooked.__setitem__(name, out))
+        for name, m in modules.items()
+    ]
     try:
         with torch.inference_mode():
             expected = small_encoder(x)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conformance_helpers import row_cosines
 from scipy import signal as sps
 
 import clef_sdk as clef
-from conformance_helpers import row_cosines
 from clef_sdk.cli import main
 
 ort = pytest.importorskip("onnxruntime", reason='needs the onnx extra: pip install "clef-sdk[onnx]"')
@@ -71,8 +71,8 @@ def test_windows_graph_takes_preprocessed_windows(exported, small_encoder, recor
 
 
 def test_file_is_self_contained_with_metadata(exported, small_encoder):
-    from clef_sdk.weights.format import tensors_digest
     from clef_sdk.onnx_export import read_onnx_metadata
+    from clef_sdk.weights.format import tensors_digest
 
     path = exported(360)
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(path.name)] == [path.name]  # no .data file
@@ -104,12 +104,16 @@ def test_command_line_export_and_the_torch_free_app(small_safetensors, tmp_path,
     destination = tmp_path / "clef-small-360hz.onnx"
     assert main(["export-onnx", str(small_safetensors), "--fs", "360", "-o", str(destination)]) == 0
     assert "input 'raw' ('batch', 3600)" in capsys.readouterr().err
-    from clef_sdk.onnx_export import read_onnx_metadata
     from clef_sdk.files import sha256_file
+    from clef_sdk.onnx_export import read_onnx_metadata
 
     assert read_onnx_metadata(destination)["weights_file_sha256"] == sha256_file(small_safetensors)
     # the example imports only numpy and onnxruntime, and asserts torch never got imported
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "onnx_app.py"), str(destination)],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "onnx_app.py"), str(destination)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "6 windows -> per-window (6, 256), pooled (256,)" in result.stdout

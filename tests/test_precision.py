@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conformance_helpers import row_cosines
 
 import clef_sdk as clef
-from conformance_helpers import row_cosines
 from clef_sdk import precision as precision_module
-from clef_sdk.weights.format import encoder_from_weights, extract_backbone
 from clef_sdk.precision import check_precision, cpu_has_native_bf16
+from clef_sdk.weights.format import encoder_from_weights, extract_backbone
 
 needs_native_bf16 = pytest.mark.skipif(
     not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX-512 BF16, AMX or Arm BF16)"
@@ -71,8 +71,24 @@ def test_bf16_through_the_embedder_and_the_command_line(small_safetensors, ludb_
     source = tmp_path / "ecg.npy"
     np.save(source, ludb_minutes)
     output = tmp_path / "embedding.npy"
-    assert main(["embed", str(source), "--fs", "500", "--model", str(small_safetensors), "--precision", "bf16",
-                 "-o", str(output), "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "embed",
+                str(source),
+                "--fs",
+                "500",
+                "--model",
+                str(small_safetensors),
+                "--precision",
+                "bf16",
+                "-o",
+                str(output),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert row_cosines(np.load(output), clef.embed(ludb_minutes, 500, model=str(small_safetensors))) >= 0.9999
 
 

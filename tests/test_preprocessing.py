@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from exact_reference import reference_window
 from scipy import signal as sps
 
 import clef_sdk
 from clef_sdk import PreprocessingWarning, iter_windows, preprocess
 from clef_sdk.preprocessing import preprocess_windows
-from exact_reference import reference_window
 
 # Windows are float32 z-scores of magnitude up to ~16, where float32 spacing is 9.5e-7: every comparison with the
 # exact (float64) reference below allows 2e-6, two float32 steps (measured 4.8e-7 over 24 LUDB windows).
@@ -30,6 +30,7 @@ def assert_same_windows(actual: np.ndarray, expected: np.ndarray) -> None:
     (~1e-16) could move a float32 step on some CPU (measured: no difference on this one)."""
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, rtol=0, atol=EXACT_TOLERANCE)
+
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
@@ -137,10 +138,13 @@ def test_conformance_360hz(conformance: dict[str, np.ndarray]) -> None:
         assert np.median(np.abs(window - want)) <= 0.005  # measured <= 0.0012
 
 
-def test_exact_reference_reproduces_the_50_digit_fixture(conformance_dir: Path, conformance: dict[str, np.ndarray]) -> None:
+def test_exact_reference_reproduces_the_50_digit_fixture(
+    conformance_dir: Path, conformance: dict[str, np.ndarray]
+) -> None:
     """The tests' own exact reference (integer arithmetic) agrees with the fixture computed in 50-digit arithmetic,
     so tests built on it are sound; and the fixture's coefficients are the ones both implementations use."""
     import exact_reference
+
     from clef_sdk.filters import BUTTER_A, BUTTER_B
 
     with np.load(conformance_dir / "preprocess_exact.npz") as archive:
@@ -154,7 +158,9 @@ def test_exact_reference_reproduces_the_50_digit_fixture(conformance_dir: Path, 
 
 
 def test_vectorised_filtering_equals_per_row(data_dir: Path) -> None:
-    raw = np.stack([_ludb_lead(data_dir, record, lead)[0] for record in (1, 2) for lead in range(12)]).astype(np.float64)
+    raw = np.stack([_ludb_lead(data_dir, record, lead)[0] for record in (1, 2) for lead in range(12)]).astype(
+        np.float64
+    )
     together = preprocess_windows(raw)
     per_row = np.stack([preprocess_windows(row[None])[0] for row in raw])
     # float64 round-off of the batched matrix products (~1e-16) can move a float32 step: measured 0 differences
@@ -174,7 +180,30 @@ def test_input_not_modified(mitdb_minute: np.ndarray) -> None:
 
 # --- rates and window counts --------------------------------------------------------------------------------
 
-RATES = [50, 60, 62.5, 97.3, 100, 128, 128.5, 200, 250, 256, 300, 360, 400, 500, 512, 999.5, 1000, 1024, 2000, 4096, 8000, 10000]
+RATES = [
+    50,
+    60,
+    62.5,
+    97.3,
+    100,
+    128,
+    128.5,
+    200,
+    250,
+    256,
+    300,
+    360,
+    400,
+    500,
+    512,
+    999.5,
+    1000,
+    1024,
+    2000,
+    4096,
+    8000,
+    10000,
+]
 
 
 @pytest.mark.parametrize("fs", RATES)
@@ -230,7 +259,16 @@ def test_stride_overlap_360hz(mitdb_minute: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     ("stride", "error"),
-    [(0, ValueError), (-5, ValueError), (0.001, ValueError), (10.5, ValueError), (float("nan"), ValueError), (float("inf"), ValueError), ("5", TypeError), (True, TypeError)],
+    [
+        (0, ValueError),
+        (-5, ValueError),
+        (0.001, ValueError),
+        (10.5, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("5", TypeError),
+        (True, TypeError),
+    ],
 )
 def test_invalid_stride(ludb_mv: np.ndarray, stride: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="stride_seconds"):
@@ -302,7 +340,9 @@ def test_iter_windows_chunks_concatenate_to_preprocess(mitdb_record: np.ndarray)
     assert all(c.dtype == np.float32 for c in chunks)
     assert_same_windows(np.concatenate(chunks), whole)
     overlapping = list(iter_windows(mitdb_record[: 360 * 100], 360, chunk_size=4, stride_seconds=5, tail="last"))
-    assert_same_windows(np.concatenate(overlapping), preprocess(mitdb_record[: 360 * 100], 360, stride_seconds=5, tail="last"))
+    assert_same_windows(
+        np.concatenate(overlapping), preprocess(mitdb_record[: 360 * 100], 360, stride_seconds=5, tail="last")
+    )
 
 
 def test_iter_windows_validates_before_the_first_chunk() -> None:

@@ -25,9 +25,15 @@ def nstdb_scores(data_dir, fs: int = 360) -> dict[int, np.ndarray]:
     """Scores per NSTDB 118 level (resampled from 360 Hz to ``fs``). The noise starts about 40 s into each
     2-minute excerpt: windows 0-3 are clean at every level, windows 4-11 noisy."""
     ratio = Fraction(fs, 360)
-    return {snr: clef.signal_quality(resample_poly(np.loadtxt(data_dir / "nstdb-118" / f"118e{snr:02d}.csv"),
-                                                   ratio.numerator, ratio.denominator), fs).score
-            for snr in (24, 12, 6, 0)}  # fmt: skip
+    return {
+        snr: clef.signal_quality(
+            resample_poly(
+                np.loadtxt(data_dir / "nstdb-118" / f"118e{snr:02d}.csv"), ratio.numerator, ratio.denominator
+            ),
+            fs,
+        ).score
+        for snr in (24, 12, 6, 0)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +58,24 @@ def test_separates_24_db_from_0_db(nstdb):
 
 
 def test_clean_recordings_are_usable(data_dir):
-    ludb = [clef.signal_quality(np.fromfile(data_dir / "ludb" / "data" / f"{r}.dat", dtype="<i2").reshape(-1, 12)[:, 0], 500)
-            for r in range(1, 201)]  # fmt: skip
-    mitdb = [clef.signal_quality(np.load(path)["ecg"], 360) for path in sorted(glob.glob(str(data_dir / "mitdb-tpcp" / "*.npz")))]
-    cpsc = [clef.signal_quality(scipy.io.loadmat(path)["ecg"].ravel(), 500)
-            for path in sorted(glob.glob(str(data_dir / "cpsc2019-sample" / "data" / "*.mat")))]  # fmt: skip
-    usable = {name: np.concatenate([q.usable for q in qualities]).mean() for name, qualities in
-              (("ludb", ludb), ("mitdb", mitdb), ("cpsc", cpsc))}  # fmt: skip
+    ludb = [
+        clef.signal_quality(
+            np.fromfile(data_dir / "ludb" / "data" / f"{r}.dat", dtype="<i2").reshape(-1, 12)[:, 0], 500
+        )
+        for r in range(1, 201)
+    ]
+    mitdb = [
+        clef.signal_quality(np.load(path)["ecg"], 360)
+        for path in sorted(glob.glob(str(data_dir / "mitdb-tpcp" / "*.npz")))
+    ]
+    cpsc = [
+        clef.signal_quality(scipy.io.loadmat(path)["ecg"].ravel(), 500)
+        for path in sorted(glob.glob(str(data_dir / "cpsc2019-sample" / "data" / "*.mat")))
+    ]
+    usable = {
+        name: np.concatenate([q.usable for q in qualities]).mean()
+        for name, qualities in (("ludb", ludb), ("mitdb", mitdb), ("cpsc", cpsc))
+    }
     # measured: LUDB 0.980 (200 windows), MIT-BIH 0.970 (2160), CPSC 2019 0.96 (50; the two flagged are data_00147,
     # baseline wander several times the QRS, and data_00949, a 33 mV spike; the next lowest scores 0.57)
     assert all(fraction >= 0.95 for fraction in usable.values()), usable
@@ -68,10 +85,16 @@ def test_held_out_leads_and_rates_are_usable(data_dir):
     """Data not used to choose the measures and their ranges: other LUDB leads, and lead I at 128 Hz."""
     ludb = [np.fromfile(data_dir / "ludb" / "data" / f"{r}.dat", dtype="<i2").reshape(-1, 12) for r in range(1, 201)]
     usable = {
-        name: np.mean([clef.signal_quality(leads[:, lead] if fs == 500 else resample_poly(leads[:, lead], 32, 125), fs).usable[0]
-                       for leads in ludb])
+        name: np.mean(
+            [
+                clef.signal_quality(leads[:, lead] if fs == 500 else resample_poly(leads[:, lead], 32, 125), fs).usable[
+                    0
+                ]
+                for leads in ludb
+            ]
+        )
         for name, lead, fs in (("ii", 1, 500), ("v1", 6, 500), ("i at 128 Hz", 0, 128))
-    }  # fmt: skip
+    }
     # measured: lead II 0.965, V1 0.965, lead I at 128 Hz 0.985
     assert all(fraction >= 0.95 for fraction in usable.values()), usable
 
@@ -150,8 +173,24 @@ def test_embed_drops_or_returns_quality(minute, tmp_path, small_safetensors, cap
 
     source, output = tmp_path / "noisy.npy", tmp_path / "embedding.npy"
     np.save(source, noisy)
-    assert main(["embed", str(source), "--fs", str(fs), "--model", str(small_safetensors), "--quality", "return",
-                 "-o", str(output), "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "embed",
+                str(source),
+                "--fs",
+                str(fs),
+                "--model",
+                str(small_safetensors),
+                "--quality",
+                "return",
+                "-o",
+                str(output),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     lines = (tmp_path / "embedding.quality.csv").read_text().splitlines()
     assert lines[0] == "recording,window,start_seconds,score,usable,reasons" and len(lines) == 7
     assert lines[2].split(",")[4] == "0" and lines[2].split(",")[5]  # the noise window: unusable, with its reasons

@@ -12,10 +12,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _quickstart(tmp_path: Path, shared: Path | None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "CLEF_SDK_HOME": str(tmp_path / "clef"), "HF_HUB_OFFLINE": "1",
-           "CLEF_SDK_SHARED": str(shared or tmp_path / "no-shared-folder")}  # fmt: skip
-    return subprocess.run([sys.executable, str(REPO / "examples" / "quickstart.py")], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=tmp_path)  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "CLEF_SDK_HOME": str(tmp_path / "clef"),
+        "HF_HUB_OFFLINE": "1",
+        "CLEF_SDK_SHARED": str(shared or tmp_path / "no-shared-folder"),
+    }
+    return subprocess.run(
+        [sys.executable, str(REPO / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
 
 
 def test_quickstart_without_weights_explains_and_exits_0(tmp_path: Path) -> None:

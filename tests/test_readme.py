@@ -19,7 +19,7 @@ def test_readme_python_snippets_run(installed_small) -> None:
     assert snippets, "the README has Python snippets"
     namespace: dict[str, object] = {}
     for snippet in snippets:
-        exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+        exec(compile(snippet, "README.md", "exec"), namespace)
     assert namespace["embedding"].shape == (256,) and namespace["embedding"].dtype == np.float32
     assert namespace["windows"].shape == (6, 256)
     assert namespace["batch"].shape == (2, 256)

@@ -13,12 +13,11 @@ from scipy import signal as sps
 import clef_sdk as clef
 from clef_sdk import resampling
 from clef_sdk.embedding import _prefetched, _window_chunks
-from clef_sdk.windows import PreprocessingWarning, plan_windows
-from clef_sdk.preprocessing import _interpolate_nan, preprocess_windows
-from clef_sdk.resampling import resampling_ratio
-from clef_sdk.resampling import Recording
-from clef_sdk.io import WfdbSignal
 from clef_sdk.inputs import is_array_like_signal
+from clef_sdk.io import WfdbSignal
+from clef_sdk.preprocessing import _interpolate_nan, preprocess_windows
+from clef_sdk.resampling import Recording, resampling_ratio
+from clef_sdk.windows import PreprocessingWarning, plan_windows
 
 
 @pytest.fixture(scope="module")
@@ -132,11 +131,17 @@ def test_truncated_wfdb_record_fails_with_the_record_named(tmp_path, data_dir):
         clef.preprocess(lazy, 360)
 
 
-@pytest.mark.parametrize(("fs", "dtype", "tolerance"), [
-    # measured max |difference| to the numpy path: float64 4.6e-7 (360 Hz), 4.1e-7 (500), 4.4e-7 (250) -- the
-    # float32 rounding of the numpy path's output; float32 1.6e-5
-    (360, torch.float64, 1e-6), (500, torch.float64, 1e-6), (250, torch.float64, 1e-6), (360, torch.float32, 5e-5),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fs", "dtype", "tolerance"),
+    [
+        # measured max |difference| to the numpy path: float64 4.6e-7 (360 Hz), 4.1e-7 (500), 4.4e-7 (250) -- the
+        # float32 rounding of the numpy path's output; float32 1.6e-5
+        (360, torch.float64, 1e-6),
+        (500, torch.float64, 1e-6),
+        (250, torch.float64, 1e-6),
+        (360, torch.float32, 5e-5),
+    ],
+)
 def test_device_preprocessing_matches_the_numpy_path(five_minutes, fs, dtype, tolerance):
     x = five_minutes if fs == 360 else sps.resample_poly(five_minutes, fs, 360)
     plan = plan_windows(x.size, fs, stride_seconds=4)

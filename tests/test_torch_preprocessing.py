@@ -131,9 +131,12 @@ def test_bad_input() -> None:
 def test_numpy_paths_refuse_tensors_that_require_grad(small_encoder) -> None:
     """No silent graph cuts: embed and preprocess would return numpy; they point to the Preprocessor instead."""
     x = torch.randn(6000, requires_grad=True)
-    for call in (lambda: clef.embed(x, 500, model=small_encoder), lambda: clef.preprocess(x, 500),
-                 lambda: clef.embed([x.detach(), x], 500, model=small_encoder),
-                 lambda: clef.embed(torch.stack([x, x]), 500, model=small_encoder)):  # fmt: skip
+    for call in (
+        lambda: clef.embed(x, 500, model=small_encoder),
+        lambda: clef.preprocess(x, 500),
+        lambda: clef.embed([x.detach(), x], 500, model=small_encoder),
+        lambda: clef.embed(torch.stack([x, x]), 500, model=small_encoder),
+    ):
         with pytest.raises(TypeError, match=r"requires grad.*clef.Preprocessor\(fs\)"):
             call()
     assert clef.embed(x.detach(), 500, model=small_encoder).shape == (256,)

@@ -62,7 +62,10 @@ def load_example(name: str) -> tuple[np.ndarray, float, dict[str, Any]]:
     """
     if name not in _EXAMPLES:
         raise ValueError(f"unknown example {name!r}; choose one of {list_examples()}")
-    with resources.files(__package__).joinpath("data", f"{name}.npz").open("rb") as handle, np.load(handle) as archive:
+    with (
+        resources.files(__package__).joinpath("data").joinpath(f"{name}.npz").open("rb") as handle,
+        np.load(handle) as archive,
+    ):
         data = {key: archive[key] for key in archive.files}
     signal = (data["counts"].astype(np.float64) - float(data["baseline"])) / float(data["gain"])
     info: dict[str, Any] = {**_EXAMPLES[name], "units": "mV", "license": _LICENSE}

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..constants import WINDOW_SECONDS
 from ..embedding import embed
-from ..inputs import as_recordings, check_batch_size, check_fs, tensor_to_numpy
+from ..inputs import as_recordings, check_batch_size, check_choice, check_fs, tensor_to_numpy
 from ..loading import ModelSpec, get_encoder
 from ..models import ARCHITECTURES, ClefEncoder
 from ..precision import Precision, check_precision
@@ -70,13 +70,10 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
     # -- validation -------------------------------------------------------------------------------------
 
     def _check_params(self) -> float:
-        if self.quality not in (None, "drop"):
-            raise ValueError(f"ClefEmbedder quality must be None or 'drop', got {self.quality!r}")
-        if self.pooling not in ("mean", "max"):
-            raise ValueError(
-                f"ClefEmbedder pooling must be 'mean' or 'max', got {self.pooling!r} (per-window output, "
-                "pooling=None, has no fixed width; use clef.embed(..., pooling=None) for that)"
-            )
+        # A subset of clef.embed's options: per-window output (pooling=None) and quality="return" have no fixed
+        # width, so an estimator cannot offer them; clef.embed does.
+        check_choice(self.quality, (None, "drop"), "ClefEmbedder quality")
+        check_choice(self.pooling, ("mean", "max"), "ClefEmbedder pooling")
         try:
             check_batch_size(self.batch_size)
         except ValueError as exc:
@@ -96,11 +93,15 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         if isinstance(X, (str, bytes, os.PathLike)):
             raise TypeError(f"X is a {type(X).__name__}, not recordings; load the signals first")
         if hasattr(X, "toarray") or hasattr(X, "tocsr"):
-            raise TypeError("sparse X is not supported: pass the recordings as a dense 2-D array or a list of 1-D arrays")
+            raise TypeError(
+                "sparse X is not supported: pass the recordings as a dense 2-D array or a list of 1-D arrays"
+            )
         X = tensor_to_numpy(X, "X")
         if isinstance(X, (list, tuple)):
             if len(X) == 0:
-                raise ValueError("X holds no recordings (empty list); pass (n_records, n_samples) or a list of 1-D recordings")
+                raise ValueError(
+                    "X holds no recordings (empty list); pass (n_records, n_samples) or a list of 1-D recordings"
+                )
             if all(np.ndim(item) == 0 for item in X):
                 raise ValueError(
                     "X looks like one recording (a flat list of numbers); ClefEmbedder takes a collection of "
@@ -121,7 +122,9 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
                     "for multi-lead data pick one lead"
                 )
             if array.shape[0] == 0:
-                raise ValueError(f"X holds no recordings, shape {array.shape}; pass at least one recording of 10 s or more")
+                raise ValueError(
+                    f"X holds no recordings, shape {array.shape}; pass at least one recording of 10 s or more"
+                )
             if array.shape[1] == 0:
                 raise ValueError(
                     f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required: "
@@ -152,10 +155,18 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         """Embed each recording: float32 ``(n_records, embed_dim)``."""
         fs = self._check_params()
         recordings = self._recordings(X, fs)
-        return embed(
-            recordings, fs, model=get_encoder(self.model, self.device), pooling=self.pooling,
-            batch_size=self.batch_size, progress=None, precision=self.precision, quality=self.quality,
-        )  # fmt: skip
+        embeddings = embed(
+            recordings,
+            fs,
+            model=get_encoder(self.model, self.device),
+            pooling=self.pooling,
+            batch_size=self.batch_size,
+            progress=None,
+            precision=self.precision,
+            quality=self.quality,
+        )
+        assert isinstance(embeddings, np.ndarray)  # pooled: one row per recording
+        return embeddings
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """``clef_0`` ... ``clef_{embed_dim-1}``."""

@@ -25,7 +25,9 @@ def _probe_task(probe: Any, y: np.ndarray) -> str:
     if not is_classifier(probe) and not hasattr(probe, "predict_proba"):
         return "regression"
     kind = type_of_target(y)
-    return {"binary": "binary", "multiclass": "multiclass", "multilabel-indicator": "multilabel"}.get(kind, "regression")
+    return {"binary": "binary", "multiclass": "multiclass", "multilabel-indicator": "multilabel"}.get(
+        kind, "regression"
+    )
 
 
 def evaluate_probe(
@@ -77,8 +79,14 @@ def evaluate_probe(
     predicted = np.asarray(model.predict(features))
     if task == "multilabel":
         return bootstrap_metrics(
-            y_array, proba, task=task, y_pred=predicted, groups=groups,
-            n_bootstrap=n_bootstrap, ci=ci, random_state=random_state,
+            y_array,
+            proba,
+            task=task,
+            y_pred=predicted,
+            groups=groups,
+            n_bootstrap=n_bootstrap,
+            ci=ci,
+            random_state=random_state,
         )
     classes = list(np.asarray(model.classes_).tolist())
     unknown = set(np.unique(y_array).tolist()) - set(classes)
@@ -87,6 +95,13 @@ def evaluate_probe(
             f"y holds label(s) {sorted(map(str, unknown))} the probe was not fitted on (its classes: {classes})"
         )
     return bootstrap_metrics(
-        y_array.tolist(), proba if task == "multiclass" else proba[:, 1], task=task, y_pred=predicted.tolist(),
-        groups=groups, n_bootstrap=n_bootstrap, ci=ci, random_state=random_state, classes=classes,
+        y_array.tolist(),
+        proba if task == "multiclass" else proba[:, 1],
+        task=task,
+        y_pred=predicted.tolist(),
+        groups=groups,
+        n_bootstrap=n_bootstrap,
+        ci=ci,
+        random_state=random_state,
+        classes=classes,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -80,7 +80,7 @@ def fit_probe(
     if fs is None:
         embeddings = checked_embeddings(X)
     elif looks_like_embeddings(X, fs):
-        width = np.shape(X)[1]
+        width = np.shape(cast(np.ndarray, X))[1]
         raise ValueError(
             f"X has {width} columns, which at fs={fs} Hz is {width / float(fs):.2f} s of ECG, too short for "
             f"raw recordings (>= {WINDOW_SECONDS} s); if X holds CLEF embeddings, do not pass fs"

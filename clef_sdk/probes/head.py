@@ -216,8 +216,10 @@ class LinearProbe(BaseEstimator):
         self.n_groups_ = int(len(np.unique(patient_units(group_array, n)))) if group_array is not None else None
         self.regularization_ = regularization
         self.cv_score_ = cv_score
-        self.cv_scoring_ = "neg_mean_squared_error" if task == "regression" else (
-            "roc_auc" if task in ("binary", "multilabel") else "roc_auc_ovr (macro)"
+        self.cv_scoring_ = (
+            "neg_mean_squared_error"
+            if task == "regression"
+            else ("roc_auc" if task in ("binary", "multilabel") else "roc_auc_ovr (macro)")
         )
         self.notes_ = notes
         return self
@@ -250,13 +252,20 @@ class LinearProbe(BaseEstimator):
         if self.task_ == "regression":
             head = f"ridge regression, alpha={self.regularization_:.3g} (from {len(self.estimator_.alphas)} values)"
         else:
-            kind = {"binary": "logistic regression", "multiclass": "multinomial logistic regression",
-                    "multilabel": f"one-vs-rest logistic regression over {len(self.classes_)} labels"}[self.task_]
+            kind = {
+                "binary": "logistic regression",
+                "multiclass": "multinomial logistic regression",
+                "multilabel": f"one-vs-rest logistic regression over {len(self.classes_)} labels",
+            }[self.task_]
             c = self.regularization_
             chosen = f"C={c:.3g}" if np.ndim(c) == 0 else f"C per label={np.array2string(np.asarray(c), precision=3)}"
-            weights = "balanced class weights" if self.class_weight == "balanced" else f"class_weight={self.class_weight}"
+            weights = (
+                "balanced class weights" if self.class_weight == "balanced" else f"class_weight={self.class_weight}"
+            )
             head = f"{kind}, {chosen}, {weights}"
-        groups = f"grouped by {self.n_groups_} patients" if self.grouped_ else "no groups (records treated as independent)"
+        groups = (
+            f"grouped by {self.n_groups_} patients" if self.grouped_ else "no groups (records treated as independent)"
+        )
         lines = [
             f"task: {self.task_} ({self.task_reason_})",
             f"head: {head}",

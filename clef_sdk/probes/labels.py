@@ -29,8 +29,8 @@ MAX_AUTO_CLASSES = 20
 
 
 def n_records_of(X: object) -> int:
-    if hasattr(X, "shape") and len(getattr(X, "shape")) >= 1:
-        shape = X.shape  # type: ignore[union-attr]
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) >= 1:
         if len(shape) == 1:
             raise ValueError(
                 f"X is 1-D, shape {tuple(shape)}: pass several recordings (n_records, n_samples), a list of 1-D "
@@ -82,9 +82,7 @@ def groups_array(groups: object, n_records: int) -> np.ndarray | None:
         return None
     array = np.asarray(groups)
     if array.ndim != 1 or len(array) != n_records:
-        raise ValueError(
-            f"groups must hold one patient id per recording ({n_records}), got shape {array.shape}"
-        )
+        raise ValueError(f"groups must hold one patient id per recording ({n_records}), got shape {array.shape}")
     if _missing_mask(array).any():
         raise ValueError("groups has missing (NaN/None) ids; give every recording a patient id")
     return array
@@ -110,11 +108,13 @@ def _is_numeric(array: np.ndarray) -> bool:
     if array.dtype.kind in "biuf":
         return True
     if array.dtype == object:
-        return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in array.ravel())
+        return all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in array.ravel()
+        )
     return False
 
 
-def infer_task(y: object, task: str = "auto") -> tuple[str, str]:
+def infer_task(y: object, task: str = "auto") -> tuple[Task, str]:
     """Which probe ``y`` calls for, and why: ``(task, reason)``.
 
     With ``task="auto"``: a 2-D 0/1 matrix is ``"multilabel"``; non-numeric labels (strings, booleans) or
@@ -149,7 +149,13 @@ def infer_task(y: object, task: str = "auto") -> tuple[str, str]:
         return "multilabel", reason
 
     numeric = _is_numeric(array) and array.dtype != bool
-    values = np.unique(array.astype(float) if array.dtype == object and numeric else array.astype(str) if array.dtype == object else array)
+    values = np.unique(
+        array.astype(float)
+        if array.dtype == object and numeric
+        else array.astype(str)
+        if array.dtype == object
+        else array
+    )
     n_values = len(values)
     integer_valued = numeric and bool(np.all(np.mod(values.astype(float), 1) == 0))
     shown = [_display(v) for v in values[:2]]

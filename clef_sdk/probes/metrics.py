@@ -17,8 +17,16 @@ __all__ = ["METRICS", "MetricReport", "bootstrap_metrics"]
 #: Metrics reported per task (keys of the returned dict), with display names.
 METRICS: dict[str, dict[str, str]] = {
     "binary": {"auroc": "AUROC", "auprc": "AUPRC", "balanced_accuracy": "balanced accuracy"},
-    "multiclass": {"auroc": "AUROC (macro OvR)", "auprc": "AUPRC (macro OvR)", "balanced_accuracy": "balanced accuracy"},
-    "multilabel": {"auroc": "AUROC (macro)", "auprc": "AUPRC (macro)", "balanced_accuracy": "balanced accuracy (macro)"},
+    "multiclass": {
+        "auroc": "AUROC (macro OvR)",
+        "auprc": "AUPRC (macro OvR)",
+        "balanced_accuracy": "balanced accuracy",
+    },
+    "multilabel": {
+        "auroc": "AUROC (macro)",
+        "auprc": "AUPRC (macro)",
+        "balanced_accuracy": "balanced accuracy (macro)",
+    },
     "regression": {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "pearson_r": "Pearson r"},
 }
 # Resamples are processed in chunks of at most this many (resample x record) weights.
@@ -224,8 +232,10 @@ def _check_inputs(
             positive = y == classes[1]
         else:
             values = set(np.unique(y).tolist())
-            if not values <= {0, 1, True, False}:
-                raise ValueError(f"binary: y_true must be 0/1 (or pass classes=[negative, positive]), got {sorted(map(str, values))}")
+            if not values <= {0, 1}:
+                raise ValueError(
+                    f"binary: y_true must be 0/1 (or pass classes=[negative, positive]), got {sorted(map(str, values))}"
+                )
             positive = y.astype(bool)
         if y_pred is None:
             predicted = s >= threshold
@@ -258,9 +268,7 @@ def _check_inputs(
     return y.astype(int), s, predicted
 
 
-def _bootstrap_weights(
-    rng: np.random.Generator, units: np.ndarray, n_units: int, n_resamples: int
-) -> np.ndarray:
+def _bootstrap_weights(rng: np.random.Generator, units: np.ndarray, n_units: int, n_resamples: int) -> np.ndarray:
     """(n_resamples, n_records) draw counts; whole units (patients) are drawn with replacement."""
     draws = rng.integers(0, n_units, size=(n_resamples, n_units))
     flat = (draws + n_units * np.arange(n_resamples)[:, None]).ravel()
@@ -310,7 +318,9 @@ def bootstrap_metrics(
         group_array = np.asarray(groups)
         if group_array.ndim != 1 or len(group_array) != n:
             raise ValueError(f"groups must hold one patient id per record ({n}), got shape {group_array.shape}")
-        _, units = np.unique(group_array.astype(str) if group_array.dtype == object else group_array, return_inverse=True)
+        _, units = np.unique(
+            group_array.astype(str) if group_array.dtype == object else group_array, return_inverse=True
+        )
         units = units.ravel()
     else:
         units = np.arange(n)
@@ -340,9 +350,9 @@ def bootstrap_metrics(
     samples: dict[str, np.ndarray] = {}
     alpha = (1 - ci) / 2
     for name, estimate in point.items():
-        values = np.concatenate(collected[name]) if collected[name] else np.empty(0)
-        valid = values[~np.isnan(values)]
-        n_degenerate = int(len(values) - len(valid))
+        draws = np.concatenate(collected[name]) if collected[name] else np.empty(0)
+        valid = draws[~np.isnan(draws)]
+        n_degenerate = int(len(draws) - len(valid))
         if len(valid) >= 2:
             low, high = np.quantile(valid, [alpha, 1 - alpha])
         else:

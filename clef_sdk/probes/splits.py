@@ -116,7 +116,10 @@ def inner_splits(
 
     if hasattr(cv, "split"):
         strata = _strata(task, y)
-        splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(np.zeros((n, 1)) if X is None else X, strata, groups)]
+        splits = [
+            (np.asarray(tr), np.asarray(te))
+            for tr, te in cv.split(np.zeros((n, 1)) if X is None else X, strata, groups)
+        ]
         if len(splits) < 2 and not (len(splits) == 1 and len(splits[0][1]) < n):
             raise ValueError("the inner cv splitter produced no usable split; pass cv as an integer (e.g. 5)")
         if groups is not None:

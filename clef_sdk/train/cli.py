@@ -14,9 +14,17 @@ def _prepare(args: argparse.Namespace) -> int:
     from .data import prepare
 
     store = prepare(
-        args.source, args.output, metadata=args.metadata, leads=args.leads, workers=args.workers, dtype=args.dtype,
-        windows=args.windows, region=args.region, age_policy=args.age_policy, progress=not args.no_progress,
-    )  # fmt: skip
+        args.source,
+        args.output,
+        metadata=args.metadata,
+        leads=args.leads,
+        workers=args.workers,
+        dtype=args.dtype,
+        windows=args.windows,
+        region=args.region,
+        age_policy=args.age_policy,
+        progress=not args.no_progress,
+    )
     print(f"{store.path}: {store.describe()}; {store.info['n_skipped']} record(s) skipped (see skipped.csv)")
     return 0
 
@@ -26,13 +34,30 @@ def _fit(args: argparse.Namespace) -> int:
 
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
     run = fit(
-        args.data, size=args.size, method=args.method, batch_size=args.batch_size, max_epochs=args.max_epochs,
-        max_steps=args.max_steps, lr=args.lr, weight_decay=args.weight_decay, temperature=args.temperature,
-        use_missing_rate=args.use_missing_rate, devices=devices, num_nodes=args.num_nodes,
-        accelerator=args.accelerator, precision=args.precision, output=args.output, resume=args.resume,
-        checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, num_workers=args.workers,
-        seed=args.seed, noise_dir=args.noise_dir, progress=not args.no_progress, log_every=args.log_every,
-    )  # fmt: skip
+        args.data,
+        size=args.size,
+        method=args.method,
+        batch_size=args.batch_size,
+        max_epochs=args.max_epochs,
+        max_steps=args.max_steps,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        temperature=args.temperature,
+        use_missing_rate=args.use_missing_rate,
+        devices=devices,
+        num_nodes=args.num_nodes,
+        accelerator=args.accelerator,
+        precision=args.precision,
+        output=args.output,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        num_workers=args.workers,
+        seed=args.seed,
+        noise_dir=args.noise_dir,
+        progress=not args.no_progress,
+        log_every=args.log_every,
+    )
     if run.module.global_rank == 0:
         print(f"final checkpoint: {run.checkpoint}\nexport it: clef train export {run.checkpoint} -o model.safetensors")
     return 0
@@ -50,8 +75,11 @@ def add_train_commands(commands: Any) -> None:
     """Add ``train`` with its subcommands to the ``clef`` parser's subparsers."""
     from .objectives import METHODS
 
-    train = commands.add_parser("train", help="pretrain CLEF on your own ECG (needs clef-sdk[train])",
-                                description="Pretrain CLEF: prepare a store, fit, export.")  # fmt: skip
+    train = commands.add_parser(
+        "train",
+        help="pretrain CLEF on your own ECG (needs clef-sdk[train])",
+        description="Pretrain CLEF: prepare a store, fit, export.",
+    )
     steps = train.add_subparsers(dest="train_command", required=True, metavar="STEP")
 
     prepare = steps.add_parser("prepare", help="WFDB records -> a store of band-passed 10 s windows")
@@ -63,8 +91,12 @@ def add_train_commands(commands: Any) -> None:
     prepare.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     prepare.add_argument("--windows", choices=["first", "all"], default="first", help="10 s windows per record")
     prepare.add_argument("--region", default="moderate", help="ESC risk region for SCORE2 from headers")
-    prepare.add_argument("--age-policy", choices=["clip", "nan", "extrapolate"], default="clip",
-                         help="ages outside 40-89 for SCORE2 from headers (default: clip)")  # fmt: skip
+    prepare.add_argument(
+        "--age-policy",
+        choices=["clip", "nan", "extrapolate"],
+        default="clip",
+        help="ages outside 40-89 for SCORE2 from headers (default: clip)",
+    )
     prepare.add_argument("--no-progress", action="store_true")
     prepare.set_defaults(handler=_prepare)
 

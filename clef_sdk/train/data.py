@@ -11,7 +11,7 @@ Store layout (a folder)::
     store.json      format, version, leads, dtype, counts and the options used
 
 Each window is the inference preprocessing minus the z-score (:func:`clef_sdk.preprocessing.filter_windows`
-after :func:`~clef_sdk.preprocessing.resample_to_target`), which comes after augmentation at training time.
+after :func:`~clef_sdk.resampling.resample_to_target`), which comes after augmentation at training time.
 The work is split in shards of records processed by worker processes; finished shards are kept in
 ``STORE/.work``, so an interrupted run resumes where it stopped, and the final files are assembled only when
 every shard is done: a resumed job gives the same bytes as an uninterrupted one.
@@ -69,16 +69,26 @@ class _Job:
         return [self.records[i : i + self.shard_size] for i in range(0, len(self.records), self.shard_size)]
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "leads": list(self.leads), "dtype": self.dtype, "windows": self.windows,
-                "shard_size": self.shard_size, "records": list(self.records)}  # fmt: skip
+        return {
+            "source": self.source,
+            "leads": list(self.leads),
+            "dtype": self.dtype,
+            "windows": self.windows,
+            "shard_size": self.shard_size,
+            "records": list(self.records),
+        }
 
 
 def _process_record(job: _Job, record: str) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], str | None]:
     """One record -> (windows (k, n_leads, 5000), usable (k, n_leads), rows, None) or (..., reason) when skipped."""
-    empty = (np.empty((0, len(job.leads), WINDOW_SAMPLES), dtype=job.dtype), np.empty((0, len(job.leads)), bool), [])
+    empty: tuple[np.ndarray, np.ndarray, list[dict[str, Any]]] = (
+        np.empty((0, len(job.leads), WINDOW_SAMPLES), dtype=job.dtype),
+        np.empty((0, len(job.leads)), bool),
+        [],
+    )
     try:
         data = read_record(job.source, record, job.leads)
-    except Exception as exc:  # noqa: BLE001 - any failure to read is reported, never fatal
+    except Exception as exc:
         first_line = str(exc).strip().partition("\n")[0]
         return (*empty, f"unreadable: {type(exc).__name__}: {first_line}"[:300])
     if not data.present.any():
@@ -113,8 +123,15 @@ def _process_record(job: _Job, record: str) -> tuple[np.ndarray, np.ndarray, lis
     if not keep.all():
         notes.append(f"{int((~keep).sum())} window(s) flat or NaN-only in every lead, left out")
     rows = [
-        {"path": record, "window": int(k), "start_s": starts[k] / TARGET_FS, "fs": fs, "age": data.age,
-         "sex": data.sex or "", "notes": "; ".join(notes)}  # fmt: skip
+        {
+            "path": record,
+            "window": int(k),
+            "start_s": starts[k] / TARGET_FS,
+            "fs": fs,
+            "age": data.age,
+            "sex": data.sex or "",
+            "notes": "; ".join(notes),
+        }
         for k in np.flatnonzero(keep)
     ]
     return out, usable, rows, None
@@ -196,7 +213,11 @@ def prepare(
     if not records:
         raise FileNotFoundError(f"no WFDB records (.hea files) under {source_path}")
     store_path = Path(store)
-    options = {"metadata": str(Path(metadata).resolve()) if metadata else None, "region": region, "age_policy": age_policy}
+    options = {
+        "metadata": str(Path(metadata).resolve()) if metadata else None,
+        "region": region,
+        "age_policy": age_policy,
+    }
     job = _Job(str(source_path), parse_leads(leads), dtype, windows, tuple(records), shard_size)
     if (store_path / "store.json").is_file():
         existing = PretrainingStore(store_path)
@@ -231,8 +252,13 @@ def _run_shards(job: _Job, work: Path, todo: list[int], workers: int | None, pro
     shards = job.shards()
     settings = replace(job, records=())
     total = sum(len(shards[i]) for i in todo)
-    bar = tqdm(total=len(job.records), initial=len(job.records) - total, unit="record", desc="prepare",
-               disable=(not os.isatty(2)) if progress is None else not progress)  # fmt: skip
+    bar = tqdm(
+        total=len(job.records),
+        initial=len(job.records) - total,
+        unit="record",
+        desc="prepare",
+        disable=(not os.isatty(2)) if progress is None else not progress,
+    )
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     try:
         if workers == 1:
@@ -248,8 +274,14 @@ def _run_shards(job: _Job, work: Path, todo: list[int], workers: int | None, pro
 
 
 def _job_summary(job: _Job, options: dict[str, Any]) -> dict[str, Any]:
-    return {"source": job.source, "leads": list(job.leads), "dtype": job.dtype, "windows": job.windows,
-            "n_records": len(job.records), **options}  # fmt: skip
+    return {
+        "source": job.source,
+        "leads": list(job.leads),
+        "dtype": job.dtype,
+        "windows": job.windows,
+        "n_records": len(job.records),
+        **options,
+    }
 
 
 def _finalize(job: _Job, options: dict[str, Any], work: Path, store_path: Path) -> None:
@@ -311,9 +343,16 @@ def _attach_risk(table: Any, options: dict[str, Any]) -> Any:
 
     if options["metadata"] is None:
         risk, missing_rate = score2(
-            table["age"], table["sex"].replace("", None), np.nan, np.nan, np.nan, np.nan,
-            region=options["region"], impute=True, out_of_range=options["age_policy"],
-        )  # fmt: skip
+            table["age"],
+            table["sex"].replace("", None),
+            np.nan,
+            np.nan,
+            np.nan,
+            np.nan,
+            region=options["region"],
+            impute=True,
+            out_of_range=options["age_policy"],
+        )
         return table.assign(score2_risk=risk, missing_rate=missing_rate)
     meta = pd.read_csv(options["metadata"], dtype={"path": str})
     for column in ("path", "score2_risk"):
@@ -351,7 +390,11 @@ class PretrainingStore:
         self.path = Path(path)
         info_file = self.path / "store.json"
         if not info_file.is_file():
-            hint = " (an unfinished job: rerun `clef train prepare` with the same arguments)" if (self.path / ".work").is_dir() else ""
+            hint = (
+                " (an unfinished job: rerun `clef train prepare` with the same arguments)"
+                if (self.path / ".work").is_dir()
+                else ""
+            )
             raise FileNotFoundError(f"{self.path} is not a pretraining store: no store.json{hint}")
         try:
             self.info: dict[str, Any] = json.loads(info_file.read_text())
@@ -393,7 +436,9 @@ class PretrainingStore:
 
         table = pd.read_csv(self.path / "records.csv", dtype={"path": str, "sex": str}, keep_default_na=True)
         if len(table) != len(self):
-            raise ValueError(f"{self.path / 'records.csv'} has {len(table)} rows for {len(self)} windows; prepare the store again")
+            raise ValueError(
+                f"{self.path / 'records.csv'} has {len(table)} rows for {len(self)} windows; prepare the store again"
+            )
         return table
 
     @cached_property
@@ -411,7 +456,7 @@ class PretrainingStore:
         return {"path": self.path}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])
+        type(self).__init__(self, state["path"])
 
     def describe(self) -> str:
         """One line for logs and model cards."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -21,7 +21,10 @@ from torch.utils.data import DataLoader, Dataset
 from .._optional import require
 from .data import PretrainingStore
 
-L = require("lightning.pytorch", "clef_sdk.train")
+if TYPE_CHECKING:  # the real module for the type checker; at run time, a clear error when the extra is missing
+    import lightning.pytorch as L
+else:
+    L = require("lightning.pytorch", "clef_sdk.train")
 
 __all__ = ["StepBatchSampler", "StepDataLoader", "StoreDataModule", "StoreDataset"]
 
@@ -61,7 +64,9 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 class StepBatchSampler:
     """Yields this process's row indices for each remaining step of the current epoch (see the module docstring)."""
 
-    def __init__(self, n_rows: int, batch_size: int, world_size: int, rank: int, seed: int, start_step: Callable[[], int]):
+    def __init__(
+        self, n_rows: int, batch_size: int, world_size: int, rank: int, seed: int, start_step: Callable[[], int]
+    ):
         self.n_rows, self.batch_size, self.world_size, self.rank, self.seed = n_rows, batch_size, world_size, rank, seed
         self.start_step = start_step
         self.steps_per_epoch = n_rows // (batch_size * world_size)
@@ -125,7 +130,8 @@ class StoreDataModule(L.LightningDataModule):
         return StepDataLoader(
             StoreDataset(self.store),
             batch_sampler=sampler,
-            collate_fn=_already_batched,
+            # torch types collate_fn as taking a list of samples; StoreDataset.__getitems__ hands it the whole batch
+            collate_fn=cast("Callable[[list[Any]], Any]", _already_batched),
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,

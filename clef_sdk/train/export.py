@@ -49,6 +49,8 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], destination: str | os.
     metadata = training_metadata(payload, source)
     weights = extract_backbone(payload["state_dict"], source=str(source))
     if weights.size != metadata["training_size"]:
-        raise CheckpointError(f"{source}: the weights are CLEF-{weights.size}, the hyper-parameters say {metadata['training_size']}")
+        raise CheckpointError(
+            f"{source}: the weights are CLEF-{weights.size}, the hyper-parameters say {metadata['training_size']}"
+        )
     metadata.update(source_file=source.name, source_sha256=sha256_file(source))
     return write_weights(weights, destination, extra_metadata=metadata)

@@ -11,6 +11,8 @@ reproduced. Importable without Lightning.
 
 from __future__ import annotations
 
+from typing import Any, overload
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -150,9 +152,7 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.07) -> t
     return F.cross_entropy(logits, _partner_index(n, logits.device))
 
 
-def byol_loss(
-    p1: torch.Tensor, z2_target: torch.Tensor, p2: torch.Tensor, z1_target: torch.Tensor
-) -> torch.Tensor:
+def byol_loss(p1: torch.Tensor, z2_target: torch.Tensor, p2: torch.Tensor, z1_target: torch.Tensor) -> torch.Tensor:
     """BYOL's symmetric loss: ``mean(2 - 2 cos(p1, z2') + 2 - 2 cos(p2, z1'))`` (predictions vs targets)."""
     _check_views(p1, z2_target)
     _check_views(p2, z1_target)
@@ -180,17 +180,25 @@ class _AllGather(torch.autograd.Function):
     """all_gather whose backward hands each process the summed gradient of its own rows (gloo and NCCL)."""
 
     @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
         ctx.rank, ctx.rows = dist.get_rank(), tensor.shape[0]
         parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
         dist.all_gather(parts, tensor.contiguous())
         return torch.cat(parts)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
         return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
+@overload
+def gather_across_processes(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+
+@overload
+def gather_across_processes(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]: ...
 
 
 def gather_across_processes(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:

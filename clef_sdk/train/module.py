@@ -7,16 +7,20 @@ Every hyper-parameter is a plain value, saved in the checkpoint, so ``clef train
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..models import ARCHITECTURES, build
 from .._optional import require
+from ..models import ARCHITECTURES, build
 from .objectives import METHODS, make_objective
 from .views import NoiseBank, ViewConfig, ViewSampler
 
-L = require("lightning.pytorch", "clef_sdk.train")
+if TYPE_CHECKING:  # the real module for the type checker; at run time, a clear error when the extra is missing
+    import lightning.pytorch as L
+    from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+else:
+    L = require("lightning.pytorch", "clef_sdk.train")
 
 __all__ = ["ClefPretraining"]
 
@@ -75,16 +79,21 @@ class ClefPretraining(L.LightningModule):
         self.save_hyperparameters()
         self.backbone = build(size, seed=seed)
         self.objective = make_objective(
-            method, self.backbone, temperature=temperature, use_missing_rate=use_missing_rate, byol_tau=byol_tau,
-            moco_queue=moco_queue, moco_momentum=moco_momentum,
-        )  # fmt: skip
+            method,
+            self.backbone,
+            temperature=temperature,
+            use_missing_rate=use_missing_rate,
+            byol_tau=byol_tau,
+            moco_queue=moco_queue,
+            moco_momentum=moco_momentum,
+        )
         bank = NoiseBank.from_nstdb(noise_dir) if noise_dir else NoiseBank.synthetic(seed=seed)
         self.views = ViewSampler(bank, ViewConfig(same_lead_probability, noise_rms_mv, mask_probability))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         windows = batch["windows"]
         world, rank, local = self.trainer.world_size, self.global_rank, len(windows)
-        choices = self.views.draw(local * world, self.hparams.seed, self.global_step)
+        choices = self.views.draw(local * world, self.hparams["seed"], self.global_step)
         choices = {key: value[rank * local : (rank + 1) * local] for key, value in choices.items()}
         with torch.no_grad():
             x1, x2 = self.views(windows, batch["available"], choices)
@@ -97,12 +106,15 @@ class ClefPretraining(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=local * world)
         return loss
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         h = self.hparams
         optimizer = torch.optim.AdamW(
-            [p for p in self.parameters() if p.requires_grad], lr=h.lr, weight_decay=h.weight_decay, betas=(0.9, 0.999)
+            [p for p in self.parameters() if p.requires_grad],
+            lr=h["lr"],
+            weight_decay=h["weight_decay"],
+            betas=(0.9, 0.999),
         )
         scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            optimizer, T_0=h.scheduler_t0, T_mult=h.scheduler_t_mult, eta_min=h.min_lr
+            optimizer, T_0=h["scheduler_t0"], T_mult=h["scheduler_t_mult"], eta_min=h["min_lr"]
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -49,7 +49,14 @@ class Clef(Objective):
         self.temperature = temperature
         self.use_missing_rate = use_missing_rate
 
-    def loss(self, encoder, x1, x2, risk, missing_rate):  # type: ignore[override]
+    def loss(
+        self,
+        encoder: ClefEncoder,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        risk: torch.Tensor,
+        missing_rate: torch.Tensor,
+    ) -> torch.Tensor:
         z1, z2, risk, missing_rate = gather_across_processes(
             _features(encoder, x1), _features(encoder, x2), risk.float(), missing_rate.float()
         )
@@ -63,7 +70,14 @@ class SimCLR(Objective):
         super().__init__()
         self.temperature = temperature
 
-    def loss(self, encoder, x1, x2, risk, missing_rate):  # type: ignore[override]
+    def loss(
+        self,
+        encoder: ClefEncoder,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        risk: torch.Tensor,
+        missing_rate: torch.Tensor,
+    ) -> torch.Tensor:
         z1, z2 = gather_across_processes(_features(encoder, x1), _features(encoder, x2))
         return info_nce(z1, z2, self.temperature)
 
@@ -89,7 +103,14 @@ class BYOL(Objective):
         self.predictor = nn.Sequential(nn.Linear(d, d // 2), nn.BatchNorm1d(d // 2), nn.ReLU(), nn.Linear(d // 2, d))
         self.target = _frozen_copy(encoder)
 
-    def loss(self, encoder, x1, x2, risk, missing_rate):  # type: ignore[override]
+    def loss(
+        self,
+        encoder: ClefEncoder,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        risk: torch.Tensor,
+        missing_rate: torch.Tensor,
+    ) -> torch.Tensor:
         _ema(self.target, encoder, self.tau)
         p1 = self.predictor(_features(encoder, x1)).float()
         p2 = self.predictor(_features(encoder, x2)).float()
@@ -99,16 +120,30 @@ class BYOL(Objective):
 
 
 class MoCo(Objective):
-    def __init__(self, encoder: ClefEncoder, temperature: float = 0.07, queue_size: int = 65536, momentum: float = 0.999):
+    queue: torch.Tensor  # (d, K) buffer of past keys, unit columns
+    queue_position: torch.Tensor  # () long buffer: where the next key goes
+
+    def __init__(
+        self, encoder: ClefEncoder, temperature: float = 0.07, queue_size: int = 65536, momentum: float = 0.999
+    ):
         super().__init__()
         self.temperature = temperature
         self.momentum = momentum
         self.key_encoder = _frozen_copy(encoder)
         generator = torch.Generator().manual_seed(0)
-        self.register_buffer("queue", F.normalize(torch.randn(encoder.embed_dim, queue_size, generator=generator), dim=0))
+        self.register_buffer(
+            "queue", F.normalize(torch.randn(encoder.embed_dim, queue_size, generator=generator), dim=0)
+        )
         self.register_buffer("queue_position", torch.zeros((), dtype=torch.long))
 
-    def loss(self, encoder, x1, x2, risk, missing_rate):  # type: ignore[override]
+    def loss(
+        self,
+        encoder: ClefEncoder,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        risk: torch.Tensor,
+        missing_rate: torch.Tensor,
+    ) -> torch.Tensor:
         _ema(self.key_encoder, encoder, self.momentum)
         query = _features(encoder, x1)
         with torch.no_grad():

@@ -61,11 +61,33 @@ class _Model:
 
 def _score2_model(sex: str, scales: dict[str, tuple[float, float]]) -> _Model:
     beta = {
-        "male": dict(age=0.3742, smoke=0.6012, sbp=0.2777, diabetes=0.6457, chol=0.1458, hdl=-0.2698,
-                     smoke_age=-0.0755, sbp_age=-0.0255, diabetes_age=-0.0983, chol_age=-0.0281, hdl_age=0.0426),
-        "female": dict(age=0.4648, smoke=0.7744, sbp=0.3131, diabetes=0.8096, chol=0.1002, hdl=-0.2606,
-                       smoke_age=-0.1088, sbp_age=-0.0277, diabetes_age=-0.1272, chol_age=-0.0226, hdl_age=0.0613),
-    }[sex]  # fmt: skip
+        "male": dict(
+            age=0.3742,
+            smoke=0.6012,
+            sbp=0.2777,
+            diabetes=0.6457,
+            chol=0.1458,
+            hdl=-0.2698,
+            smoke_age=-0.0755,
+            sbp_age=-0.0255,
+            diabetes_age=-0.0983,
+            chol_age=-0.0281,
+            hdl_age=0.0426,
+        ),
+        "female": dict(
+            age=0.4648,
+            smoke=0.7744,
+            sbp=0.3131,
+            diabetes=0.8096,
+            chol=0.1002,
+            hdl=-0.2606,
+            smoke_age=-0.1088,
+            sbp_age=-0.0277,
+            diabetes_age=-0.1272,
+            chol_age=-0.0226,
+            hdl_age=0.0613,
+        ),
+    }[sex]
     survival = {"male": 0.9605, "female": 0.9776}[sex]
     return _Model(60.0, 5.0, 120.0, 20.0, 6.0, 1.3, 0.5, beta, 0.0, survival, scales)
 
@@ -73,53 +95,122 @@ def _score2_model(sex: str, scales: dict[str, tuple[float, float]]) -> _Model:
 def _score2_op_model(sex: str, unrounded: bool) -> _Model:
     if unrounded:  # the authors' Stata package (score2oprisk.ado), 10 digits
         beta = {
-            "male": dict(age=0.0633767915, diabetes=0.4245248910, diabetes_age=-0.0173654217, smoke=0.3523957899,
-                         smoke_age=-0.0247205945, sbp=0.0094362177, sbp_age=-0.0004794522, chol=0.0849594156,
-                         chol_age=0.0073336663, hdl=-0.3563571842, hdl_age=0.0091317857),
-            "female": dict(age=0.0789191229, diabetes=0.6009874438, diabetes_age=-0.0106909701,
-                           smoke=0.4921147010, smoke_age=-0.0255496313, sbp=0.0101993091, sbp_age=-0.0004404728,
-                           chol=0.0604939598, chol_age=-0.0009121461, hdl=-0.3040280248, hdl_age=0.0153779923),
-        }[sex]  # fmt: skip
+            "male": dict(
+                age=0.0633767915,
+                diabetes=0.4245248910,
+                diabetes_age=-0.0173654217,
+                smoke=0.3523957899,
+                smoke_age=-0.0247205945,
+                sbp=0.0094362177,
+                sbp_age=-0.0004794522,
+                chol=0.0849594156,
+                chol_age=0.0073336663,
+                hdl=-0.3563571842,
+                hdl_age=0.0091317857,
+            ),
+            "female": dict(
+                age=0.0789191229,
+                diabetes=0.6009874438,
+                diabetes_age=-0.0106909701,
+                smoke=0.4921147010,
+                smoke_age=-0.0255496313,
+                sbp=0.0101993091,
+                sbp_age=-0.0004404728,
+                chol=0.0604939598,
+                chol_age=-0.0009121461,
+                hdl=-0.3040280248,
+                hdl_age=0.0153779923,
+            ),
+        }[sex]
         mean = {"male": 0.09285225, "female": 0.2287676}[sex]
         survival = {"male": 1 - 0.24235298, "female": 1 - 0.19178759}[sex]
         scales = {
-            "male": {"low": (-0.343484, 1.193038), "moderate": (0.005320, 1.248514),
-                     "high": (0.084305, 1.151902), "very_high": (0.045959, 0.703625)},
-            "female": {"low": (-0.516054, 1.007238), "moderate": (-0.101044, 1.099621),
-                       "high": (0.375720, 1.089031), "very_high": (0.379293, 0.691530)},
-        }[sex]  # fmt: skip
+            "male": {
+                "low": (-0.343484, 1.193038),
+                "moderate": (0.005320, 1.248514),
+                "high": (0.084305, 1.151902),
+                "very_high": (0.045959, 0.703625),
+            },
+            "female": {
+                "low": (-0.516054, 1.007238),
+                "moderate": (-0.101044, 1.099621),
+                "high": (0.375720, 1.089031),
+                "very_high": (0.379293, 0.691530),
+            },
+        }[sex]
     else:  # published: 4-digit coefficients, 2-digit scales (Supp. Methods Table 1, not the Table 3 erratum)
         beta = {
-            "male": dict(age=0.0634, diabetes=0.4245, diabetes_age=-0.0174, smoke=0.3524, smoke_age=-0.0247,
-                         sbp=0.0094, sbp_age=-0.0005, chol=0.0850, chol_age=0.0073, hdl=-0.3564, hdl_age=0.0091),
-            "female": dict(age=0.0789, diabetes=0.6010, diabetes_age=-0.0107, smoke=0.4921, smoke_age=-0.0255,
-                           sbp=0.0102, sbp_age=-0.0004, chol=0.0605, chol_age=-0.0009, hdl=-0.3040,
-                           hdl_age=0.0154),
-        }[sex]  # fmt: skip
+            "male": dict(
+                age=0.0634,
+                diabetes=0.4245,
+                diabetes_age=-0.0174,
+                smoke=0.3524,
+                smoke_age=-0.0247,
+                sbp=0.0094,
+                sbp_age=-0.0005,
+                chol=0.0850,
+                chol_age=0.0073,
+                hdl=-0.3564,
+                hdl_age=0.0091,
+            ),
+            "female": dict(
+                age=0.0789,
+                diabetes=0.6010,
+                diabetes_age=-0.0107,
+                smoke=0.4921,
+                smoke_age=-0.0255,
+                sbp=0.0102,
+                sbp_age=-0.0004,
+                chol=0.0605,
+                chol_age=-0.0009,
+                hdl=-0.3040,
+                hdl_age=0.0154,
+            ),
+        }[sex]
         mean = {"male": 0.0929, "female": 0.229}[sex]
         survival = {"male": 0.7576, "female": 0.8082}[sex]
         scales = {
             "male": {"low": (-0.34, 1.19), "moderate": (0.01, 1.25), "high": (0.08, 1.15), "very_high": (0.05, 0.70)},
-            "female": {"low": (-0.52, 1.01), "moderate": (-0.10, 1.10), "high": (0.38, 1.09),
-                       "very_high": (0.38, 0.69)},
-        }[sex]  # fmt: skip
+            "female": {
+                "low": (-0.52, 1.01),
+                "moderate": (-0.10, 1.10),
+                "high": (0.38, 1.09),
+                "very_high": (0.38, 0.69),
+            },
+        }[sex]
     return _Model(73.0, 1.0, 150.0, 1.0, 6.0, 1.4, 1.0, beta, mean, survival, scales)
 
 
 _SCORE2_SCALES = {
     "published": {
-        "male": {"low": (-0.5699, 0.7476), "moderate": (-0.1565, 0.8009), "high": (0.3207, 0.9360),
-                 "very_high": (0.5836, 0.8294)},
-        "female": {"low": (-0.7380, 0.7019), "moderate": (-0.3143, 0.7701), "high": (0.5710, 0.9369),
-                   "very_high": (0.9412, 0.8329)},
+        "male": {
+            "low": (-0.5699, 0.7476),
+            "moderate": (-0.1565, 0.8009),
+            "high": (0.3207, 0.9360),
+            "very_high": (0.5836, 0.8294),
+        },
+        "female": {
+            "low": (-0.7380, 0.7019),
+            "moderate": (-0.3143, 0.7701),
+            "high": (0.5710, 0.9369),
+            "very_high": (0.9412, 0.8329),
+        },
     },
     "authors_unrounded": {
-        "male": {"low": (-0.569857, 0.747593), "moderate": (-0.156481, 0.800869), "high": (0.320717, 0.936004),
-                 "very_high": (0.583578, 0.829368)},
-        "female": {"low": (-0.737966, 0.701868), "moderate": (-0.314269, 0.770149), "high": (0.570963, 0.936893),
-                   "very_high": (0.941177, 0.832923)},
+        "male": {
+            "low": (-0.569857, 0.747593),
+            "moderate": (-0.156481, 0.800869),
+            "high": (0.320717, 0.936004),
+            "very_high": (0.583578, 0.829368),
+        },
+        "female": {
+            "low": (-0.737966, 0.701868),
+            "moderate": (-0.314269, 0.770149),
+            "high": (0.570963, 0.936893),
+            "very_high": (0.941177, 0.832923),
+        },
     },
-}  # fmt: skip
+}
 
 
 def _models(coefficients: str) -> dict[tuple[str, bool], _Model]:
@@ -148,7 +239,9 @@ def _as_float(values: object, name: str) -> np.ndarray:
     try:
         return np.asarray(flat, dtype=np.float64).reshape(array.shape)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be numbers (NaN or None for missing), got {array.ravel()[:3].tolist()}...") from None
+        raise TypeError(
+            f"{name} must be numbers (NaN or None for missing), got {array.ravel()[:3].tolist()}..."
+        ) from None
 
 
 def _is_na(value: object) -> bool:
@@ -270,12 +363,14 @@ def score2(
             stacklevel=2,
         )
 
+    def fill(values: np.ndarray, centre: float) -> np.ndarray:
+        return np.where(np.isnan(values), centre, values) if impute else values
+
     risk = np.full(shape, np.nan)
     for (sex_name, op), model in models.items():
         rows = (male == (1.0 if sex_name == "male" else 0.0)) & (is_op == op) & ~np.isnan(age_used)
         if not rows.any():
             continue
-        fill = (lambda v, centre: np.where(np.isnan(v), centre, v)) if impute else (lambda v, centre: v)
         use_diabetes = op or diabetes_terms_below_70
         risk[rows] = _risk(
             model,
@@ -292,7 +387,9 @@ def score2(
     return (risk, missing_rate) if impute else risk
 
 
-def _check_plausible(smoke: np.ndarray, sbp: np.ndarray, chol: np.ndarray, hdl: np.ndarray, diabetes: np.ndarray) -> None:
+def _check_plausible(
+    smoke: np.ndarray, sbp: np.ndarray, chol: np.ndarray, hdl: np.ndarray, diabetes: np.ndarray
+) -> None:
     problems = []
     for name, values in (("smoker", smoke), ("diabetes", diabetes)):
         bad = ~np.isnan(values) & (values != 0) & (values != 1)
@@ -348,5 +445,3 @@ def _risk(
     scale2 = np.array([model.scales[r][1] for r in regions])
     calibrated = 1 - np.exp(-np.exp(scale1 + scale2 * np.log(-np.log(1 - uncalibrated))))
     return 100 * calibrated
-
-

@@ -14,8 +14,9 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -24,7 +25,11 @@ from .data import PretrainingStore
 from .datamodule import StoreDataModule
 from .module import ClefPretraining
 
-L = require("lightning.pytorch", "clef_sdk.train")
+if TYPE_CHECKING:  # the real module for the type checker; at run time, a clear error when the extra is missing
+    import lightning.pytorch as L
+    from lightning.pytorch.trainer.connectors.accelerator_connector import _PRECISION_INPUT
+else:
+    L = require("lightning.pytorch", "clef_sdk.train")
 
 __all__ = ["TrainingRun", "fit", "latest_checkpoint"]
 
@@ -72,7 +77,7 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     for path in _candidates(Path(run_dir)):
         try:
             step = _saved_step(path)
-        except Exception:  # noqa: BLE001 - a truncated or corrupt file: another one will do
+        except Exception:
             continue
         if best is None or step > best[0]:
             best = (step, path)
@@ -82,7 +87,7 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
 def _loggers(run_dir: Path) -> list[Any]:
     loggers: list[Any] = [L.loggers.CSVLogger(run_dir, name="logs")]
     try:
-        import tensorboard  # noqa: F401
+        import_module("tensorboard")  # only whether it is installed (it has no type information)
 
         loggers.append(L.loggers.TensorBoardLogger(run_dir, name="logs", version=loggers[0].version))
     except ImportError:
@@ -143,9 +148,16 @@ def fit(
     if checkpoint_every < 1 or keep_checkpoints < 1:
         raise ValueError("checkpoint_every and keep_checkpoints must be at least 1")
     module = ClefPretraining(
-        size, method, lr=lr, weight_decay=weight_decay, temperature=temperature, use_missing_rate=use_missing_rate,
-        seed=seed, noise_dir=str(Path(noise_dir).resolve()) if noise_dir else None, data_description=store.describe(),
-    )  # fmt: skip
+        size,
+        method,
+        lr=lr,
+        weight_decay=weight_decay,
+        temperature=temperature,
+        use_missing_rate=use_missing_rate,
+        seed=seed,
+        noise_dir=str(Path(noise_dir).resolve()) if noise_dir else None,
+        data_description=store.describe(),
+    )
     if resume_from is not None:
         _check_same_run(resume_from, module.hparams)
     datamodule = StoreDataModule(data, batch_size=batch_size, num_workers=num_workers, seed=seed)
@@ -156,16 +168,21 @@ def fit(
         num_nodes=num_nodes,
         # buffers (noise bank, MoCo queue) are the same in every process by construction: no per-step broadcast
         strategy=L.strategies.DDPStrategy(broadcast_buffers=False) if multi else "auto",
-        precision=precision or _default_precision(accelerator),
+        precision=cast("_PRECISION_INPUT", precision or _default_precision(accelerator)),  # Trainer checks the string
         max_epochs=max_epochs if max_epochs is not None else -1,
         max_steps=max_steps if max_steps is not None else -1,
         default_root_dir=run_dir,
         logger=_loggers(run_dir),
         callbacks=[
             L.callbacks.ModelCheckpoint(
-                dirpath=run_dir / CHECKPOINT_DIR, filename="step={step:09d}", auto_insert_metric_name=False,
-                every_n_train_steps=checkpoint_every, save_top_k=keep_checkpoints, monitor="step", mode="max",
-            ),  # fmt: skip
+                dirpath=run_dir / CHECKPOINT_DIR,
+                filename="step={step:09d}",
+                auto_insert_metric_name=False,
+                every_n_train_steps=checkpoint_every,
+                save_top_k=keep_checkpoints,
+                monitor="step",
+                mode="max",
+            ),
             L.callbacks.LearningRateMonitor(logging_interval="step"),
             ThroughputLogger(),
             *(callbacks or []),
@@ -187,7 +204,10 @@ def fit(
 
 def _check_same_run(checkpoint: Path, requested: Any) -> None:
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
-    different = [f"{key}: {saved.get(key)!r} in the run, {requested.get(key)!r} now" for key in _RUN_IDENTITY
-                 if saved.get(key) != requested.get(key)]  # fmt: skip
+    different = [
+        f"{key}: {saved.get(key)!r} in the run, {requested.get(key)!r} now"
+        for key in _RUN_IDENTITY
+        if saved.get(key) != requested.get(key)
+    ]
     if different:
         raise ValueError(f"cannot resume {checkpoint} with other settings ({'; '.join(different)})")

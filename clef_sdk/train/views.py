@@ -57,7 +57,9 @@ class NoiseBank:
 
     def __init__(self, noise: torch.Tensor, source: str):
         if noise.ndim != 3 or noise.shape[0] != len(NOISE_KINDS) or noise.shape[-1] < WINDOW_SAMPLES:
-            raise ValueError(f"noise must be ({len(NOISE_KINDS)}, n_channels, >= {WINDOW_SAMPLES}), got {tuple(noise.shape)}")
+            raise ValueError(
+                f"noise must be ({len(NOISE_KINDS)}, n_channels, >= {WINDOW_SAMPLES}), got {tuple(noise.shape)}"
+            )
         self.noise = noise
         self.source = source
 
@@ -68,7 +70,7 @@ class NoiseBank:
         channels = min(k.shape[0] for k in kinds)
         parts = [k[:channels, :length] for k in kinds]
         parts = [p / p.std(axis=-1, keepdims=True) for p in parts]
-        parts.append(sum(parts))
+        parts.append(sum(parts[1:], start=parts[0]))  # the mixture
         bank = np.stack([p / p.std(axis=-1, keepdims=True) for p in parts]).astype(np.float32)
         return NoiseBank(torch.from_numpy(bank), source)
 
@@ -92,7 +94,9 @@ class NoiseBank:
             if record.fs != TARGET_FS:
                 signal = np.stack([resample_to_target(channel, float(record.fs)) for channel in signal])
             if signal.shape[-1] < WINDOW_SAMPLES or not (signal.std(axis=-1) > 0).all():
-                raise ValueError(f"{folder / name}: {kind} noise must hold at least 10 s of non-constant signal per channel")
+                raise ValueError(
+                    f"{folder / name}: {kind} noise must hold at least 10 s of non-constant signal per channel"
+                )
             kinds.append(signal)
         return cls._stack(kinds, f"nstdb:{folder}")
 
@@ -108,22 +112,41 @@ class NoiseBank:
         n = int(seconds * rate)
         settings = {
             "muscle": {"noise_shape": "laplace", "noise_amplitude": 1.0, "noise_frequency": [100, 200]},
-            "electrode_motion": {"noise_amplitude": 0.3, "noise_frequency": [1, 3], "artifacts_amplitude": 1.0,
-                                 "artifacts_frequency": 2, "artifacts_number": max(1, int(seconds / 6))},
+            "electrode_motion": {
+                "noise_amplitude": 0.3,
+                "noise_frequency": [1, 3],
+                "artifacts_amplitude": 1.0,
+                "artifacts_frequency": 2,
+                "artifacts_number": max(1, int(seconds / 6)),
+            },
             "baseline_wander": {"noise_shape": "gaussian", "noise_amplitude": 1.0, "noise_frequency": [0.15, 0.3, 0.5]},
-        }  # fmt: skip
+        }
         kinds = []
         for k, options in enumerate(settings.values()):
-            kinds.append(np.stack([
-                resample_to_target(nk.signal_distort(np.zeros(n), sampling_rate=rate, silent=True,
-                                                     random_state=seed * 1000 + 10 * k + c, **options), rate)
-                for c in range(channels)
-            ]))  # fmt: skip
+            kinds.append(
+                np.stack(
+                    [
+                        resample_to_target(
+                            nk.signal_distort(
+                                np.zeros(n),
+                                sampling_rate=rate,
+                                silent=True,
+                                random_state=seed * 1000 + 10 * k + c,
+                                **options,
+                            ),
+                            rate,
+                        )
+                        for c in range(channels)
+                    ]
+                )
+            )
         return cls._stack(kinds, f"synthetic:neurokit2(seed={seed}, {seconds:g} s, {channels} channels)")
 
 
 class ViewSampler(nn.Module):
     """Makes the two views of a batch of store rows; the noise bank lives on the module's device."""
+
+    noise: torch.Tensor  # (4, n_channels, n_samples) buffer, see NoiseBank
 
     def __init__(self, bank: NoiseBank, config: ViewConfig | None = None):
         super().__init__()

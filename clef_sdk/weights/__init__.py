@@ -15,10 +15,15 @@ and Zenodo, ``hf-hub:`` models and publishing.
 
 from __future__ import annotations
 
-from .cache import cache_status, cached_weights, clef_home, hub_cache_dir, verify_cache
-from .fetch import fetch_weights
-from .format import convert_checkpoint, read_weights
-from .registry import list_models, load_manifest, model_entry
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # imported on first use: the network modules (urllib, http.client) stay out of `import clef_sdk`
+    from .cache import cache_status, cached_weights, clef_home, hub_cache_dir, verify_cache
+    from .fetch import fetch_weights
+    from .format import convert_checkpoint, read_weights
+    from .registry import list_models, load_manifest, model_entry
 
 __all__ = [
     "cache_status",
@@ -33,3 +38,23 @@ __all__ = [
     "read_weights",
     "verify_cache",
 ]
+
+_LAZY = {
+    "cache_status": "cache",
+    "cached_weights": "cache",
+    "clef_home": "cache",
+    "hub_cache_dir": "cache",
+    "verify_cache": "cache",
+    "fetch_weights": "fetch",
+    "convert_checkpoint": "format",
+    "read_weights": "format",
+    "list_models": "registry",
+    "load_manifest": "registry",
+    "model_entry": "registry",
+}
+
+__getattr__ = lazy_getattr(__name__, _LAZY)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

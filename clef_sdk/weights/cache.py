@@ -227,9 +227,7 @@ def verify_hub_file(entry: ModelEntry, source: HubSource, path: Path, *, force: 
     return actual
 
 
-def _verifyzenodo_target(
-    entry: ModelEntry, source: ZenodoSource, path: Path, *, force: bool = False
-) -> str | None:
+def _verifyzenodo_target(entry: ModelEntry, source: ZenodoSource, path: Path, *, force: bool = False) -> str | None:
     """sha256 of a converted file if it is complete (has its record); raises if it no longer matches the record."""
     record = _read_json(sidecar(path))
     if record is None or not isinstance(record.get("sha256"), str):

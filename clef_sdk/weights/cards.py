@@ -148,7 +148,9 @@ Converted with clef-sdk {__version__}.
 
 
 def training_facts(metadata: dict[str, str]) -> dict[str, Any]:
-    facts: dict[str, Any] = {key[len("training_") :]: value for key, value in metadata.items() if key.startswith("training_")}
+    facts: dict[str, Any] = {
+        key[len("training_") :]: value for key, value in metadata.items() if key.startswith("training_")
+    }
     if "hparams" in facts:
         try:
             facts["hparams"] = json.loads(facts["hparams"])
@@ -157,22 +159,43 @@ def training_facts(metadata: dict[str, str]) -> dict[str, Any]:
     return facts
 
 
-def trained_model_card(repo_id: str, license: str, metadata: dict[str, str], sha256: str, size: int, embed_dim: int) -> str:
+def trained_model_card(
+    repo_id: str, license: str, metadata: dict[str, str], sha256: str, size: int, embed_dim: int
+) -> str:
     """The README.md of a trained model's Hub repository."""
     facts = training_facts(metadata)
     method = facts.get("method", "unknown")
-    tags = ["ecg", "electrocardiogram", "single-lead-ecg", "clef", "feature-extraction", "safetensors", f"clef-{method}"]
+    tags = [
+        "ecg",
+        "electrocardiogram",
+        "single-lead-ecg",
+        "clef",
+        "feature-extraction",
+        "safetensors",
+        f"clef-{method}",
+    ]
     front = front_matter(license, tags) + "\n"
-    rows = [("size", metadata.get("size", "?")), ("embedding dimension", str(embed_dim)), ("method", method),
-            ("steps", facts.get("steps", "?")), ("epochs", facts.get("epochs", "?")),
-            ("data", facts.get("data") or "not described"), ("seed", facts.get("seed") or "not recorded"),
-            ("trained from", metadata.get("source_file", "?")), ("weights sha256", sha256),
-            ("weights size", f"{size:,} bytes")]  # fmt: skip
+    rows = [
+        ("size", metadata.get("size", "?")),
+        ("embedding dimension", str(embed_dim)),
+        ("method", method),
+        ("steps", facts.get("steps", "?")),
+        ("epochs", facts.get("epochs", "?")),
+        ("data", facts.get("data") or "not described"),
+        ("seed", facts.get("seed") or "not recorded"),
+        ("trained from", metadata.get("source_file", "?")),
+        ("weights sha256", sha256),
+        ("weights size", f"{size:,} bytes"),
+    ]
     table = "| | |\n|---|---|\n" + "".join(f"| {key} | {value} |\n" for key, value in rows)
     hparams = facts.get("hparams")
-    hparams_block = f"\n```json\n{json.dumps(hparams, indent=2, sort_keys=True)}\n```\n" if isinstance(hparams, dict) else ""
+    hparams_block = (
+        f"\n```json\n{json.dumps(hparams, indent=2, sort_keys=True)}\n```\n" if isinstance(hparams, dict) else ""
+    )
     name = repo_id.split("/")[-1]
-    return front + f"""# {name}
+    return (
+        front
+        + f"""# {name}
 
 A CLEF single-lead ECG encoder pretrained with [clef-sdk](https://pypi.org/project/clef-sdk/)
 (`clef train`, method `{method}`), following CLEF ({PAPER_URL}). It maps 10 s windows of one ECG lead to
@@ -214,3 +237,4 @@ check them on your own population before relying on them.
 
 Published with clef-sdk {__version__}.
 """
+    )

@@ -28,7 +28,6 @@ from ..files import md5_and_sha256_file
 from .cache import (
     ALLOW_UNVERIFIED_ENV,
     HOME_ENV,
-    unverified_allowed,
     cached_path,
     check_weights_size,
     clef_home,
@@ -38,6 +37,7 @@ from .cache import (
     mismatch,
     now,
     sidecar,
+    unverified_allowed,
     usable_sources,
     verify_hub_file,
     write_json,
@@ -152,9 +152,7 @@ def _model_lock(entry: ModelEntry) -> Iterator[None]:
         lock.release()
 
 
-def _offline_error(
-    entry: ModelEntry, usable: list[Source], skipped: list[tuple[Source, str]], why: str
-) -> str:
+def _offline_error(entry: ModelEntry, usable: list[Source], skipped: list[tuple[Source, str]], why: str) -> str:
     lines = [f"CLEF-{entry.name} is not in the local cache and downloads are off ({why})."]
     if usable:
         lines.append("Looked for:")
@@ -186,7 +184,7 @@ def fetch_weights(
     """Path of verified safetensors weights for ``entry``, downloading them on first use.
 
     Args:
-        entry: the manifest entry (:func:`clef_sdk.registry.model_entry`).
+        entry: the manifest entry (:func:`clef_sdk.weights.registry.model_entry`).
         local_files_only: never use the network (``HF_HUB_OFFLINE=1`` does the same); fail if not cached.
         keep_checkpoint: keep the downloaded Zenodo ``.ckpt`` beside the converted file instead of deleting it.
         allow_unverified: use a Zenodo source whose checksum the manifest does not know (default: the

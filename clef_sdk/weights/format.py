@@ -245,9 +245,7 @@ def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str])
     if dst.suffix != SAFETENSORS_SUFFIX:
         raise ValueError(f"the destination should end in {SAFETENSORS_SUFFIX}, got {dst.name}")
     weights = extract_backbone(read_checkpoint(src), source=str(src))
-    return write_weights(
-        weights, dst, extra_metadata={"source_sha256": sha256_file(src), "source_file": src.name}
-    )
+    return write_weights(weights, dst, extra_metadata={"source_sha256": sha256_file(src), "source_file": src.name})
 
 
 def read_clef_safetensors(path: str | os.PathLike[str]) -> EncoderWeights:

@@ -24,7 +24,6 @@ from pathlib import Path
 from ..errors import ChecksumMismatchError, WeightsNotAvailableError
 from ..files import sha256_file
 from .cache import is_offline
-from .network import SourceUnavailable, download_hub_file
 
 __all__ = ["HF_HUB_PREFIX", "WEIGHTS_FILENAME", "HubModelSource", "fetch_hub_model", "is_hub_spec", "parse_hub_spec"]
 
@@ -67,6 +66,8 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None]:
 
 
 def _download(repo_id: str, filename: str, revision: str | None, local_files_only: bool) -> Path:
+    from .network import SourceUnavailable, download_hub_file  # the network modules load when first needed
+
     offline = is_offline(local_files_only)
     try:
         return download_hub_file(repo_id, filename, revision, local_files_only=offline)

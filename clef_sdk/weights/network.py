@@ -133,8 +133,15 @@ def _progress_bar(total: int | None, initial: int, desc: str, progress: bool | N
     if progress is None and env_true("HF_HUB_DISABLE_PROGRESS_BARS"):
         disable = True
     return tqdm(
-        total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=disable,
-        file=sys.stderr, leave=True,
+        total=total,
+        initial=initial,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        disable=disable,
+        file=sys.stderr,
+        leave=True,
     )
 
 

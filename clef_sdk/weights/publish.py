@@ -70,9 +70,11 @@ class PublishResult:
 
 
 def _write_folder(
-    folder: Path, write_weights_file: Callable[[Path], object], config: Callable[[str, int], dict[str, Any]],
+    folder: Path,
+    write_weights_file: Callable[[Path], object],
+    config: Callable[[str, int], dict[str, Any]],
     card: Callable[[str, int], str],
-) -> HubFolder:  # fmt: skip
+) -> HubFolder:
     """The core: write ``model.safetensors`` with ``write_weights_file``, then ``config.json`` and ``README.md``
     from the file's sha256 and size."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,12 +88,25 @@ def _write_folder(
 
 
 def _publish(
-    built: HubFolder, repo_id: str, message: str, *, dry_run: bool, private: bool, token: str | None, api: Any,
+    built: HubFolder,
+    repo_id: str,
+    message: str,
+    *,
+    dry_run: bool,
+    private: bool,
+    token: str | None,
+    api: Any,
     dry_run_note: str,
-) -> PublishResult:  # fmt: skip
+) -> PublishResult:
     """Upload a written folder (unless ``dry_run``) and say which manifest source now points at it."""
-    source: dict[str, Any] = {"type": "hub", "repo_id": repo_id, "filename": WEIGHTS_FILENAME, "revision": None,
-                              "sha256": built.sha256, "size": built.size}  # fmt: skip
+    source: dict[str, Any] = {
+        "type": "hub",
+        "repo_id": repo_id,
+        "filename": WEIGHTS_FILENAME,
+        "revision": None,
+        "sha256": built.sha256,
+        "size": built.size,
+    }
     if dry_run:
         return PublishResult(built.folder, repo_id, None, source, notes=[dry_run_note])
     info = upload_folder(built.folder, repo_id, message, private=private, token=token, api=api)
@@ -112,7 +127,9 @@ def _zenodo_source(entry: ModelEntry) -> ZenodoSource | None:
     return next((s for s in entry.sources if isinstance(s, ZenodoSource)), None)
 
 
-def _released_config(entry: ModelEntry, repo_id: str, sha256: str, size: int, checkpoint: dict[str, Any]) -> dict[str, Any]:
+def _released_config(
+    entry: ModelEntry, repo_id: str, sha256: str, size: int, checkpoint: dict[str, Any]
+) -> dict[str, Any]:
     arch = ARCHITECTURES[entry.name]
     return {
         "library_name": LIBRARY_NAME,
@@ -197,9 +214,10 @@ def build_hub_folder(
         Path(folder),
         lambda path: write_weights(weights, path, extra_metadata=metadata),
         lambda digest, size: _released_config(entry, repo_id, digest, size, checkpoint_info),
-        lambda digest, size: released_model_card(entry, repo_id=repo_id, sha256=digest, size=size,
-                                                 checkpoint=checkpoint_info),
-    )  # fmt: skip
+        lambda digest, size: released_model_card(
+            entry, repo_id=repo_id, sha256=digest, size=size, checkpoint=checkpoint_info
+        ),
+    )
 
 
 def publish(
@@ -232,8 +250,16 @@ def publish(
     folder = _folder(out_dir, f"clef-{entry.name}-hub-")
     built = build_hub_folder(entry.name, checkpoint, folder, repo_id=repo_id, force=force)
     message = f"CLEF-{entry.name} weights converted with clef-sdk {__version__}"
-    return _publish(built, repo_id, message, dry_run=dry_run, private=private, token=token, api=api,
-                    dry_run_note="dry run: nothing uploaded; revision stays null")  # fmt: skip
+    return _publish(
+        built,
+        repo_id,
+        message,
+        dry_run=dry_run,
+        private=private,
+        token=token,
+        api=api,
+        dry_run_note="dry run: nothing uploaded; revision stays null",
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -299,5 +325,13 @@ def publish_trained(
     built = build_trained_folder(weights, _folder(out_dir, "clef-trained-hub-"), repo_id=repo_id, license=license)
     method = built.config["training"].get("method", "?")
     message = f"CLEF-{built.config['size']} ({method}) trained with clef-sdk {__version__}"
-    return _publish(built, repo_id, message, dry_run=dry_run, private=private, token=token, api=api,
-                    dry_run_note="dry run: nothing uploaded")  # fmt: skip
+    return _publish(
+        built,
+        repo_id,
+        message,
+        dry_run=dry_run,
+        private=private,
+        token=token,
+        api=api,
+        dry_run_note="dry run: nothing uploaded",
+    )

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ManifestError
 from ..models import ARCHITECTURES
@@ -232,7 +232,7 @@ def _parse_zenodo(raw: dict[str, Any], where: str, what: str) -> ZenodoSource:
     _require(
         isinstance(record, str) and bool(_RECORD_RE.fullmatch(record)),
         where,
-        f"{what}.record must be a Zenodo record number such as \"17572734\", got {raw.get('record')!r}",
+        f'{what}.record must be a Zenodo record number such as "17572734", got {raw.get("record")!r}',
     )
     assert isinstance(record, str)
     filename = _filename(raw, where, what)
@@ -248,28 +248,24 @@ def _parse_zenodo(raw: dict[str, Any], where: str, what: str) -> ZenodoSource:
         _require(
             algorithm in _CHECKSUM_RE and bool(_CHECKSUM_RE[algorithm].fullmatch(digest)),
             where,
-            f"{what}.checksum must be \"md5:<32 hex>\" (as Zenodo publishes it) or \"sha256:<64 hex>\", or null "
+            f'{what}.checksum must be "md5:<32 hex>" (as Zenodo publishes it) or "sha256:<64 hex>", or null '
             f"(not yet verified); got {checksum!r}",
         )
     size = _optional_int(raw, "size", where, what)
     fmt = raw.get("format", "lightning-ckpt")
-    _require(fmt == "lightning-ckpt", where, f"{what}.format must be \"lightning-ckpt\", got {fmt!r}")
+    _require(fmt == "lightning-ckpt", where, f'{what}.format must be "lightning-ckpt", got {fmt!r}')
     return ZenodoSource(record, filename, url, checksum, size, raw=dict(raw))
-
-
-_SOURCE_PARSERS = {"hub": _parse_hub, "zenodo": _parse_zenodo}
 
 
 def _parse_source(raw: object, where: str, what: str) -> Source:
     _require(isinstance(raw, dict), where, f"{what} must be an object")
     assert isinstance(raw, dict)
     kind = raw.get("type")
-    _require(
-        kind in _SOURCE_PARSERS,
-        where,
-        f"{what}.type must be one of {', '.join(repr(k) for k in _SOURCE_PARSERS)}, got {kind!r}",
-    )
-    return _SOURCE_PARSERS[kind](raw, where, what)
+    if kind == "hub":
+        return _parse_hub(raw, where, what)
+    if kind == "zenodo":
+        return _parse_zenodo(raw, where, what)
+    raise ManifestError(f"{where}: {what}.type must be one of 'hub', 'zenodo', got {kind!r}")
 
 
 def _parse_entry(name: str, raw: object, where: str) -> ModelEntry:
@@ -308,7 +304,7 @@ def _parse_entry(name: str, raw: object, where: str) -> ModelEntry:
     _require(
         citation is None or isinstance(citation, dict),
         where,
-        f"models.{name}.citation must be an object (e.g. {{\"arxiv\": ..., \"bibtex\": ...}}) or null",
+        f'models.{name}.citation must be an object (e.g. {{"arxiv": ..., "bibtex": ...}}) or null',
     )
     preprocessing = raw.get("preprocessing")
     _require(
@@ -320,8 +316,8 @@ def _parse_entry(name: str, raw: object, where: str) -> ModelEntry:
     return ModelEntry(
         name=name,
         aliases=tuple(aliases),
-        embed_dim=int(embed_dim),
-        num_parameters=int(num_parameters),
+        embed_dim=ARCHITECTURES[name].embed_dim,  # equal to the manifest's, as checked above
+        num_parameters=int(cast(int, num_parameters)),
         sources=parsed,
         extra={k: v for k, v in raw.items() if k not in typed},
         license=license_,

@@ -15,8 +15,15 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from clef_sdk.probes.metrics import MetricReport, _auprc, _auroc, _binary_balanced_accuracy, _regression_metrics, bootstrap_metrics
 from clef_sdk.probes.evaluate import evaluate_probe
+from clef_sdk.probes.metrics import (
+    MetricReport,
+    _auprc,
+    _auroc,
+    _binary_balanced_accuracy,
+    _regression_metrics,
+    bootstrap_metrics,
+)
 
 
 def test_weighted_metrics_match_sklearn_sample_weight():
@@ -113,7 +120,9 @@ def test_patient_bootstrap_keeps_coverage_where_the_record_bootstrap_loses_it():
     for i in range(repeats):
         error = np.repeat(rng.normal(scale=su, size=n_patients), per_patient) + rng.normal(scale=se, size=len(groups))
         target = rng.normal(size=len(groups)) * 10
-        grouped = bootstrap_metrics(target, target + error, task="regression", groups=groups, n_bootstrap=300, random_state=i)
+        grouped = bootstrap_metrics(
+            target, target + error, task="regression", groups=groups, n_bootstrap=300, random_state=i
+        )
         naive = bootstrap_metrics(target, target + error, task="regression", n_bootstrap=300, random_state=i)
         by_patient += grouped["mae"]["ci_low"] <= truth <= grouped["mae"]["ci_high"]
         by_record += naive["mae"]["ci_low"] <= truth <= naive["mae"]["ci_high"]
@@ -140,7 +149,9 @@ def test_degenerate_resamples_are_counted_not_fatal():
     # regression: constant targets within a resample make R^2 and r undefined, MAE stays defined
     target = np.repeat([1.0, 2.0], [50, 2])
     with pytest.warns(UserWarning, match="degenerate"):
-        regression = bootstrap_metrics(target, target + rng.normal(size=52), task="regression", groups=np.r_[np.zeros(50), [1, 1]], n_bootstrap=200)
+        regression = bootstrap_metrics(
+            target, target + rng.normal(size=52), task="regression", groups=np.r_[np.zeros(50), [1, 1]], n_bootstrap=200
+        )
     assert regression["r2"]["n_degenerate"] > 0 and regression["mae"]["n_degenerate"] == 0
 
 
@@ -155,7 +166,10 @@ def test_reproducible_and_rendered():
     assert isinstance(first, MetricReport) and isinstance(first, dict)
     text = str(first)
     assert "AUROC" in text and "95% CI" in text and "200 resamples" in text
-    assert bootstrap_metrics(y, score, task="binary", ci=0.5, n_bootstrap=200)["auroc"]["ci_high"] < first["auroc"]["ci_high"]
+    assert (
+        bootstrap_metrics(y, score, task="binary", ci=0.5, n_bootstrap=200)["auroc"]["ci_high"]
+        < first["auroc"]["ci_high"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from ludb_helpers import link_ludb
 
 
@@ -31,5 +30,14 @@ def trained_run(ludb_store: Path, tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("lightning")
     from clef_sdk.train.trainer import fit
 
-    return fit(ludb_store, output=tmp_path_factory.mktemp("runs") / "run", batch_size=8, max_steps=4, checkpoint_every=2,
-               num_workers=0, accelerator="cpu", progress=False, log_every=1)  # fmt: skip
+    return fit(
+        ludb_store,
+        output=tmp_path_factory.mktemp("runs") / "run",
+        batch_size=8,
+        max_steps=4,
+        checkpoint_every=2,
+        num_workers=0,
+        accelerator="cpu",
+        progress=False,
+        log_every=1,
+    )

@@ -17,14 +17,15 @@ import pytest
 pd = pytest.importorskip("pandas")
 wfdb = pytest.importorskip("wfdb")
 
-import clef_sdk as clef  # noqa: E402
-from clef_sdk.preprocessing import filter_windows, zscore  # noqa: E402
-from clef_sdk.resampling import resample_to_target  # noqa: E402
-from clef_sdk.train import data as data_module  # noqa: E402
-from clef_sdk.train.data import PretrainingStore, prepare  # noqa: E402
-from clef_sdk.io import STANDARD_LEADS  # noqa: E402
-from clef_sdk.train.score2 import score2  # noqa: E402
-from ludb_helpers import LUDB_RECORDS, link_ludb  # noqa: E402
+from ludb_helpers import LUDB_RECORDS, link_ludb
+
+import clef_sdk as clef
+from clef_sdk.io import STANDARD_LEADS
+from clef_sdk.preprocessing import filter_windows, zscore
+from clef_sdk.resampling import resample_to_target
+from clef_sdk.train import data as data_module
+from clef_sdk.train.data import PretrainingStore, prepare
+from clef_sdk.train.score2 import score2
 
 # float16 keeps 11 significant bits: a stored value is within 2**-11 (4.9e-4) of the float64 one, relative
 FLOAT16_RTOL = 2.0**-11
@@ -59,8 +60,9 @@ def test_store_table_and_score2_from_headers(ludb_store: Path, data_dir: Path) -
         age = float(next(c for c in _ludb(data_dir, record).comments if c.startswith("<age>")).split(":")[1])
         assert table.loc[f"data/{record}", "age"] == age
     assert table.loc["data/1", "sex"] == "female"
-    expected, missing = score2(table["age"], table["sex"], np.nan, np.nan, np.nan, np.nan, region="moderate",
-                               impute=True, out_of_range="clip")  # fmt: skip
+    expected, missing = score2(
+        table["age"], table["sex"], np.nan, np.nan, np.nan, np.nan, region="moderate", impute=True, out_of_range="clip"
+    )
     np.testing.assert_allclose(store.risk, expected.astype(np.float32))
     np.testing.assert_allclose(store.missing_rate, 4 / 6)  # smoker, sbp, cholesterols imputed
     assert np.isfinite(store.risk).all()
@@ -69,11 +71,22 @@ def test_store_table_and_score2_from_headers(ludb_store: Path, data_dir: Path) -
     assert "24 windows of 24 records" in store.describe()
 
 
-def _write(folder: Path, name: str, signal: np.ndarray, fs: float, names: list[str], comments: list[str] | None = None) -> None:
+def _write(
+    folder: Path, name: str, signal: np.ndarray, fs: float, names: list[str], comments: list[str] | None = None
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    wfdb.wrsamp(name, fs=fs, units=["mV"] * len(names), sig_name=names, p_signal=signal, fmt=["16"] * len(names),
-                adc_gain=[200.0] * len(names), baseline=[0] * len(names), write_dir=str(folder),
-                comments=comments or [])  # fmt: skip
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"] * len(names),
+        sig_name=names,
+        p_signal=signal,
+        fmt=["16"] * len(names),
+        adc_gain=[200.0] * len(names),
+        baseline=[0] * len(names),
+        write_dir=str(folder),
+        comments=comments or [],
+    )
 
 
 def test_bad_records_are_skipped_and_listed(data_dir: Path, tmp_path: Path) -> None:
@@ -88,7 +101,9 @@ def test_bad_records_are_skipped_and_listed(data_dir: Path, tmp_path: Path) -> N
     one_flat[:, 3] = 0.2  # aVR constant: kept, that lead marked unavailable
     _write(source / "ok", "one_flat_lead", one_flat, 500, leads)
     shutil.copy(source / "data" / "1.hea", source / "bad" / "corrupt.hea")
-    (source / "bad" / "corrupt.hea").write_text((source / "bad" / "corrupt.hea").read_text().replace("1.dat", "corrupt.dat"))
+    (source / "bad" / "corrupt.hea").write_text(
+        (source / "bad" / "corrupt.hea").read_text().replace("1.dat", "corrupt.dat")
+    )
     (source / "bad" / "corrupt.dat").write_bytes(b"\x00" * 100)
     (source / "bad" / "garbage.hea").write_text("this is not a header\n")
 
@@ -101,7 +116,9 @@ def test_bad_records_are_skipped_and_listed(data_dir: Path, tmp_path: Path) -> N
     assert set(skipped.index) == {"bad/short", "bad/flat", "bad/nan", "bad/nolead", "bad/corrupt", "bad/garbage"}
     assert skipped["bad/short"] == "too short: 5.00 s, a window needs 10 s"
     assert skipped["bad/flat"] == skipped["bad/nan"] == "flat or NaN-only in every requested lead"
-    assert skipped["bad/nolead"].startswith("none of the requested leads") and skipped["bad/nolead"].endswith("(the record has ECG)")
+    assert skipped["bad/nolead"].startswith("none of the requested leads") and skipped["bad/nolead"].endswith(
+        "(the record has ECG)"
+    )
     assert skipped["bad/corrupt"].startswith("unreadable: ")
     assert skipped["bad/garbage"].startswith("unreadable: ")
     assert store.info["n_skipped"] == 6
@@ -144,7 +161,9 @@ def test_all_windows_of_a_long_record_at_another_rate(data_dir: Path, tmp_path: 
     source.mkdir()
     for suffix in (".hea", ".dat"):
         os.symlink(data_dir / "wfdb-sample" / f"100{suffix}", source / f"100{suffix}")
-    store = prepare(source, tmp_path / "store", leads="II,V5", windows="all", dtype="float32", workers=1, progress=False)
+    store = prepare(
+        source, tmp_path / "store", leads="II,V5", windows="all", dtype="float32", workers=1, progress=False
+    )
     assert store.windows.shape == (180, 2, 5000) and store.windows.dtype == np.float32
     assert store.table["window"].tolist() == list(range(180))
     np.testing.assert_allclose(store.table["start_s"], np.arange(180) * 10.0)
@@ -159,8 +178,13 @@ def test_all_windows_of_a_long_record_at_another_rate(data_dir: Path, tmp_path: 
 def test_metadata_csv_in_the_authors_schema(ludb_source: Path, tmp_path: Path) -> None:
     csv = tmp_path / "meta.csv"
     pd.DataFrame(
-        {"path": ["data/1", "data/2.hea", "data/99"], "score2_risk": [7.5, 12.0, 1.0], "rate_meta": [0.1, None, 0.0],
-         "gender": ["F", "M", "M"], "age": [51, 63, 40]}  # fmt: skip
+        {
+            "path": ["data/1", "data/2.hea", "data/99"],
+            "score2_risk": [7.5, 12.0, 1.0],
+            "rate_meta": [0.1, None, 0.0],
+            "gender": ["F", "M", "M"],
+            "age": [51, 63, 40],
+        }
     ).to_csv(csv, index=False)
     store = prepare(ludb_source, tmp_path / "store", metadata=csv, workers=1, progress=False)
     table = store.table.set_index("path")
@@ -178,12 +202,18 @@ def test_metadata_csv_in_the_authors_schema(ludb_source: Path, tmp_path: Path) -
 
 def _same_files(a: Path, b: Path) -> None:
     names = sorted(p.name for p in a.iterdir())
-    assert names == sorted(p.name for p in b.iterdir()) == ["available.npy", "records.csv", "skipped.csv", "store.json", "windows.npy"]
+    assert (
+        names
+        == sorted(p.name for p in b.iterdir())
+        == ["available.npy", "records.csv", "skipped.csv", "store.json", "windows.npy"]
+    )
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_interrupted_job_resumes_to_the_same_bytes(ludb_source: Path, ludb_store: Path, tmp_path: Path, monkeypatch) -> None:
+def test_interrupted_job_resumes_to_the_same_bytes(
+    ludb_source: Path, ludb_store: Path, tmp_path: Path, monkeypatch
+) -> None:
     target = tmp_path / "store"
     original = data_module._run_shard
     calls = []
@@ -202,7 +232,11 @@ def test_interrupted_job_resumes_to_the_same_bytes(ludb_source: Path, ludb_store
         PretrainingStore(target)
     monkeypatch.setattr(data_module, "_run_shard", original)
     done = []
-    monkeypatch.setattr(data_module, "_run_shard", lambda job, records, work, index: done.append(index) or original(job, records, work, index))
+    monkeypatch.setattr(
+        data_module,
+        "_run_shard",
+        lambda job, records, work, index: done.append(index) or original(job, records, work, index),
+    )
     prepare(ludb_source, target, workers=1, shard_size=8, progress=False)
     assert done == [2]  # only the missing shard was processed
     _same_files(target, ludb_store)
@@ -242,9 +276,13 @@ def test_unfinished_job_with_other_options_is_refused(ludb_source: Path, tmp_pat
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"dtype": "float64"}, "dtype must be"), ({"windows": "some"}, "windows must be"),
-     ({"region": "europe"}, "region must be"), ({"age_policy": "raise"}, "age_policy must be")],
-)  # fmt: skip
+    [
+        ({"dtype": "float64"}, "dtype must be"),
+        ({"windows": "some"}, "windows must be"),
+        ({"region": "europe"}, "region must be"),
+        ({"age_policy": "raise"}, "age_policy must be"),
+    ],
+)
 def test_bad_options(ludb_source: Path, tmp_path: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         prepare(ludb_source, tmp_path / "store", **kwargs)

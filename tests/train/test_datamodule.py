@@ -11,8 +11,8 @@ import torch
 
 pytest.importorskip("lightning")
 
-from clef_sdk.train.data import PretrainingStore  # noqa: E402
-from clef_sdk.train.datamodule import StepBatchSampler, StoreDataModule, StoreDataset  # noqa: E402
+from clef_sdk.train.data import PretrainingStore
+from clef_sdk.train.datamodule import StepBatchSampler, StoreDataModule, StoreDataset
 
 
 def _batches(n: int, batch: int, world: int, rank: int, seed: int, start: int) -> list[list[int]]:

@@ -11,10 +11,10 @@ import torch
 
 pytest.importorskip("lightning")
 
-import clef_sdk as clef  # noqa: E402
-from clef_sdk.weights.format import read_weights  # noqa: E402
-from clef_sdk.errors import CheckpointError  # noqa: E402
-from clef_sdk.train.export import export_checkpoint  # noqa: E402
+import clef_sdk as clef
+from clef_sdk.errors import CheckpointError
+from clef_sdk.train.export import export_checkpoint
+from clef_sdk.weights.format import read_weights
 
 
 def test_exported_model_embeds_like_the_trained_one(trained_run, tmp_path: Path, mitdb_record: np.ndarray) -> None:

@@ -63,7 +63,9 @@ def test_gradcheck_float64(loss_cases: list[dict]) -> None:
     z1, z2, risk, missing = _tensors(loss_cases[0], torch.float64)
     z1.requires_grad_(True)
     z2.requires_grad_(True)
-    queue = torch.nn.functional.normalize(torch.randn(8, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64), dim=0)
+    queue = torch.nn.functional.normalize(
+        torch.randn(8, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64), dim=0
+    )
     functions = {
         "weighted_info_nce": lambda a, b: weighted_info_nce(a, b, risk),
         "weighted_info_nce masked": lambda a, b: weighted_info_nce(a, b, risk, missing),
@@ -88,8 +90,12 @@ def test_degenerate_batches_are_finite(risk: torch.Tensor) -> None:
     z1 = torch.randn(n, 16, generator=generator, requires_grad=True)
     z2 = torch.randn(n, 16, generator=generator, requires_grad=True)
     for missing in (None, torch.full((n,), 0.5)):
-        for loss in (clef_loss(z1, z2, risk, missing), weighted_info_nce(z1, z2, risk, missing),
-                     similarity_alignment(z1, z2, risk, missing), info_nce(z1, z2)):  # fmt: skip
+        for loss in (
+            clef_loss(z1, z2, risk, missing),
+            weighted_info_nce(z1, z2, risk, missing),
+            similarity_alignment(z1, z2, risk, missing),
+            info_nce(z1, z2),
+        ):
             z1.grad = z2.grad = None
             loss.backward()
             assert torch.isfinite(loss)
@@ -166,7 +172,9 @@ def test_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path: Pat
     }
     from ddp_workers import loss_and_gradients
 
-    mp.spawn(loss_and_gradients, args=(2, f"file://{tmp_path / 'rendezvous'}", case, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(
+        loss_and_gradients, args=(2, f"file://{tmp_path / 'rendezvous'}", case, str(tmp_path)), nprocs=2, join=True
+    )
 
     weight = torch.nn.Parameter(case["weight"].clone())
     z1, z2 = case["x1"] @ weight, case["x2"] @ weight

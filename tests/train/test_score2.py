@@ -31,8 +31,12 @@ def test_every_published_case(published_cases: list[dict]) -> None:
 
 def test_published_cases_vectorised(published_cases: list[dict]) -> None:
     """All cases in one call (numpy columns, a region per subject) give the scalar results."""
-    columns = {k: np.array([c[k] for c in published_cases]) for k in ("age", "sex", "smoker", "sbp", "total_chol", "hdl")}
-    risk = score2(**columns, region=[c["region"] for c in published_cases], diabetes=[c["diabetes"] for c in published_cases])
+    columns = {
+        k: np.array([c[k] for c in published_cases]) for k in ("age", "sex", "smoker", "sbp", "total_chol", "hdl")
+    }
+    risk = score2(
+        **columns, region=[c["region"] for c in published_cases], diabetes=[c["diabetes"] for c in published_cases]
+    )
     assert risk.shape == (14,)
     np.testing.assert_allclose(risk, [_risk(c) for c in published_cases], rtol=0, atol=1e-12)
 
@@ -41,8 +45,16 @@ def test_pandas_columns(published_cases: list[dict]) -> None:
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(published_cases)
     frame.loc[0, "sbp"] = None  # a missing value in an object-free float column becomes NaN
-    risk = score2(frame.age, frame.sex, frame.smoker, frame.sbp, frame.total_chol, frame.hdl, region=frame.region,
-                  diabetes=frame.diabetes)  # fmt: skip
+    risk = score2(
+        frame.age,
+        frame.sex,
+        frame.smoker,
+        frame.sbp,
+        frame.total_chol,
+        frame.hdl,
+        region=frame.region,
+        diabetes=frame.diabetes,
+    )
     assert np.isnan(risk[0]) and np.isfinite(risk[1:]).all()
     assert risk[1] == pytest.approx(published_cases[1]["expected_risk_percent"], abs=0.01)
 
@@ -65,7 +77,9 @@ def test_worked_example_internals() -> None:
 def test_switch_at_70_is_the_published_discontinuity() -> None:
     """README section 3: the same risk factors at 69 (SCORE2) and 70 (SCORE2-OP)."""
     np.testing.assert_allclose(score2([69, 70], "male", 0, 145, 5.8, 1.1, region="high"), [16.26, 17.25], atol=0.005)
-    np.testing.assert_allclose(score2([69, 70], "female", 1, 135, 5.2, 1.6, region="very_high"), [31.17, 35.70], atol=0.005)
+    np.testing.assert_allclose(
+        score2([69, 70], "female", 1, 135, 5.2, 1.6, region="very_high"), [31.17, 35.70], atol=0.005
+    )
 
 
 def test_age_policies() -> None:
@@ -78,7 +92,9 @@ def test_age_policies() -> None:
     extrapolated = score2(ages, *args, region="moderate", out_of_range="extrapolate")
     assert extrapolated[0] < clipped[0] and extrapolated[3] > clipped[3]
     np.testing.assert_array_equal(extrapolated[[1, 2]], nan[[1, 2]])
-    with pytest.raises(ValueError, match=r"2 age\(s\) outside SCORE2's validated 40-89 years \(first: 35 at index \(0,\)\)"):
+    with pytest.raises(
+        ValueError, match=r"2 age\(s\) outside SCORE2's validated 40-89 years \(first: 35 at index \(0,\)\)"
+    ):
         score2(ages, *args, region="moderate", out_of_range="raise")
     with pytest.raises(ValueError, match="out_of_range must be"):
         score2(50, *args, region="moderate", out_of_range="ignore")
@@ -114,7 +130,9 @@ def test_diabetes_only_from_70_unless_asked() -> None:
         derivation = score2(*args, region="low", diabetes=True, diabetes_terms_below_70=True)
         assert derivation > without
         # README 1.5: a 60-year-old man in the low region with reference values goes from 5.00 % to 7.97 %
-        reference = score2(60, "male", 0, 120, 6.0, 1.3, region="low", diabetes=[False, True], diabetes_terms_below_70=True)
+        reference = score2(
+            60, "male", 0, 120, 6.0, 1.3, region="low", diabetes=[False, True], diabetes_terms_below_70=True
+        )
         np.testing.assert_allclose(reference, [5.00, 7.97], atol=0.005)
         op = score2(75, "female", 0, 140, 5.5, 1.3, region="low", diabetes=[False, True])
         assert op[1] > op[0]

@@ -13,16 +13,53 @@ import pytest
 
 pytest.importorskip("lightning")
 
-from clef_sdk.cli import main  # noqa: E402
+from clef_sdk.cli import main
 
 
 def test_prepare_fit_export_embed(ludb_source: Path, tmp_path: Path, capsys, data_dir: Path) -> None:
     store, run = tmp_path / "store", tmp_path / "run"
-    assert main(["train", "prepare", str(ludb_source), "-o", str(store), "--leads", "I,II,V1", "--workers", "1",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "prepare",
+                str(ludb_source),
+                "-o",
+                str(store),
+                "--leads",
+                "I,II,V1",
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "24 windows of 24 records" in capsys.readouterr().out
-    assert main(["train", "fit", "--data", str(store), "--batch-size", "8", "--max-steps", "2", "--accelerator", "cpu",
-                 "--workers", "0", "--checkpoint-every", "1", "--output", str(run), "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "fit",
+                "--data",
+                str(store),
+                "--batch-size",
+                "8",
+                "--max-steps",
+                "2",
+                "--accelerator",
+                "cpu",
+                "--workers",
+                "0",
+                "--checkpoint-every",
+                "1",
+                "--output",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     checkpoint = run / "checkpoints" / "step=000000002.ckpt"
     assert f"final checkpoint: {checkpoint}" in out
@@ -54,8 +91,9 @@ sys.meta_path.insert(0, Block())
 
 
 def _python(code: str, blocked: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK.format(blocked=set(blocked)) + code], capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK.format(blocked=set(blocked)) + code], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_missing_extra_is_named() -> None:
@@ -70,7 +108,9 @@ def test_missing_extra_is_named() -> None:
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "True"
-    assert lines[1].startswith('ERR clef_sdk.train needs lightning: pip install "clef-sdk[train]" (or pip install lightning)')
+    assert lines[1].startswith(
+        'ERR clef_sdk.train needs lightning: pip install "clef-sdk[train]" (or pip install lightning)'
+    )
     assert result.stderr.strip() == "clef: error: " + lines[1][4:]
 
 

@@ -13,8 +13,8 @@ import torch
 
 pytest.importorskip("lightning")
 
-from clef_sdk.models import build  # noqa: E402
-from clef_sdk.train.trainer import fit, latest_checkpoint  # noqa: E402
+from clef_sdk.models import build
+from clef_sdk.train.trainer import fit, latest_checkpoint
 
 FIT_OPTIONS = {"batch_size": 8, "num_workers": 0, "accelerator": "cpu", "progress": False}
 
@@ -78,8 +78,12 @@ fit(sys.argv[1], output=sys.argv[2], max_steps=7, checkpoint_every=2, callbacks=
 def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(ludb_store: Path, tmp_path: Path) -> None:
     """24 windows, batch 8: 3 steps per epoch, so the kill falls mid-epoch and the run crosses two epoch ends
     (where the learning-rate scheduler steps). On one machine the resumed run is bit for bit the same."""
-    killed = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(ludb_store), str(tmp_path / "resumed")],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(ludb_store), str(tmp_path / "resumed")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert latest_checkpoint(tmp_path / "resumed").name == "step=000000004.ckpt"
     resumed = fit(ludb_store, output=tmp_path / "resumed", max_steps=7, checkpoint_every=2, resume=True, **FIT_OPTIONS)
@@ -95,17 +99,39 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(ludb_store: P
 
 
 def _fit_command(store: Path, output: Path, batch: int, devices: int) -> list[str]:
-    return ["-m", "clef_sdk", "train", "fit", "--data", str(store), "--batch-size", str(batch), "--devices",
-            str(devices), "--accelerator", "cpu", "--max-steps", "3", "--workers", "0", "--no-progress",
-            "--log-every", "1", "--output", str(output)]  # fmt: skip
+    return [
+        "-m",
+        "clef_sdk",
+        "train",
+        "fit",
+        "--data",
+        str(store),
+        "--batch-size",
+        str(batch),
+        "--devices",
+        str(devices),
+        "--accelerator",
+        "cpu",
+        "--max-steps",
+        "3",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--log-every",
+        "1",
+        "--output",
+        str(output),
+    ]
 
 
 def _launch(processes: list[tuple[list[str], dict[str, str]]]) -> str:
     """Run the processes together; returns their standard error, joined."""
     import os
 
-    running = [subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for argv, env in processes]  # fmt: skip
+    running = [
+        subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for argv, env in processes
+    ]
     errors = []
     for process in running:
         _, err = process.communicate(timeout=600)
@@ -121,16 +147,32 @@ def test_two_ddp_processes_equal_one_process_with_the_whole_batch(ludb_store: Pa
     job without a change."""
     python = sys.executable
     torchrun = str(Path(python).with_name("torchrun"))
-    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242",
-             "SLURM_JOB_NAME": "clef", "SLURM_NODELIST": "localhost", "SLURM_JOB_NUM_NODES": "1"}  # fmt: skip
+    slurm = {
+        "SLURM_NTASKS": "2",
+        "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "clef",
+        "SLURM_NODELIST": "localhost",
+        "SLURM_JOB_NUM_NODES": "1",
+    }
     _launch([([python, *_fit_command(ludb_store, tmp_path / "one", 8, 1)], {})])
     _launch([([python, *_fit_command(ludb_store, tmp_path / "lightning", 4, 2)], {})])
     _launch([([torchrun, "--nproc_per_node", "2", *_fit_command(ludb_store, tmp_path / "torchrun", 4, 2)], {})])
-    srun_log = _launch([([python, *_fit_command(ludb_store, tmp_path / "srun", 4, 2)],
-                         {**slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}) for r in range(2)])  # fmt: skip
+    srun_log = _launch(
+        [
+            (
+                [python, *_fit_command(ludb_store, tmp_path / "srun", 4, 2)],
+                {**slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
+            )
+            for r in range(2)
+        ]
+    )
     assert srun_log.count("SLURM auto-requeueing enabled") == 2  # Lightning took the job for a SLURM one
-    weights = {name: _backbone(tmp_path / name / "checkpoints" / "step=000000003.ckpt")
-               for name in ("one", "lightning", "torchrun", "srun")}  # fmt: skip
+    weights = {
+        name: _backbone(tmp_path / name / "checkpoints" / "step=000000003.ckpt")
+        for name in ("one", "lightning", "torchrun", "srun")
+    }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         initial = build("small").state_dict()
@@ -140,8 +182,10 @@ def test_two_ddp_processes_equal_one_process_with_the_whole_batch(ludb_store: Pa
     assert _max_difference(weights["one"], weights["lightning"]) <= 2e-5
     for launcher in ("torchrun", "srun"):  # the same two-process computation: measured 0 difference
         assert _max_difference(weights["lightning"], weights[launcher]) <= 1e-6
-    losses = [pd.read_csv(tmp_path / name / "logs" / "version_0" / "metrics.csv")["train/loss_step"].dropna().to_numpy()
-              for name in ("one", "lightning")]  # fmt: skip
+    losses = [
+        pd.read_csv(tmp_path / name / "logs" / "version_0" / "metrics.csv")["train/loss_step"].dropna().to_numpy()
+        for name in ("one", "lightning")
+    ]
     assert len(losses[0]) == len(losses[1]) == 3
     assert abs(losses[0] - losses[1]).max() <= 1e-5 * abs(losses[0]).max()  # measured 0 at step 0
 
@@ -149,7 +193,9 @@ def test_two_ddp_processes_equal_one_process_with_the_whole_batch(ludb_store: Pa
 def test_resume_guards(trained_run, ludb_store: Path, tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="pass --resume to continue it"):
         fit(ludb_store, output=trained_run.run_dir, max_steps=5, **FIT_OPTIONS)
-    with pytest.raises(ValueError, match="cannot resume .* with other settings .*method: 'clef' in the run, 'simclr' now"):
+    with pytest.raises(
+        ValueError, match="cannot resume .* with other settings .*method: 'clef' in the run, 'simclr' now"
+    ):
         fit(ludb_store, output=trained_run.run_dir, method="simclr", max_steps=5, resume=True, **FIT_OPTIONS)
     fresh = fit(ludb_store, output=tmp_path / "fresh", max_steps=1, resume=True, **FIT_OPTIONS)  # nothing to resume
     assert fresh.checkpoint.name == "step=000000001.ckpt"

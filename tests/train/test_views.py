@@ -34,7 +34,11 @@ def batch(ludb_store: Path) -> dict[str, torch.Tensor]:
 
 
 def _no_augmentation(choices: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {**choices, "augmentation": torch.zeros_like(choices["augmentation"]), "mask": torch.zeros_like(choices["mask"])}
+    return {
+        **choices,
+        "augmentation": torch.zeros_like(choices["augmentation"]),
+        "mask": torch.zeros_like(choices["mask"]),
+    }
 
 
 def test_views_are_z_scored_leads_of_the_same_record(bank: NoiseBank, batch: dict) -> None:
@@ -47,8 +51,10 @@ def test_views_are_z_scored_leads_of_the_same_record(bank: NoiseBank, batch: dic
     torch.testing.assert_close(x1.std(1, unbiased=False), torch.ones(16), atol=1e-4, rtol=0)
     windows = batch["windows"].float()
     for row in range(16):
-        candidates = [(windows[row, lead] - windows[row, lead].mean()) / windows[row, lead].std(unbiased=False)
-                      for lead in np.flatnonzero(batch["available"][row])]  # fmt: skip
+        candidates = [
+            (windows[row, lead] - windows[row, lead].mean()) / windows[row, lead].std(unbiased=False)
+            for lead in np.flatnonzero(batch["available"][row])
+        ]
         for view in (x1[row], x2[row]):
             assert min(float((view - c).abs().max()) for c in candidates) <= 1e-4  # one of the record's usable leads
     torch.testing.assert_close(x1[0], x2[0])  # a single usable lead: both views use it
@@ -119,7 +125,9 @@ def test_rows_without_any_usable_lead_are_refused(bank: NoiseBank, batch: dict) 
 
 
 def test_step_generator_mixes_seed_and_step() -> None:
-    draws = {tuple(torch.rand(3, generator=step_generator(seed, step)).tolist()) for seed in range(3) for step in range(3)}
+    draws = {
+        tuple(torch.rand(3, generator=step_generator(seed, step)).tolist()) for seed in range(3) for step in range(3)
+    }
     assert len(draws) == 9
     assert torch.equal(torch.rand(3, generator=step_generator(5, 9)), torch.rand(3, generator=step_generator(5, 9)))
 
@@ -148,8 +156,17 @@ def test_bank_from_noise_stress_test_records(tmp_path: Path, bank: NoiseBank) ->
 
     for k, name in enumerate(("ma", "em", "bw")):
         at_360 = sps.resample_poly(bank.noise[k].numpy().astype(np.float64), 18, 25, axis=-1)
-        wfdb.wrsamp(name, fs=360, units=["mV", "mV"], sig_name=["noise1", "noise2"], p_signal=at_360.T * 0.3,
-                    fmt=["212", "212"], adc_gain=[200.0, 200.0], baseline=[1024, 1024], write_dir=str(tmp_path))  # fmt: skip
+        wfdb.wrsamp(
+            name,
+            fs=360,
+            units=["mV", "mV"],
+            sig_name=["noise1", "noise2"],
+            p_signal=at_360.T * 0.3,
+            fmt=["212", "212"],
+            adc_gain=[200.0, 200.0],
+            baseline=[1024, 1024],
+            write_dir=str(tmp_path),
+        )
     loaded = NoiseBank.from_nstdb(tmp_path)
     assert loaded.noise.shape[:2] == (4, 2) and abs(loaded.noise.shape[-1] - 30 * TARGET_FS) <= 2
     assert loaded.source == f"nstdb:{tmp_path}"
@@ -169,4 +186,6 @@ def test_bank_shape_is_checked() -> None:
 
 
 def test_config_defaults_are_the_authors() -> None:
-    assert ViewConfig() == ViewConfig(same_lead_probability=0.8, noise_rms_mv=0.1, mask_probability=0.2, mask_fraction=(0.1, 0.3))
+    assert ViewConfig() == ViewConfig(
+        same_lead_probability=0.8, noise_rms_mv=0.1, mask_probability=0.2, mask_fraction=(0.1, 0.3)
+    )

@@ -73,24 +73,40 @@ def release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     safetensors_path = folder / "model.safetensors"
     sha256 = clef.convert_checkpoint(ckpt_path, safetensors_path)
     ckpt = ckpt_path.read_bytes()
-    return Release(ckpt_path, ckpt, hashlib.md5(ckpt).hexdigest(), safetensors_path, safetensors_path.read_bytes(), sha256)
+    return Release(
+        ckpt_path, ckpt, hashlib.md5(ckpt).hexdigest(), safetensors_path, safetensors_path.read_bytes(), sha256
+    )
 
 
 def hub_source(hub: FakeHub, release: Release, **overrides: object) -> dict:
     commit = hub.add_hub_file(REPO, "model.safetensors", release.safetensors)
-    source = {"type": "hub", "repo_id": REPO, "filename": "model.safetensors", "revision": commit,
-              "sha256": release.sha256, "size": len(release.safetensors)}
+    source = {
+        "type": "hub",
+        "repo_id": REPO,
+        "filename": "model.safetensors",
+        "revision": commit,
+        "sha256": release.sha256,
+        "size": len(release.safetensors),
+    }
     return {**source, **overrides}
 
 
 def zenodo_source(hub: FakeHub, release: Release, **overrides: object) -> dict:
     url = hub.add_zenodo_file(RECORD, CKPT_NAME, release.ckpt)
-    source = {"type": "zenodo", "record": RECORD, "filename": CKPT_NAME, "url": url,
-              "checksum": f"md5:{release.md5}", "size": len(release.ckpt)}
+    source = {
+        "type": "zenodo",
+        "record": RECORD,
+        "filename": CKPT_NAME,
+        "url": url,
+        "checksum": f"md5:{release.md5}",
+        "size": len(release.ckpt),
+    }
     return {**source, **overrides}
 
 
-def use_manifest(env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, *sources: dict, extra: dict | None = None) -> Path:
+def use_manifest(
+    env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, *sources: dict, extra: dict | None = None
+) -> Path:
     model = {"aliases": ["clef-small", "s"], "embed_dim": 256, "num_parameters": 447792, "sources": list(sources)}
     path = env.root / "manifest.json"
     path.write_text(json.dumps({"schema_version": 1, "models": {"small": {**model, **(extra or {})}}}))
@@ -118,7 +134,10 @@ def test_first_download_from_hub_pinned_and_verified(env, monkeypatch, hub, rele
     assert encoder.embed_dim == 256 and same_weights(encoder, release)
 
     path = cached_weights(model_entry("small"))
-    assert path == hub_cache_dir() / "models--clef-sdk--clef-small" / "snapshots" / source["revision"] / "model.safetensors"
+    assert (
+        path
+        == hub_cache_dir() / "models--clef-sdk--clef-small" / "snapshots" / source["revision"] / "model.safetensors"
+    )
     assert hashlib.sha256(path.read_bytes()).hexdigest() == release.sha256
     # The Hub protocol as huggingface_hub speaks it: HEAD on the pinned resolve URL, then GET from the CDN.
     heads = [r for r in hub.requests if r.method == "HEAD" and "/resolve/" in r.path]
@@ -153,9 +172,19 @@ def test_offline_requests_nothing_and_explains_what_is_missing(env, monkeypatch,
     with pytest.raises(WeightsNotAvailableError) as info:
         clef.load("small", device="cpu", **offline)
     message = str(info.value)
-    expected_hub_path = hub_cache_dir() / "models--clef-sdk--clef-small" / "snapshots" / source["revision"] / "model.safetensors"
-    for needle in ("CLEF-small is not in the local cache", str(expected_hub_path), "clef-small.safetensors",
-                   "`clef download small`", "HF_HUB_CACHE", "CLEF_SDK_HOME", str(hub_cache_dir()), str(clef_home())):
+    expected_hub_path = (
+        hub_cache_dir() / "models--clef-sdk--clef-small" / "snapshots" / source["revision"] / "model.safetensors"
+    )
+    for needle in (
+        "CLEF-small is not in the local cache",
+        str(expected_hub_path),
+        "clef-small.safetensors",
+        "`clef download small`",
+        "HF_HUB_CACHE",
+        "CLEF_SDK_HOME",
+        str(hub_cache_dir()),
+        str(clef_home()),
+    ):
         assert needle in message
     assert hub.requests == []  # nothing was asked of the network
 
@@ -233,8 +262,14 @@ def test_hub_download_resumes_after_a_dropped_connection(env, monkeypatch, hub, 
 
 
 def test_missing_hub_repo_falls_back_to_zenodo(env, monkeypatch, hub, release):
-    missing = {"type": "hub", "repo_id": "nobody/absent", "filename": "model.safetensors", "revision": "1" * 40,
-               "sha256": release.sha256, "size": len(release.safetensors)}
+    missing = {
+        "type": "hub",
+        "repo_id": "nobody/absent",
+        "filename": "model.safetensors",
+        "revision": "1" * 40,
+        "sha256": release.sha256,
+        "size": len(release.safetensors),
+    }
     use_manifest(env, monkeypatch, missing, zenodo_source(hub, release))
     encoder = clef.load("small", device="cpu")
     assert same_weights(encoder, release)
@@ -324,7 +359,9 @@ def test_corrupted_cache_is_detected_deleted_and_reported(env, monkeypatch, hub,
 
 def test_bad_manifest_field_is_reported_on_load(env, monkeypatch, hub, release):
     use_manifest(env, monkeypatch, hub_source(hub, release, revision="main"))
-    with pytest.raises(ManifestError, match=r"manifest\.json: models\.small\.sources\[0\]\.revision must be a 40-character"):
+    with pytest.raises(
+        ManifestError, match=r"manifest\.json: models\.small\.sources\[0\]\.revision must be a 40-character"
+    ):
         clef.load("small", device="cpu")
     assert hub.requests == []
 
@@ -369,8 +406,12 @@ def test_four_processes_loading_at_once_produce_one_file(env, monkeypatch, hub, 
     workers = []
     for index in range(4):
         ready = env.root / f"ready-{index}"
-        process = subprocess.Popen([sys.executable, str(script), str(ready), str(go)], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, str(script), str(ready), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         workers.append((process, ready))
     deadline = time.monotonic() + 90
     while not all(ready.exists() for _, ready in workers) and time.monotonic() < deadline:
@@ -385,7 +426,7 @@ def test_four_processes_loading_at_once_produce_one_file(env, monkeypatch, hub, 
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert len({r["path"] for r in results}) == 1 and all(r["embed_dim"] == 256 for r in results)
     assert hub.count("GET", CONTENT_PATH) == 1  # downloaded once
-    converted = [p for p in clef_home().rglob("*.safetensors")]
+    converted = list(clef_home().rglob("*.safetensors"))
     assert converted == [Path(results[0]["path"])]
     assert leftovers(env.hf_home) == []
 
@@ -446,8 +487,9 @@ def test_cli_download_all_and_errors(env, monkeypatch, hub, release, capsys):
 
 def test_cli_subprocess_download_then_offline_list(env, monkeypatch, hub, release, capsys):
     use_manifest(env, monkeypatch, zenodo_source(hub, release))
-    result = subprocess.run([sys.executable, "-m", "clef_sdk.cli", "download", "small"], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "clef_sdk.cli", "download", "small"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("CLEF-small: ") and "clef-small.safetensors" in result.stdout
     hub.stop()
@@ -468,7 +510,7 @@ def _front_matter(card: str) -> dict[str, object]:
     for line in block.splitlines():
         if line.startswith("- ") and key is not None:
             parsed.setdefault(key, [])
-            parsed[key].append(line[2:])  # type: ignore[union-attr]
+            parsed[key].append(line[2:])
         else:
             key, _, value = line.partition(":")
             if value.strip():
@@ -479,11 +521,25 @@ def _front_matter(card: str) -> dict[str, object]:
 def test_publish_dry_run_writes_the_hub_folder(env, monkeypatch, hub, release, capsys):
     from clef_sdk.weights.publish import build_hub_folder
 
-    use_manifest(env, monkeypatch, zenodo_source(hub, release), extra={
-        "license": "bsd-3-clause-clear", "citation": {"arxiv": "2512.02180", "bibtex": "@article{shu2025clef}"}})
+    use_manifest(
+        env,
+        monkeypatch,
+        zenodo_source(hub, release),
+        extra={"license": "bsd-3-clause-clear", "citation": {"arxiv": "2512.02180", "bibtex": "@article{shu2025clef}"}},
+    )
     out_dir = env.root / "publish"
-    code, out, err = run_cli(capsys, "publish", "small", "--ckpt", str(release.ckpt_path), "--repo-id", "me/clef-small",
-                             "--dry-run", "--out", str(out_dir))
+    code, out, err = run_cli(
+        capsys,
+        "publish",
+        "small",
+        "--ckpt",
+        str(release.ckpt_path),
+        "--repo-id",
+        "me/clef-small",
+        "--dry-run",
+        "--out",
+        str(out_dir),
+    )
     assert code == 0, err
     assert sorted(p.name for p in out_dir.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     weights = out_dir / "model.safetensors"
@@ -491,9 +547,15 @@ def test_publish_dry_run_writes_the_hub_folder(env, monkeypatch, hub, release, c
     assert same_weights(clef.load(weights, device="cpu"), release)
     again = build_hub_folder("small", release.ckpt_path, env.root / "again", repo_id="me/clef-small")
     assert again.sha256 == sha  # reproducible: the manifest's sha256 can be checked by anyone
-    printed = json.loads(out[out.index("{"):])
-    assert printed == {"type": "hub", "repo_id": "me/clef-small", "filename": "model.safetensors", "revision": None,
-                       "sha256": sha, "size": weights.stat().st_size}
+    printed = json.loads(out[out.index("{") :])
+    assert printed == {
+        "type": "hub",
+        "repo_id": "me/clef-small",
+        "filename": "model.safetensors",
+        "revision": None,
+        "sha256": sha,
+        "size": weights.stat().st_size,
+    }
     config = json.loads((out_dir / "config.json").read_text())
     assert config["library_name"] == "clef-sdk" and config["embed_dim"] == 256 and config["size"] == "small"
     assert config["weights"]["sha256"] == sha and config["source_checkpoint"]["md5"] == release.md5
@@ -503,8 +565,19 @@ def test_publish_dry_run_writes_the_hub_folder(env, monkeypatch, hub, release, c
     assert meta["library_name"] == "clef-sdk" and meta["license"] == "bsd-3-clause-clear"
     assert meta["pipeline_tag"] == "feature-extraction"
     assert "ecg" in meta["tags"] and "arxiv:2512.02180" in meta["tags"] and meta["datasets"] == ["mimic-iv-ecg"]
-    for needle in ("arXiv:2512.02180", "447,792", "256", "## Preprocessing", "500 Hz", "0.67-40.0 Hz",
-                   "## Intended use", "## Limitations", "## Not a medical device", sha, "@article{shu2025clef}"):
+    for needle in (
+        "arXiv:2512.02180",
+        "447,792",
+        "256",
+        "## Preprocessing",
+        "500 Hz",
+        "0.67-40.0 Hz",
+        "## Intended use",
+        "## Limitations",
+        "## Not a medical device",
+        sha,
+        "@article{shu2025clef}",
+    ):
         assert needle in card
     assert hub.requests == []  # a dry run uploads nothing
 
@@ -521,7 +594,9 @@ class RecordingApi:
 
     def upload_folder(self, **kwargs: object) -> SimpleNamespace:
         self.calls.append(("upload_folder", {**kwargs, "files": sorted(os.listdir(kwargs["folder_path"]))}))
-        return SimpleNamespace(oid=self.commit, commit_url=f"https://hub.example/{kwargs['repo_id']}/commit/{self.commit}")
+        return SimpleNamespace(
+            oid=self.commit, commit_url=f"https://hub.example/{kwargs['repo_id']}/commit/{self.commit}"
+        )
 
 
 def test_publish_uploads_and_its_manifest_entry_downloads(env, monkeypatch, hub, release):
@@ -545,11 +620,32 @@ def test_publish_uploads_and_its_manifest_entry_downloads(env, monkeypatch, hub,
 
 def test_publish_refuses_a_checkpoint_that_is_not_the_release(env, monkeypatch, hub, release, capsys):
     use_manifest(env, monkeypatch, zenodo_source(hub, release, checksum="md5:" + "1" * 32))
-    code, _, err = run_cli(capsys, "publish", "small", "--ckpt", str(release.ckpt_path), "--repo-id", "me/x",
-                           "--dry-run", "--out", str(env.root / "p"))
+    code, _, err = run_cli(
+        capsys,
+        "publish",
+        "small",
+        "--ckpt",
+        str(release.ckpt_path),
+        "--repo-id",
+        "me/x",
+        "--dry-run",
+        "--out",
+        str(env.root / "p"),
+    )
     assert code == 1 and "is not the released clef_small.ckpt" in err and "--force" in err
-    code, _, err = run_cli(capsys, "publish", "small", "--ckpt", str(release.ckpt_path), "--repo-id", "me/x",
-                           "--dry-run", "--out", str(env.root / "p"), "--force")
+    code, _, err = run_cli(
+        capsys,
+        "publish",
+        "small",
+        "--ckpt",
+        str(release.ckpt_path),
+        "--repo-id",
+        "me/x",
+        "--dry-run",
+        "--out",
+        str(env.root / "p"),
+        "--force",
+    )
     assert code == 0, err
     config = json.loads((env.root / "p" / "config.json").read_text())
     assert config["source_checkpoint"]["matches_release_checksum"] is False
@@ -577,11 +673,12 @@ def test_unreachable_sources_fail_at_once_with_one_message(env, monkeypatch, hub
     port = _closed_port()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     use_manifest(
-        env, monkeypatch,
+        env,
+        monkeypatch,
         hub_source(hub, release),
         zenodo_source(hub, release, url=f"http://clef-sdk-test.invalid/records/{RECORD}/files/{CKPT_NAME}"),
         zenodo_source(hub, release, url=f"http://127.0.0.1:{port}/records/{RECORD}/files/{CKPT_NAME}"),
-    )  # fmt: skip
+    )
     caplog.set_level(logging.INFO, logger="clef_sdk")
     started = time.perf_counter()
     with pytest.raises(WeightsNotAvailableError) as failure:

@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conformance_helpers import assert_matches_reference, batchnorm_keys, read_key_shapes
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import clef_sdk as clef
 from clef_sdk import CheckpointError, convert_checkpoint
 from clef_sdk.weights.format import extract_backbone, read_checkpoint, read_weights
-
-from conformance_helpers import assert_matches_reference, batchnorm_keys, read_key_shapes
 
 # Set by ``_record_execution`` if unpickling ever runs code from a checkpoint.
 EXECUTED: list[str] = []
@@ -97,7 +96,9 @@ def test_returns_sha256_of_destination(small_ckpt: Path, tmp_path: Path) -> None
         "prefixed_with_head",
     ],
 )
-def test_accepted_layouts_give_the_same_tensors(layout: str, small_ckpt: Path, lightning: dict, prefixed, unprefixed, backbone, tmp_path: Path) -> None:
+def test_accepted_layouts_give_the_same_tensors(
+    layout: str, small_ckpt: Path, lightning: dict, prefixed, unprefixed, backbone, tmp_path: Path
+) -> None:
     payloads = {
         "state_dict_prefixed": {"state_dict": prefixed, "epoch": 3},
         "state_dict_unprefixed": {"state_dict": unprefixed},
@@ -105,7 +106,11 @@ def test_accepted_layouts_give_the_same_tensors(layout: str, small_ckpt: Path, l
         "bare_unprefixed": unprefixed,
         "bare_without_batchnorm": backbone,
         # other sub-modules of a Lightning module (projection heads) are ignored when keys are prefixed
-        "prefixed_with_head": {**prefixed, "projector.0.weight": torch.ones(64, 256), "projector.0.bias": torch.ones(64)},
+        "prefixed_with_head": {
+            **prefixed,
+            "projector.0.weight": torch.ones(64, 256),
+            "projector.0.bias": torch.ones(64),
+        },
     }
     src = small_ckpt if layout == "lightning" else _save(tmp_path, payloads[layout])
     dst = tmp_path / "out.safetensors"
@@ -223,7 +228,9 @@ def test_unexpected_key_is_listed(backbone, tmp_path: Path) -> None:
 
 def test_wrong_shape_is_listed(backbone, tmp_path: Path) -> None:
     broken = {**backbone, "stage_list.0.block_list.0.se_fc1.weight": torch.zeros(16, 31)}
-    with pytest.raises(CheckpointError, match=r"wrong shapes: stage_list\.0\.block_list\.0\.se_fc1\.weight: \(16, 31\) != \(16, 32\)"):
+    with pytest.raises(
+        CheckpointError, match=r"wrong shapes: stage_list\.0\.block_list\.0\.se_fc1\.weight: \(16, 31\) != \(16, 32\)"
+    ):
         convert_checkpoint(_save(tmp_path, broken), tmp_path / "out.safetensors")
 
 
@@ -235,7 +242,7 @@ def test_all_problems_are_listed_together(backbone) -> None:
         extract_backbone(broken)
     message = str(info.value)
     n_missing = sum(key.startswith("stage_list.5.") for key in backbone)
-    assert f"missing keys: stage_list.5." in message and f"({n_missing} in all)" in message
+    assert "missing keys: stage_list.5." in message and f"({n_missing} in all)" in message
     assert "unexpected keys: extra.bias" in message
     assert "wrong shapes: stage_list.1.block_list.0.conv1.conv.bias: (7,)" in message
     assert "CLEF-small" in message
@@ -366,7 +373,9 @@ def test_flipped_byte_in_tensor_data_is_detected(converted: Path) -> None:
     data = bytearray(converted.read_bytes())
     data[-100] ^= 0x01  # one bit of one float32 weight: still finite, still the right shapes
     converted.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match=r"modified or corrupted after conversion \(tensor data sha256 [0-9a-f]{64}"):
+    with pytest.raises(
+        CheckpointError, match=r"modified or corrupted after conversion \(tensor data sha256 [0-9a-f]{64}"
+    ):
         read_weights(converted)
     with pytest.raises(CheckpointError, match="delete the file and download or convert it again"):
         clef.load(converted, device="cpu")

@@ -12,13 +12,19 @@ import torch
 
 import clef_sdk as clef
 from clef_sdk.cli import main
-from clef_sdk.weights.format import EncoderWeights, write_weights
-from clef_sdk.errors import CheckpointError, ChecksumMismatchError, WeightsNotAvailableError
 from clef_sdk.constants import PREPROCESSING
+from clef_sdk.errors import CheckpointError, ChecksumMismatchError, WeightsNotAvailableError
+from clef_sdk.weights.format import EncoderWeights, write_weights
 
-TRAINING = {"training_method": "clef", "training_size": "small", "training_steps": "1500", "training_epochs": "3",
-            "training_data": "125 LUDB subjects, lead I", "training_seed": "7",
-            "training_hparams": json.dumps({"method": "clef", "size": "small", "lr": 0.001})}  # fmt: skip
+TRAINING = {
+    "training_method": "clef",
+    "training_size": "small",
+    "training_steps": "1500",
+    "training_epochs": "3",
+    "training_data": "125 LUDB subjects, lead I",
+    "training_seed": "7",
+    "training_hparams": json.dumps({"method": "clef", "size": "small", "lr": 0.001}),
+}
 
 
 def trained_weights(path, seed: int = 1, **metadata: str):
@@ -70,7 +76,9 @@ def test_load_by_repository_id_branch_tag_and_commit(published, revision, expect
     encoder = clef.load(spec)
     assert same_tensors(encoder, published.paths[commit])
     assert encoder.source.commit == commit and encoder.source.revision == asked  # the branch or tag, resolved
-    assert encoder.source.spec == f"hf-hub:me/ecg-model@{commit}" and encoder.name == f"hf-hub:me/ecg-model@{commit[:12]}"
+    assert (
+        encoder.source.spec == f"hf-hub:me/ecg-model@{commit}" and encoder.name == f"hf-hub:me/ecg-model@{commit[:12]}"
+    )
 
 
 def test_the_same_string_works_everywhere(published, capsys, tmp_path):
@@ -126,7 +134,9 @@ def test_repositories_without_clef_weights_are_refused(env, hub, tmp_path):
     trained_weights(tmp_path / "future.safetensors", preprocessing=json.dumps(contract, sort_keys=True))
     hub.add_hub_file("me/future", "model.safetensors", (tmp_path / "future.safetensors").read_bytes())
     hub.add_hub_file("me/future", "config.json", b"{}")
-    with pytest.raises(CheckpointError, match='does not implement: the file says .*"target_fs_hz": 250.*clef-sdk implements'):
+    with pytest.raises(
+        CheckpointError, match='does not implement: the file says .*"target_fs_hz": 250.*clef-sdk implements'
+    ):
         clef.load("hf-hub:me/future")
 
 
@@ -142,20 +152,41 @@ def test_publish_trained_then_load_by_id_gives_the_same_embeddings(env, hub, tmp
     assert sorted(p.name for p in result.folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert api.uploads[0]["repo_id"] == "me/clef-mine" and result.revision == "d" * 40
     card = (result.folder / "README.md").read_text()
-    for needle in ("license: cc-by-4.0", "library_name: clef-sdk", "| method | clef |", "| steps | 1500 |",
-                   "125 LUDB subjects", 'clef.load("hf-hub:me/clef-mine@COMMIT")', '"lr": 0.001'):
+    for needle in (
+        "license: cc-by-4.0",
+        "library_name: clef-sdk",
+        "| method | clef |",
+        "| steps | 1500 |",
+        "125 LUDB subjects",
+        'clef.load("hf-hub:me/clef-mine@COMMIT")',
+        '"lr": 0.001',
+    ):
         assert needle in card, needle
     config = json.loads((result.folder / "config.json").read_text())
     assert config["training"]["method"] == "clef" and config["weights"]["sha256"] == result.manifest_source["sha256"]
     for name in ("README.md", "config.json", "model.safetensors"):  # what the Hub now serves at that commit
         hub.add_hub_file("me/clef-mine", name, (result.folder / name).read_bytes(), commit=result.revision)
     signal, fs, _ = clef.datasets.load_example("ludb-1")
-    np.testing.assert_array_equal(clef.embed(signal, fs, model=f"hf-hub:me/clef-mine@{result.revision}"),
-                                  clef.embed(signal, fs, model=str(weights)))  # fmt: skip
+    np.testing.assert_array_equal(
+        clef.embed(signal, fs, model=f"hf-hub:me/clef-mine@{result.revision}"),
+        clef.embed(signal, fs, model=str(weights)),
+    )
     print(f"round trip {time.perf_counter() - start:.2f} s")
 
-    code = main(["publish", "--weights", str(weights), "--repo-id", "me/x", "--license", "mit", "--dry-run",
-                 "--out", str(tmp_path / "dry")])  # fmt: skip
+    code = main(
+        [
+            "publish",
+            "--weights",
+            str(weights),
+            "--repo-id",
+            "me/x",
+            "--license",
+            "mit",
+            "--dry-run",
+            "--out",
+            str(tmp_path / "dry"),
+        ]
+    )
     assert code == 0 and "dry run: nothing uploaded" in capsys.readouterr().out
     assert main(["publish", "--weights", str(weights), "--repo-id", "me/x", "--dry-run"]) == 1
     assert "--license is required" in capsys.readouterr().err

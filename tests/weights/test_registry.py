@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 
 from clef_sdk import ManifestError
-from clef_sdk.models import ARCHITECTURES
 from clef_sdk.constants import PREPROCESSING
-from clef_sdk.weights.registry import MANIFEST_ENV, HubSource, ZenodoSource, list_models, load_manifest, manifest_path, model_entry
+from clef_sdk.models import ARCHITECTURES
+from clef_sdk.weights.registry import (
+    MANIFEST_ENV,
+    HubSource,
+    ZenodoSource,
+    list_models,
+    load_manifest,
+    manifest_path,
+    model_entry,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "clef_sdk" / "weights" / "manifest.json"
@@ -47,7 +55,9 @@ def test_shipped_models_sizes_and_names():
 
 def test_shipped_contract_license_and_citation():
     for entry in load_manifest().values():
-        assert entry.preprocessing == json.loads(json.dumps(PREPROCESSING)), "manifest preprocessing drifted from the code"
+        assert entry.preprocessing == json.loads(json.dumps(PREPROCESSING)), (
+            "manifest preprocessing drifted from the code"
+        )
         assert entry.license == "bsd-3-clause-clear"
         assert "NOT YET VERIFIED" in entry.extra["license_provenance"]
         assert entry.citation is not None and entry.citation["arxiv"] == "2512.02180"
@@ -101,8 +111,21 @@ def _minimal() -> dict:
                 "embed_dim": 256,
                 "num_parameters": 447792,
                 "sources": [
-                    {"type": "hub", "repo_id": "org/clef-small", "filename": "model.safetensors", "revision": COMMIT, "sha256": SHA, "size": 10},
-                    {"type": "zenodo", "record": "17572734", "filename": "clef_small.ckpt", "checksum": "md5:" + "0" * 32, "size": 5},
+                    {
+                        "type": "hub",
+                        "repo_id": "org/clef-small",
+                        "filename": "model.safetensors",
+                        "revision": COMMIT,
+                        "sha256": SHA,
+                        "size": 10,
+                    },
+                    {
+                        "type": "zenodo",
+                        "record": "17572734",
+                        "filename": "clef_small.ckpt",
+                        "checksum": "md5:" + "0" * 32,
+                        "size": 5,
+                    },
                 ],
             }
         },
@@ -138,7 +161,10 @@ HUB = ("models", "small", "sources", 0)
 ZEN = ("models", "small", "sources", 1)
 
 BAD_FIELDS = [
-    (_set(HUB + ("revision",), "main"), r"sources\[0\]\.revision must be a 40-character lowercase hex commit.*'main'.*never downloads a branch"),
+    (
+        _set(HUB + ("revision",), "main"),
+        r"sources\[0\]\.revision must be a 40-character lowercase hex commit.*'main'.*never downloads a branch",
+    ),
     (_set(HUB + ("revision",), COMMIT.upper()), r"revision must be a 40-character lowercase hex commit"),
     (_set(HUB + ("sha256",), "abc"), r"sources\[0\]\.sha256 must be 64 lowercase hex digits or null"),
     (_set(HUB + ("repo_id",), "no-namespace"), r"sources\[0\]\.repo_id 'no-namespace' is not of the form"),
@@ -161,7 +187,10 @@ BAD_FIELDS = [
     (_set(("models", "small", "citation"), "arXiv:2512.02180"), r"models\.small\.citation must be an object"),
     (_set(("models", "small", "sources"), {}), r"models\.small\.sources must be a list"),
     (_set(("models", "tiny"), {"embed_dim": 1, "num_parameters": 1}), r"unknown model size 'tiny'"),
-    (_set(("models", "medium"), {"aliases": ["S"], "embed_dim": 1024, "num_parameters": 1}), r"name 'S' is used by both 'small' and 'medium'"),
+    (
+        _set(("models", "medium"), {"aliases": ["S"], "embed_dim": 1024, "num_parameters": 1}),
+        r"name 'S' is used by both 'small' and 'medium'",
+    ),
     (_set(("schema_version",), 2), r"schema_version is 2; this clef-sdk reads version 1"),
     (_set(("models",), {}), r"'models' must be a non-empty object"),
     (_set(("mirrors",), []), r"unknown field \(top level\)\.mirrors"),
