@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
+import signal as os_signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._version import __version__
+from .files import atomic_path
+from .io import wfdb_record_name
+from .settings import env_flag
 
 if TYPE_CHECKING:
     from .io import WfdbSignal
@@ -57,7 +62,7 @@ def _resolve_fs(cli_fs: float | None, header_fs: float | None, path: str) -> flo
     return cli_fs
 
 
-def _write_output(result: np.ndarray | list[np.ndarray], output: str | None) -> None:
+def _write_output(result: np.ndarray | list[np.ndarray], output: str | None, inputs: list[Path]) -> None:
     array = np.stack(result) if isinstance(result, list) else result
     if output is None:
         rows = array.reshape(-1, array.shape[-1])
@@ -66,9 +71,18 @@ def _write_output(result: np.ndarray | list[np.ndarray], output: str | None) -> 
     destination = Path(output)
     if destination.suffix != ".npy":
         raise CliError(f"-o must name a .npy file, got {destination.name}")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    np.save(destination, array)
+    encoded = io.BytesIO()  # numpy's own file writes report a full disk without its errno ("N requested and M written")
+    np.save(encoded, array)
+    with atomic_path(destination, inputs=inputs) as tmp:
+        tmp.write_bytes(encoded.getbuffer())
     print(f"clef: wrote {destination} {tuple(array.shape)} float32", file=sys.stderr)
+
+
+def _input_files(path: str) -> list[Path]:
+    """Every file ``clef embed`` reads for ``path``: the file itself, or all files of a WFDB record."""
+    given = Path(path)
+    record = Path(wfdb_record_name(given))
+    return [given, *sorted(record.parent.glob(f"{record.name}.*"))]
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
@@ -89,36 +103,51 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         precision=args.precision,
         quality=args.quality,
     )
+    inputs = _input_files(args.input)
     if args.quality == "return":
         result, quality = result
-        _write_quality(quality if isinstance(quality, list) else [quality], args.output)
-    _write_output(result, args.output)
+        _write_quality(quality if isinstance(quality, list) else [quality], args.output, inputs)
+    _write_output(result, args.output, inputs)
     return 0
 
 
-def _write_quality(qualities: list[SignalQuality], output: str | None) -> None:
-    """Per-window quality as CSV: beside ``-o out.npy`` as ``out.quality.csv``, else on stderr."""
-    destination = Path(output).with_suffix(".quality.csv") if output else None
-    handle = open(destination, "w", newline="") if destination else sys.stderr
-    try:
-        writer = csv.writer(handle)
-        writer.writerow(["recording", "window", "start_seconds", "score", "usable", "reasons"])
-        for index, quality in enumerate(qualities):
-            for window in range(len(quality)):
-                writer.writerow(
-                    [
-                        index,
-                        window,
-                        f"{quality.start_seconds[window]:g}",
-                        f"{quality.score[window]:.3f}",
-                        int(quality.usable[window]),
-                        ";".join(quality.reasons[window]),
-                    ]
-                )
-    finally:
-        if destination:
-            handle.close()
-            print(f"clef: wrote {destination}", file=sys.stderr)
+QUALITY_HEADER = ["recording", "window", "start_seconds", "score", "usable", "reasons"]
+
+
+def _quality_rows(qualities: list[SignalQuality]) -> list[list[object]]:
+    return [
+        [
+            index,
+            window,
+            f"{quality.start_seconds[window]:g}",
+            f"{quality.score[window]:.3f}",
+            int(quality.usable[window]),
+            ";".join(quality.reasons[window]),
+        ]
+        for index, quality in enumerate(qualities)
+        for window in range(len(quality))
+    ]
+
+
+def _write_quality(qualities: list[SignalQuality], output: str | None, inputs: list[Path]) -> None:
+    """Per-window quality as CSV: beside ``-o out.npy`` as ``out.quality.csv`` (replacing only an earlier quality
+    file, never another file of that name), else on stderr."""
+    if not output:
+        writer = csv.writer(sys.stderr)
+        writer.writerows([QUALITY_HEADER, *_quality_rows(qualities)])
+        return
+    destination = Path(output).with_suffix(".quality.csv")
+    if destination.exists():
+        with open(destination, newline="", errors="replace") as existing:
+            first = next(csv.reader(existing), None)
+        if first != QUALITY_HEADER:
+            raise CliError(
+                f"{destination} exists and is not a clef quality file; move it away or choose another -o "
+                "(the quality of each window is written beside the embeddings)"
+            )
+    with atomic_path(destination, inputs=inputs) as tmp, open(tmp, "w", newline="") as handle:
+        csv.writer(handle).writerows([QUALITY_HEADER, *_quality_rows(qualities)])
+    print(f"clef: wrote {destination}", file=sys.stderr)
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
@@ -424,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``clef`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if hasattr(os_signal, "SIGXFSZ"):  # a file-size limit (ulimit -f) then fails a write with an error, not a kill
+        os_signal.signal(os_signal.SIGXFSZ, os_signal.SIG_IGN)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -434,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:
-        if os.environ.get("CLEF_SDK_DEBUG"):
+        if env_flag("CLEF_SDK_DEBUG"):
             raise
         message = str(exc) or type(exc).__name__
         if isinstance(exc, CliError) or _is_user_error(exc):

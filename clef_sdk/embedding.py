@@ -33,7 +33,6 @@ from .inputs import (
     as_recordings,
     check_batch_size,
     check_choice,
-    check_fs,
     per_record_fs,
 )
 from .loading import ModelSpec, get_encoder
@@ -92,7 +91,7 @@ def _window_chunks(
             if windows is None:
                 windows = torch.from_numpy(preprocess_chunk(source, starts, valid, first, name))
             else:  # no NaN reaches the device path: only flat windows to report
-                warn_about_windows(np.zeros(len(starts), dtype=bool), source.flat(starts, valid), first, name)
+                warn_about_windows(np.zeros(len(starts)), source.flat(starts, valid), first, name)
             yield windows, index
 
 
@@ -253,10 +252,8 @@ def embed(
             "embeddings use quality='return' and keep the rows where result.usable is true"
         )
     batch_size = check_batch_size(batch_size)
-    if fs is None:
-        check_fs(None)
     recordings, single = as_recordings(signal)
-    rates = per_record_fs(fs, len(recordings))
+    rates = per_record_fs(fs, recordings)
     plans = [
         plan_windows(recording.shape[0], rate, stride_seconds=stride_seconds, tail=tail)
         for recording, rate in zip(recordings, rates)

@@ -7,6 +7,7 @@ __all__ = [
     "ChecksumMismatchError",
     "ClefError",
     "ManifestError",
+    "OutputError",
     "PreprocessingWarning",
     "QualityWarning",
     "RecordingError",
@@ -36,6 +37,10 @@ class ManifestError(ClefError, ValueError):
 
 class RecordingError(ClefError, ValueError):
     """A recording file cannot be read as ECG: unknown format, no such column or lead, unparsable values."""
+
+
+class OutputError(ClefError, ValueError):
+    """An output cannot be written as asked: it would overwrite an input, or the folder holds files not ours."""
 
 
 class PreprocessingWarning(UserWarning):

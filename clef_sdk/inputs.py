@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "MAX_ABS_VALUE",
+    "MIN_PEAK_TO_PEAK",
+    "MIN_SAMPLES",
     "POOLINGS",
     "QUALITY_MODES",
     "TAIL_MODES",
@@ -60,6 +63,14 @@ class SlicedSignal(Protocol):
     def __getitem__(self, index: slice, /) -> np.ndarray: ...
 
 
+# Amplitudes the float64 pipeline handles faithfully. Above MAX_ABS_VALUE the z-score's squares overflow (at
+# ~1e150 every window became exactly 0); below MIN_PEAK_TO_PEAK its eps (1e-8) dominates the standard deviation
+# (the windows shrink towards 0). ECG in V spans ~1e-3, in nV ~1e6, 32-bit ADC counts at most ~4e9.
+MAX_ABS_VALUE = 1e12
+MIN_PEAK_TO_PEAK = 1e-5
+# Fewer samples than this cannot hold 1 s at the lowest supported rate: "too short", whatever the values.
+MIN_SAMPLES = 50
+
 SignalInput = Union[np.ndarray, "torch.Tensor", SlicedSignal, Sequence[object]]
 _Choice = TypeVar("_Choice")
 
@@ -92,15 +103,39 @@ def check_fs(fs: object, name: str = "fs") -> float:
     return value
 
 
-def per_record_fs(fs: object, n_records: int) -> list[float]:
-    """One validated rate per recording, from one rate or a sequence of them."""
+def _own_rate(recording: object) -> float | None:
+    """The rate a recording carries itself (``WfdbSignal.fs``, from its header), if any."""
+    rate = getattr(recording, "fs", None)
+    return float(rate) if isinstance(rate, (int, float, np.integer, np.floating)) and rate > 0 else None
+
+
+def per_record_fs(fs: object, recordings: Sequence[object]) -> list[float]:
+    """One validated rate per recording, from one rate or a sequence of them.
+
+    A recording that carries its own rate (:class:`clef_sdk.io.WfdbSignal`, from its header) is checked against the
+    one given (a contradiction is an error, never a silent resampling at the wrong rate); ``fs=None`` takes it.
+    """
+    n_records = len(recordings)
     if isinstance(fs, (list, tuple, np.ndarray)):
         if len(fs) != n_records:
             raise ValueError(
                 f"got {len(fs)} sampling rates for {n_records} recordings; pass one rate or one per recording"
             )
-        return [check_fs(value, f"fs[{i}]") for i, value in enumerate(fs)]
-    return [check_fs(fs)] * n_records
+        given: list[object] = list(fs)
+    else:
+        given = [fs] * n_records
+    rates = []
+    for index, (value, recording) in enumerate(zip(given, recordings)):
+        name = "fs" if n_records == 1 or not isinstance(fs, (list, tuple, np.ndarray)) else f"fs[{index}]"
+        own = _own_rate(recording)
+        rate = check_fs(own if value is None and own is not None else value, name)
+        if own is not None and not math.isclose(rate, own, rel_tol=1e-9):
+            raise ValueError(
+                f"{name}={rate:g} Hz contradicts the {own:g} Hz of {recording!r} (from its header); "
+                "pass its own rate, or leave fs out to use it"
+            )
+        rates.append(rate)
+    return rates
 
 
 def check_batch_size(batch_size: object) -> int | None:
@@ -206,10 +241,22 @@ def check_signal(signal: object, name: str = "signal") -> np.ndarray:
         )
     if low > high:
         raise ValueError(f"{name} is entirely NaN: there is no ECG to embed")
+    if array.shape[0] < MIN_SAMPLES:
+        raise ValueError(
+            f"{name} has only {array.shape[0]} sample(s): far too short for ECG (windows are {WINDOW_SECONDS} s; "
+            "even tail='pad' needs 1 s)"
+        )
     if low == high:
         raise ValueError(
             f"{name} is constant (flat, value {low:g}): no ECG to embed; check the lead connection "
             "and that you passed the signal column, not a time stamp or a status channel"
+        )
+    if max(abs(low), abs(high)) > MAX_ABS_VALUE or high - low < MIN_PEAK_TO_PEAK:
+        raise ValueError(
+            f"{name} spans {low:.3g} to {high:.3g}: outside the amplitudes the pipeline handles faithfully (values "
+            f"within +-{MAX_ABS_VALUE:g}, peak to peak at least {MIN_PEAK_TO_PEAK:g}); that is no ECG in any unit "
+            "(mV, uV, V, ADC counts): check the scaling, or rescale the recording (any unit works: windows are "
+            "z-scored)"
         )
     return array
 

@@ -12,11 +12,13 @@ matched by canonical name (:func:`canonical_lead`), units converted to mV, demog
 
 from __future__ import annotations
 
+import array
 import csv
-import io
+import itertools
+import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def select_channel(names: Sequence[str], choice: str | int | None, source: str, 
         if len(names) == 1:
             return 0
         raise RecordingError(
-            f"{source} has {len(names)} {kind}s ({', '.join(names)}); choose one by name or 0-based index "
+            f"{source} has {len(names)} {kind}s ({_shown(names)}); choose one by name or 0-based index "
             f"(--column on the command line)"
         )
     if isinstance(choice, str):
@@ -68,7 +70,9 @@ def select_channel(names: Sequence[str], choice: str | int | None, source: str, 
         if -len(names) <= choice < len(names):
             return int(choice) % len(names)
         raise RecordingError(f"{source} has {len(names)} {kind}s; {kind} index {choice} does not exist")
-    raise RecordingError(f"{source} has no {kind} {choice!r}; it has {', '.join(names)} (or pass a 0-based index)")
+    raise RecordingError(
+        f"{source} has no {kind} {str(choice)[:40]!r}; it has {_shown(names)} (or pass a 0-based index)"
+    )
 
 
 def wfdb_record_name(path: str | os.PathLike[str]) -> str:
@@ -134,40 +138,70 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+def _shown(names: Sequence[str], limit: int = 10) -> str:
+    """Names for a message: the first ``limit``, then how many more (a wide header must not flood the screen)."""
+    shown = ", ".join(name[:40] for name in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _data_lines(handle: Iterable[str]) -> Iterator[str]:
+    for line in handle:
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield line.rstrip("\r\n")
+
+
+def _cells(line: str, dialect: type[csv.Dialect] | csv.Dialect) -> list[str]:
+    row = [cell.strip() for cell in next(csv.reader([line], dialect), [])]
+    return [cell for cell in row if cell != ""] if dialect.delimiter == " " else row
+
+
 def read_text_column(path: str | os.PathLike[str], column: str | int | None = None) -> np.ndarray:
     """One column of a delimited text file as float64 ``(n_rows,)``; empty and ``nan``/``na``/``null`` cells are NaN.
 
-    The delimiter (comma, semicolon, tab or spaces) and a header row are detected; ``#`` lines are comments.
+    The delimiter (comma, semicolon, tab or spaces) and a header row are detected from the first 20 rows; ``#``
+    lines are comments. The file is read a line at a time: memory is 8 bytes per value, whatever the file's width.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        raise RecordingError(f"{path} has no data rows")
-    sample = "\n".join(lines[:20])
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t ")
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return _read_column(path, handle, column)
+    except UnicodeDecodeError as exc:
+        raise RecordingError(
+            f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); export the recording as CSV/TXT in UTF-8, "
+            "or save it as .npy"
+        ) from None
+
+
+def _read_column(path: Path, handle: Iterable[str], column: str | int | None) -> np.ndarray:
+    lines = _data_lines(handle)
+    head = [line for _, line in zip(range(20), lines)]
+    if not head:
+        raise RecordingError(f"{path} has no data rows")
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff("\n".join(head), delimiters=",;\t ")
     except csv.Error:
         dialect = csv.excel
-    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO("\n".join(lines)), dialect)]
-    rows = [[cell for cell in row if cell != ""] if dialect.delimiter == " " else row for row in rows]
-    header = None if all(_is_number(cell) or cell == "" for cell in rows[0]) else rows[0]
-    body = rows[1:] if header is not None else rows
-    width = max(len(row) for row in body) if body else 0
-    names = header if header is not None else [str(i) for i in range(width)]
+    first = _cells(head[0], dialect)
+    header = None if all(_is_number(cell) or cell == "" for cell in first) else first
+    if header is not None:
+        names = header
+    else:
+        names = [str(i) for i in range(max(len(_cells(line, dialect)) for line in head))]
     index = select_channel(names, column, str(path))
-    first_row = 2 if header is not None else 1
-    values = np.empty(len(body))
-    for offset, row in enumerate(body):
-        cell = row[index] if index < len(row) else ""
+    values: array.array[float] = array.array("d")
+    first_row = 2 if header is not None else 1  # rows numbered as a reader counts them: data rows from 1
+    body = itertools.chain(head[1:] if header is not None else head, lines)
+    for offset, line in enumerate(body):
+        cells = _cells(line, dialect)
+        cell = cells[index] if index < len(cells) else ""
         if cell.lower() in _MISSING_CELLS:
-            values[offset] = np.nan
+            values.append(math.nan)
             continue
         try:
-            values[offset] = float(cell)
+            values.append(float(cell))
         except ValueError:
-            raise RecordingError(f"{path}, row {first_row + offset}: {cell!r} is not a number") from None
-    return values
+            raise RecordingError(f"{path}, row {first_row + offset}: {cell[:40]!r} is not a number") from None
+    return np.frombuffer(values, dtype=np.float64).copy() if values else np.empty(0)
 
 
 def _is_wfdb(path: Path) -> bool:
@@ -189,10 +223,10 @@ def read_recording(
         if not path.is_file():
             raise FileNotFoundError(f"input file not found: {path}")
         try:
-            array = np.load(path, allow_pickle=False, mmap_mode="r")
-        except ValueError as exc:
-            raise RecordingError(f"{path} is not a plain numeric .npy array ({exc})") from None
-        return array, None
+            loaded = np.load(path, allow_pickle=False, mmap_mode="r")
+        except (ValueError, EOFError) as exc:  # not .npy, pickled objects, a truncated header
+            raise RecordingError(f"{path} is not a plain numeric .npy array ({str(exc)[:200]})") from None
+        return loaded, None
     if path.suffix in TEXT_SUFFIXES:
         if not path.is_file():
             raise FileNotFoundError(f"input file not found: {path}")

@@ -122,7 +122,7 @@ def _metadata(encoder: ClefEncoder, fs: float | None, model: object, opset: int)
         "model_name": encoder.name,
         "model_size": encoder.architecture.name,
         "embed_dim": str(encoder.embed_dim),
-        "fs_hz": "" if fs is None else f"{fs:g}",
+        "fs_hz": "" if fs is None else _rate_text(fs),
         "input_name": "windows" if fs is None else "raw",
         "output_name": "embedding",
         "preprocessing": json.dumps(contract),
@@ -132,6 +132,12 @@ def _metadata(encoder: ClefEncoder, fs: float | None, model: object, opset: int)
     if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
         metadata["weights_file_sha256"] = sha256_file(model)
     return metadata
+
+
+def _rate_text(fs: float) -> str:
+    """``fs`` exactly, as the shortest text that reads back as the same float (``360``, ``1000.125``)."""
+    text = repr(float(fs))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def export_onnx(

@@ -21,9 +21,9 @@ import numpy as np
 
 from .constants import WINDOW_SAMPLES, ZSCORE_EPS
 from .filters import bandpass
-from .inputs import TailMode, as_recordings, check_fs, check_signal, per_record_fs
+from .inputs import TailMode, as_recordings, check_signal, per_record_fs
 from .resampling import Recording
-from .windows import WindowPlan, all_nan_windows, plan_windows, raw_windows, warn_about_windows
+from .windows import WindowPlan, missing_fractions, plan_windows, raw_windows, warn_about_windows
 
 __all__ = [
     "filter_windows",
@@ -110,7 +110,7 @@ def iter_windows(
     before the first chunk is produced.
     """
     array = check_signal(signal, name)
-    fs = check_fs(fs)
+    fs = per_record_fs(fs, [array])[0]
     plan = plan_windows(array.shape[0], fs, stride_seconds=stride_seconds, tail=tail)
     return iter_planned_windows(array, fs, plan, chunk_size=chunk_size, name=name)
 
@@ -134,7 +134,7 @@ def preprocess_chunk(recording: Recording, starts: np.ndarray, valid: np.ndarray
     """The preprocessed windows ``(len(starts), 5000)`` at 500 Hz ``starts`` of ``recording``, warning about the
     windows that carry no ECG (``first``: the index of the first, ``name``: the recording, for the message)."""
     raw = raw_windows(recording, starts, valid)
-    warn_about_windows(all_nan_windows(raw, valid), recording.flat(starts, valid), first, name)
+    warn_about_windows(missing_fractions(raw, valid), recording.flat(starts, valid), first, name)
     return preprocess_windows(raw, valid_samples=valid)
 
 
@@ -161,7 +161,7 @@ def preprocess(
         unless their rates differ: then a list); for a list of recordings, a list of ``(n_windows_i, 5000)`` arrays.
     """
     recordings, single = as_recordings(signal)
-    rates = per_record_fs(fs, len(recordings))
+    rates = per_record_fs(fs, recordings)
     name = (lambda i: "signal") if single else (lambda i: f"recording {i}")
     # as_recordings has checked each recording and per_record_fs each rate: plan them here, not in iter_windows,
     # which would scan every recording again

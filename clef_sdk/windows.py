@@ -17,7 +17,7 @@ from .errors import PreprocessingWarning
 from .inputs import TAIL_MODES, TailMode, check_choice, stride_samples
 from .resampling import Recording, resampled_length
 
-__all__ = ["WindowPlan", "all_nan_windows", "plan_windows", "raw_windows", "warn_about_windows"]
+__all__ = ["MOSTLY_MISSING", "WindowPlan", "missing_fractions", "plan_windows", "raw_windows", "warn_about_windows"]
 
 
 @dataclass(frozen=True)
@@ -88,16 +88,26 @@ def raw_windows(recording: Recording, starts: np.ndarray, valid_samples: np.ndar
     return raw
 
 
-def all_nan_windows(raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Which windows (``raw`` as from :func:`raw_windows`) have no value at all in their valid samples."""
+# A window with more than this fraction of its samples missing is mostly interpolation, not ECG.
+MOSTLY_MISSING = 0.5
+
+
+def missing_fractions(raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The fraction of each window's valid samples that is NaN (``raw`` as from :func:`raw_windows`)."""
     real = np.arange(WINDOW_SAMPLES)[None, :] < valid[:, None]
-    return ~np.any(real & ~np.isnan(raw), axis=1)
+    return (real & np.isnan(raw)).sum(axis=1) / np.maximum(valid, 1)
 
 
 def warn_about_windows(missing: np.ndarray, flat: np.ndarray, offset: int, name: str) -> None:
-    """One :class:`~clef_sdk.errors.PreprocessingWarning` per kind for the windows flagged entirely NaN
-    (``missing``) or ``flat`` (constant recorded values, see :meth:`clef_sdk.resampling.Recording.flat`)."""
-    kinds = (("entirely NaN (embedded as zeros, as in pretraining)", missing), ("constant (flat)", flat & ~missing))
+    """One :class:`~clef_sdk.errors.PreprocessingWarning` per kind for the windows whose samples are missing
+    (``missing``: the NaN fraction of each, see :func:`missing_fractions`) or ``flat`` (constant recorded values,
+    see :meth:`clef_sdk.resampling.Recording.flat`)."""
+    empty, gappy = missing >= 1, (missing > MOSTLY_MISSING) & (missing < 1)
+    kinds = (
+        ("entirely NaN (embedded as zeros, as in pretraining)", empty),
+        (f"more than {MOSTLY_MISSING:.0%} NaN (mostly interpolated)", gappy),
+        ("constant (flat)", flat & ~empty),
+    )
     for kind, rows in kinds:
         if rows.any():
             indices = (np.flatnonzero(rows) + offset).tolist()

@@ -83,6 +83,9 @@ def test_file_is_self_contained_with_metadata(exported, small_encoder):
     assert contract["input"] == "raw" and contract["shape"] == ["batch", 3600] and "no NaN" in contract["expects"]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert session.get_modelmeta().custom_metadata_map["model_size"] == "small"
+    # the rate is recorded exactly: "%g" made 3500/3 Hz "1166.67", which an app would then feed wrongly
+    odd = read_onnx_metadata(exported(3500 / 3))
+    assert float(odd["fs_hz"]) == 3500 / 3 and json.loads(odd["preprocessing"])["fs_hz"] == 3500 / 3
 
 
 def test_bad_arguments(small_encoder, tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ wfdb = pytest.importorskip("wfdb")
 from ludb_helpers import LUDB_RECORDS, link_ludb
 
 import clef_sdk as clef
+from clef_sdk.files import current_umask
 from clef_sdk.io import STANDARD_LEADS
 from clef_sdk.preprocessing import filter_windows, zscore
 from clef_sdk.resampling import resample_to_target
@@ -205,7 +206,7 @@ def _same_files(a: Path, b: Path) -> None:
     assert (
         names
         == sorted(p.name for p in b.iterdir())
-        == ["available.npy", "records.csv", "skipped.csv", "store.json", "windows.npy"]
+        == ["available.npy", "fingerprint.json", "records.csv", "skipped.csv", "store.json", "windows.npy"]
     )
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
@@ -272,6 +273,204 @@ def test_unfinished_job_with_other_options_is_refused(ludb_source: Path, tmp_pat
     (work / "job.json").write_text(json.dumps({"job": {"source": "elsewhere"}, "options": {}}))
     with pytest.raises(FileExistsError, match="unfinished job with other inputs"):
         prepare(ludb_source, tmp_path / "store", workers=1, progress=False)
+
+
+# -- reruns on a changed source: the store's fingerprint of its records ----------------------------------------
+
+
+def _copy_ludb(data_dir: Path, source: Path, records: tuple[int, ...]) -> Path:
+    """Writable copies (not links) of LUDB records in ``source/data``, for tests that change them."""
+    folder = source / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for record in records:
+        for suffix in (".hea", ".dat"):
+            shutil.copyfile(data_dir / "ludb" / "data" / f"{record}{suffix}", folder / f"{record}{suffix}")
+    return source
+
+
+def _put_ludb_as(data_dir: Path, folder: Path, record: int, name: str) -> None:
+    """LUDB ``record``'s files written as record ``name`` (the header's record and signal file names rewritten):
+    the same file sizes, other content."""
+    lines = (data_dir / "ludb" / "data" / f"{record}.hea").read_text().splitlines(keepends=True)
+    lines[0] = f"{name}{lines[0][len(str(record)) :]}"
+    text = "".join(lines).replace(f"{record}.dat ", f"{name}.dat ")
+    (folder / f"{name}.hea").write_text(text)
+    shutil.copyfile(data_dir / "ludb" / "data" / f"{record}.dat", folder / f"{name}.dat")
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("no shard should be processed")
+
+
+def test_finished_store_refuses_a_modified_record(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """The fuzz campaign's case: record 3's files replaced by record 4's (same count, same file sizes); the
+    rerun used to return the stale store because only the number of records was compared."""
+    source = _copy_ludb(data_dir, tmp_path / "source", (1, 2, 3, 5, 6))
+    target = tmp_path / "store"
+    first = prepare(source, target, workers=1, shard_size=2, progress=False)
+    files = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    # an identical source: the finished store comes back as it is, nothing processed or written
+    with monkeypatch.context() as patch:
+        patch.setattr(data_module, "_run_shard", _must_not_run)
+        assert prepare(source, target, workers=1, shard_size=2, progress=False).info == first.info
+
+    _put_ludb_as(data_dir, source / "data", 4, "3")
+    assert (source / "data" / "3.dat").stat().st_size == (data_dir / "ludb" / "data" / "3.dat").stat().st_size
+    with pytest.raises(FileExistsError, match="other inputs or options") as raised:
+        prepare(source, target, workers=1, shard_size=2, progress=False)
+    message = str(raised.value)
+    assert "1 record(s) modified: data/3" in message
+    assert "added" not in message and "removed" not in message
+    assert str(target) in message and "new output folder" in message and "delete" in message
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == files  # the store is left alone
+    for name in files:  # written through clef_sdk.files.atomic_path: the permissions of a new file
+        assert (target / name).stat().st_mode & 0o777 == 0o666 & ~current_umask(), name
+
+    # a new folder gets record 4's signal under record 3's name: what the stale store would have hidden
+    fresh = prepare(source, tmp_path / "fresh", workers=1, shard_size=2, progress=False)
+    row = fresh.table.index[fresh.table["path"] == "data/3"][0]
+    expected = filter_windows(_ludb(data_dir, 4).p_signal[:, 0])
+    assert np.abs(fresh.windows[row, 0].astype(np.float64) - expected).max() <= FLOAT16_RTOL * np.abs(expected).max()
+    assert fresh.table.set_index("path").loc["data/3", "age"] == 56  # record 4's header
+    fingerprint = json.loads(files["fingerprint.json"])["records"]
+    assert sorted(fingerprint) == ["data/1", "data/2", "data/3", "data/5", "data/6"]
+    assert fingerprint["data/1"][1] == [["1.dat", 120000, os.stat(source / "data" / "1.dat").st_mtime_ns]]
+
+
+def test_finished_store_refuses_a_header_edit_that_keeps_size_and_mtime(data_dir: Path, tmp_path: Path) -> None:
+    """Headers are compared by content: an edit of the same length with the modification time put back (as
+    ``cp -p``, ``rsync -a`` or an archive's extraction would leave it) is still seen."""
+    source = _copy_ludb(data_dir, tmp_path / "source", (1, 2))
+    target = tmp_path / "store"
+    prepare(source, target, workers=1, progress=False)
+    header = source / "data" / "1.hea"
+    before = header.stat()
+    header.write_text(header.read_text().replace("#<sex>: F", "#<sex>: M"))
+    os.utime(header, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert header.stat().st_size == before.st_size and header.stat().st_mtime_ns == before.st_mtime_ns
+    with pytest.raises(FileExistsError, match=r"1 record\(s\) modified: data/1"):
+        prepare(source, target, workers=1, progress=False)
+
+
+def test_finished_store_refuses_records_added_and_removed_at_the_same_count(data_dir: Path, tmp_path: Path) -> None:
+    source = _copy_ludb(data_dir, tmp_path / "source", (1, 2, 3, 5, 6))
+    target = tmp_path / "store"
+    prepare(source, target, workers=1, shard_size=2, progress=False)
+    for suffix in (".hea", ".dat"):
+        (source / "data" / f"2{suffix}").unlink()
+    _copy_ludb(data_dir, source, (7,))
+    with pytest.raises(FileExistsError, match="other inputs or options") as raised:
+        prepare(source, target, workers=1, shard_size=2, progress=False)
+    message = str(raised.value)
+    assert "1 record(s) added: data/7" in message and "1 record(s) removed: data/2" in message
+    assert "modified" not in message
+    # many changes: a few are named, the rest counted
+    _copy_ludb(data_dir, source, tuple(range(8, 20)))
+    with pytest.raises(FileExistsError, match=r"13 record\(s\) added: data/10, data/11, data/12, .* and 8 more"):
+        prepare(source, target, workers=1, shard_size=2, progress=False)
+
+
+def test_finished_store_refuses_a_changed_metadata_csv(data_dir: Path, tmp_path: Path) -> None:
+    source = _copy_ludb(data_dir, tmp_path / "source", (1, 2))
+    csv = tmp_path / "meta.csv"
+    pd.DataFrame({"path": ["data/1", "data/2"], "score2_risk": [7.5, 12.0]}).to_csv(csv, index=False)
+    prepare(source, tmp_path / "store", metadata=csv, workers=1, progress=False)
+    assert len(prepare(source, tmp_path / "store", metadata=csv, workers=1, progress=False)) == 2
+    pd.DataFrame({"path": ["data/1", "data/2"], "score2_risk": [7.5, 13.0]}).to_csv(csv, index=False)
+    with pytest.raises(FileExistsError, match="the metadata CSV .*meta.csv changed"):
+        prepare(source, tmp_path / "store", metadata=csv, workers=1, progress=False)
+
+
+def test_store_without_a_fingerprint_is_refused(ludb_source: Path, ludb_store: Path, tmp_path: Path) -> None:
+    """A store from before source fingerprints cannot be checked against the records: refused, not trusted."""
+    old = tmp_path / "old"
+    shutil.copytree(ludb_store, old)
+    (old / "fingerprint.json").unlink()
+    info = json.loads((old / "store.json").read_text())
+    del info["job"]["source_fingerprint"]
+    (old / "store.json").write_text(json.dumps(info))
+    with pytest.raises(FileExistsError, match="cannot tell whether the records changed"):
+        prepare(ludb_source, old, workers=1, shard_size=8, progress=False)
+
+
+def test_unfinished_job_refuses_changed_records_and_resumes_once_restored(
+    data_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Shards of a partial store are never mixed with those of another source: a record modified, or one
+    removed and another added (same count), is refused; with the files put back as they were, it resumes to the
+    bytes of an uninterrupted run."""
+    source = _copy_ludb(data_dir, tmp_path / "source", (1, 2, 3, 5, 6, 7))
+    data = source / "data"
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for name in ("5.hea", "5.dat", "6.hea", "6.dat"):
+        shutil.copy2(data / name, backup / name)  # content and modification time
+    target = tmp_path / "store"
+    original = data_module._run_shard
+
+    def interrupted(job, records, work, index):
+        if index == 1:
+            raise KeyboardInterrupt
+        return original(job, records, work, index)
+
+    monkeypatch.setattr(data_module, "_run_shard", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(source, target, workers=1, shard_size=2, progress=False)
+    work = target / ".work"
+    shards = {p.name: p.read_bytes() for p in work.iterdir()}
+    assert sorted(shards) == ["job.json", "shard_000000.json", "shard_000000.npz"]
+    assert "fingerprint" in json.loads((work / "job.json").read_text())
+
+    monkeypatch.setattr(data_module, "_run_shard", _must_not_run)
+    _put_ludb_as(data_dir, data, 4, "5")
+    with pytest.raises(FileExistsError, match="unfinished job with other inputs") as raised:
+        prepare(source, target, workers=1, shard_size=2, progress=False)
+    assert "1 record(s) modified: data/5" in str(raised.value) and str(work) in str(raised.value)
+    for name in ("5.hea", "5.dat"):
+        shutil.copy2(backup / name, data / name)
+    for suffix in (".hea", ".dat"):
+        (data / f"6{suffix}").unlink()
+    _copy_ludb(data_dir, source, (8,))
+    with pytest.raises(FileExistsError, match="unfinished job with other inputs") as raised:
+        prepare(source, target, workers=1, shard_size=2, progress=False)
+    assert "1 record(s) added: data/8" in str(raised.value) and "1 record(s) removed: data/6" in str(raised.value)
+    assert {p.name: p.read_bytes() for p in work.iterdir()} == shards  # nothing written, nothing mixed
+
+    for suffix in (".hea", ".dat"):
+        (data / f"8{suffix}").unlink()
+    (target / ".windows.npy.killed.tmp").write_bytes(b"left by a _finalize killed midway")  # removed: see below
+    for name in ("6.hea", "6.dat"):
+        shutil.copy2(backup / name, data / name)
+    done: list[int] = []
+
+    def counted(job, records, work, index):
+        done.append(index)
+        return original(job, records, work, index)
+
+    monkeypatch.setattr(data_module, "_run_shard", counted)
+    prepare(source, target, workers=1, shard_size=2, progress=False)
+    assert done == [1, 2]
+    monkeypatch.setattr(data_module, "_run_shard", original)
+    whole = tmp_path / "whole"
+    prepare(source, whole, workers=1, shard_size=2, progress=False)
+    _same_files(target, whole)
+
+
+def test_records_changed_while_being_prepared_are_refused(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A record changed after the job started (and so maybe after its shard was made) is not finalized."""
+    source = _copy_ludb(data_dir, tmp_path / "source", (1, 2, 3))
+    original = data_module._run_shard
+
+    def change_then_run(job, records, work, index):
+        if index == 1:
+            _put_ludb_as(data_dir, source / "data", 4, "1")  # shard 0 (record 1) is already done
+        return original(job, records, work, index)
+
+    monkeypatch.setattr(data_module, "_run_shard", change_then_run)
+    with pytest.raises(RuntimeError, match=r"changed while .* 1 record\(s\) modified: data/1"):
+        prepare(source, tmp_path / "store", workers=1, shard_size=1, progress=False)
+    assert not (tmp_path / "store" / "store.json").exists()
 
 
 @pytest.mark.parametrize(
