@@ -279,8 +279,9 @@ def _hub_model_info(spec: str) -> int:
     print(f"  sha256:         {source.sha256} (verified)")
     print(f"  size:           {weights.size}, embed_dim {weights.embed_dim}")
     for key in ("training_method", "training_steps", "training_data"):
-        if weights.metadata.get(key):
-            print(f"  {key[len('training_') :] + ':':<15} {weights.metadata[key]}")
+        if weights.metadata.get(key):  # text from a downloaded file: no control characters reach the terminal
+            shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in weights.metadata[key][:200])
+            print(f"  {key[len('training_') :] + ':':<15} {shown}")
     print(f"  cached:         {source.path}")
     return 0
 
@@ -298,11 +299,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(f"{'OK    ' if report.ok else 'FAILED'} CLEF-{report.model} {report.path}: {report.message}")
     if not checked:
         print("nothing cached to verify" + (f" for {args.name}" if args.name else ""))
-    if bad:
-        print(
-            f"clef: error: {bad} of {checked} cached files failed verification and were deleted; run `clef download` again",
-            file=sys.stderr,
-        )
+    if bad:  # each FAILED line says what happened to its file (deleted, or incomplete and left to be redone)
+        print(f"clef: error: {bad} of {checked} cached files failed verification; run `clef download` again",
+              file=sys.stderr)  # fmt: skip
         return EXIT_ERROR
     return 0
 

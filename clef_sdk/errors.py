@@ -11,6 +11,7 @@ __all__ = [
     "PreprocessingWarning",
     "QualityWarning",
     "RecordingError",
+    "SettingsError",
     "WeightsNotAvailableError",
 ]
 
@@ -41,6 +42,10 @@ class RecordingError(ClefError, ValueError):
 
 class OutputError(ClefError, ValueError):
     """An output cannot be written as asked: it would overwrite an input, or the folder holds files not ours."""
+
+
+class SettingsError(ClefError, ValueError):
+    """An environment variable holds a value clef_sdk cannot use (a flag that is no yes/no, a number out of range)."""
 
 
 class PreprocessingWarning(UserWarning):

@@ -39,6 +39,7 @@ __all__ = [
     "check_signal",
     "is_array_like_signal",
     "per_record_fs",
+    "plain_array",
     "stride_samples",
     "tensor_to_numpy",
 ]
@@ -176,6 +177,7 @@ def is_array_like_signal(value: object) -> bool:
         and hasattr(value, "dtype")
         and hasattr(value, "__getitem__")
         and not hasattr(value, "detach")  # torch tensors are converted to numpy instead
+        and not hasattr(value, "to_numpy")  # pandas: converted with its missing values as NaN
     )
 
 
@@ -194,6 +196,40 @@ def tensor_to_numpy(value: object, name: str = "signal") -> object:
     return value
 
 
+def _is_missing(value: object) -> bool:
+    """``None`` or pandas' ``NA``/``NaT``: missing values that are not NaN."""
+    return value is None or type(value).__name__ in ("NAType", "NaTType")
+
+
+def plain_array(value: object) -> np.ndarray:
+    """``value`` as a numpy array whose missing samples are NaN, whatever marked them: a masked array's mask,
+    pandas' ``NA`` (nullable dtypes), ``None`` in a list. Anything else as ``np.asarray`` gives it."""
+    if isinstance(value, np.ma.MaskedArray):
+        if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
+            return np.asarray(value)  # refused later with the dtype's own message
+        return np.ma.filled(value.astype(np.float64), np.nan)
+    to_numpy = getattr(value, "to_numpy", None)
+    if callable(to_numpy) and not isinstance(value, np.ndarray):  # pandas Series, DataFrame, arrays
+        try:
+            return np.asarray(to_numpy(dtype=np.float64, na_value=np.nan))
+        except (TypeError, ValueError):
+            return np.asarray(to_numpy())
+    array = np.asarray(value)
+    if (
+        array.dtype == object
+        and array.size
+        and all(
+            _is_missing(item)
+            or (isinstance(item, (int, float, np.integer, np.floating)) and not isinstance(item, bool))
+            for item in array.flat
+        )
+    ):
+        return np.array([np.nan if _is_missing(item) else item for item in array.flat], dtype=np.float64).reshape(
+            array.shape
+        )
+    return array
+
+
 def check_signal(signal: object, name: str = "signal") -> np.ndarray:
     """Validate one recording ``(n_samples,)`` and return it without copying.
 
@@ -207,7 +243,9 @@ def check_signal(signal: object, name: str = "signal") -> np.ndarray:
         array: np.ndarray = signal  # type: ignore[assignment]  # duck-typed: shape, dtype and slicing
     else:
         signal = tensor_to_numpy(signal, name)
-        array = signal if isinstance(signal, np.ndarray) else np.asarray(signal)
+        array = signal if type(signal) is np.ndarray or isinstance(signal, np.memmap) else plain_array(signal)
+        if array.dtype == object:
+            array = plain_array(array)
     if array.dtype == object:
         raise TypeError(f"{name} is an object array (ragged or mixed types); pass one recording as a 1-D numeric array")
     if np.issubdtype(array.dtype, np.complexfloating):
@@ -275,14 +313,14 @@ def as_recordings(signal: object) -> tuple[list[np.ndarray], bool]:
         if len(signal) == 0:
             raise ValueError("no recordings given (empty list); pass a 1-D signal or a list of 1-D signals")
         if all(np.ndim(item) == 0 and not isinstance(item, (str, bytes)) for item in signal):
-            return [check_signal(np.asarray(signal))], True
+            return [check_signal(plain_array(signal))], True
         return [check_signal(item, f"recording {i}") for i, item in enumerate(signal)], False
     if isinstance(signal, (str, bytes, os.PathLike)):
         raise TypeError(
             f"got a {type(signal).__name__}, not a signal; load the file first (np.load, wfdb.rdrecord) "
             "or use the command line: clef embed FILE --fs HZ"
         )
-    array = np.asarray(signal)
+    array = plain_array(signal)
     if array.dtype == object:
         raise TypeError(
             "got an object array; pass a numeric 1-D array, a 2-D array (n_records, n_samples), "

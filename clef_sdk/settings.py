@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import os
 
+from .errors import SettingsError
+
 __all__ = ["FALSE_WORDS", "TRUE_WORDS", "env_flag", "env_float"]
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -37,5 +39,5 @@ def env_float(name: str, default: float, *, low: float, high: float) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"environment variable {name}={text!r} must be a number from {low:g} to {high:g}")
+        raise SettingsError(f"environment variable {name}={text!r} must be a number from {low:g} to {high:g}")
     return value

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from .._optional import require
+from ..errors import CheckpointError
 from .data import PretrainingStore
 from .datamodule import StoreDataModule
 from .module import ClefPretraining
@@ -60,9 +61,23 @@ class ThroughputLogger(L.Callback):
             pl_module.log("train/samples_per_s", samples / elapsed, on_step=True, prog_bar=True, batch_size=samples)
 
 
+def _training_payload(path: Path) -> dict[str, Any]:
+    """A training checkpoint's contents (memory-mapped, ``weights_only``); CheckpointError if it is not one."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # the unpickler fails in many ways on damaged files
+        raise CheckpointError(f"{path} is not a readable training checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("hyper_parameters", {}), dict):
+        raise CheckpointError(f"{path} is not a Lightning checkpoint of clef train (no hyper-parameters)")
+    return payload
+
+
 def _saved_step(path: Path) -> int:
-    """The global step a checkpoint was saved at; raises if the file does not load."""
-    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    """The global step a checkpoint was saved at; raises CheckpointError if the file does not load."""
+    step = _training_payload(path).get("global_step")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise CheckpointError(f"{path} records no global step")
+    return step
 
 
 def _candidates(run_dir: Path) -> list[Path]:
@@ -77,7 +92,7 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     for path in _candidates(Path(run_dir)):
         try:
             step = _saved_step(path)
-        except Exception:
+        except CheckpointError:
             continue
         if best is None or step > best[0]:
             best = (step, path)
@@ -203,7 +218,7 @@ def fit(
 
 
 def _check_same_run(checkpoint: Path, requested: Any) -> None:
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
+    saved = _training_payload(checkpoint).get("hyper_parameters", {})
     different = [
         f"{key}: {saved.get(key)!r} in the run, {requested.get(key)!r} now"
         for key in _RUN_IDENTITY

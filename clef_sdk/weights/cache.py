@@ -5,13 +5,16 @@ from Zenodo checkpoints in clef-sdk's own folder (``$CLEF_SDK_HOME``, default ``
 cache), keyed by the source checksum. Every file is sha256-verified before its first use and the verification is
 recorded (a small JSON file), so that later loads only compare size and modification time; :func:`verify_cache`
 re-hashes everything. A file that no longer matches is deleted and
-:class:`~clef_sdk.errors.ChecksumMismatchError` raised.
+:class:`~clef_sdk.errors.ChecksumMismatchError` raised. A file or record that cannot be read (permissions) is a
+:class:`~clef_sdk.errors.CheckpointError` saying so, and is never deleted; a record that is not valid JSON vouches
+for nothing: a Hub file is hashed again, a converted file converted again (with a warning naming the record).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -20,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ChecksumMismatchError
-from ..files import atomic_path, sha256_file
+from ..files import atomic_path
+from ..settings import env_flag
+from ._readable import check_readable, sha256_readable, unreadable
 from .registry import HubSource, ModelEntry, Source, ZenodoSource
 
 __all__ = [
@@ -51,7 +56,8 @@ __all__ = [
 
 HOME_ENV = "CLEF_SDK_HOME"
 ALLOW_UNVERIFIED_ENV = "CLEF_SDK_ALLOW_UNVERIFIED"
-_TRUE = {"1", "on", "yes", "true"}
+
+logger = logging.getLogger("clef_sdk")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -59,7 +65,9 @@ _TRUE = {"1", "on", "yes", "true"}
 
 
 def env_true(name: str) -> bool:
-    return (os.environ.get(name) or "").strip().lower() in _TRUE
+    """The flag ``name``: 1/true/yes/on are on; unset, empty and 0/false/no/off off (any case); anything else is a
+    ``ValueError`` naming the variable, never silently read as on or off (:func:`clef_sdk.settings.env_flag`)."""
+    return env_flag(name)
 
 
 def hub_cache_dir() -> Path:
@@ -145,12 +153,23 @@ def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_record(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A cache record (JSON object) and, when it cannot be used, why: ``(None, None)`` if there is none,
+    ``(None, reason)`` if it is not a JSON object. A record that exists but cannot be read (permissions) raises
+    :class:`CheckpointError` naming it: what it vouches for is then unknown, and nothing is deleted or replaced."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        raise unreadable(path, exc, "cache record") from None
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None, f"the cache record {path} is not a valid JSON object ({type(exc).__name__}: {str(exc)[:120]})"
+    if not isinstance(data, dict):
+        return None, f"the cache record {path} is not a valid JSON object (found {type(data).__name__})"
+    return data, None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -205,9 +224,12 @@ def verify_hub_file(entry: ModelEntry, source: HubSource, path: Path, *, force: 
         _delete_cached(path)
         record_path.unlink(missing_ok=True)
         raise mismatch(what, path, f"{source.size} bytes", f"{size} bytes", source)
-    if not force and _stat_matches(_read_json(record_path), source.sha256, path):
+    record, problem = _read_record(record_path)
+    if problem is not None:
+        logger.info("%s; hashing %s again", problem, path)
+    if not force and _stat_matches(record, source.sha256, path):
         return source.sha256
-    actual = sha256_file(path)
+    actual = sha256_readable(path, "cached weights file")
     if actual != source.sha256:
         _delete_cached(path)
         record_path.unlink(missing_ok=True)
@@ -227,33 +249,47 @@ def verify_hub_file(entry: ModelEntry, source: HubSource, path: Path, *, force: 
     return actual
 
 
-def _verifyzenodo_target(entry: ModelEntry, source: ZenodoSource, path: Path, *, force: bool = False) -> str | None:
-    """sha256 of a converted file if it is complete (has its record); raises if it no longer matches the record."""
-    record = _read_json(sidecar(path))
-    if record is None or not isinstance(record.get("sha256"), str):
-        return None  # an interrupted conversion: not cached
+def _verify_zenodo_target(
+    entry: ModelEntry, source: ZenodoSource, path: Path, *, force: bool = False
+) -> tuple[str | None, str | None]:
+    """``(sha256, None)`` of a converted file that is complete (has its record), else ``(None, why)``, ``why`` being
+    ``None`` for an interrupted conversion (no record); raises if the file no longer matches its record."""
+    record, problem = _read_record(sidecar(path))
+    if record is not None and not isinstance(record.get("sha256"), str):
+        record, problem = None, f"the cache record {sidecar(path)} has no sha256"
+    if record is None:
+        return None, problem  # not cached: an interrupted conversion, or a record that vouches for nothing
     expected = record["sha256"]
     if not force and _stat_matches(record, expected, path):
-        return expected
-    actual = sha256_file(path)
+        return expected, None
+    actual = sha256_readable(path, "cached weights file")
     if actual != expected:
         _delete_cached(path)
         sidecar(path).unlink(missing_ok=True)
         raise mismatch(f"CLEF-{entry.name}", path, f"sha256:{expected}", f"sha256:{actual}", source)
     stat = path.stat()
     write_json(sidecar(path), {**record, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
-    return actual
+    return actual, None
 
 
 def check_weights_size(entry: ModelEntry, path: Path, source: Source) -> None:
     """Refuse a file whose clef-sdk metadata names another size than the entry (reads only the header)."""
     from safetensors import safe_open
 
+    check_readable(path, "weights file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             size = (handle.metadata() or {}).get("size")
     except Exception as exc:  # safetensors raises several error types for corrupt headers
-        raise CheckpointError(f"{path} (from {source.describe()}) is not a readable safetensors file: {exc}") from None
+        raise CheckpointError(
+            f"{path} (from {source.describe()}) is not a valid safetensors file ({exc}): the manifest entry points "
+            "at a file that is not clef-sdk weights"
+        ) from None
+    if size is None:
+        raise CheckpointError(
+            f"{path} (from {source.describe()}) has no size in its metadata, so it is not a clef-sdk weights file: "
+            "the manifest entry points at the wrong file"
+        )
     if size != entry.name:
         raise CheckpointError(
             f"{path} (from {source.describe()}) holds CLEF-{size} weights, not CLEF-{entry.name}: the manifest "
@@ -288,9 +324,12 @@ def cached_path(entry: ModelEntry, source: Source) -> Path | None:
         verify_hub_file(entry, source, path)
         return path
     target = zenodo_target(entry, source)
-    if target.is_file() and _verifyzenodo_target(entry, source, target) is not None:
-        return target
-    return None
+    if not target.is_file():
+        return None
+    digest, problem = _verify_zenodo_target(entry, source, target)
+    if digest is None and problem is not None:
+        logger.warning("%s: %s is not used and will be converted again", problem, target)
+    return target if digest is not None else None
 
 
 def cached_weights(entry: ModelEntry, *, allow_unverified: bool | None = None) -> Path | None:
@@ -353,15 +392,22 @@ def verify_cache(entry: ModelEntry) -> list[VerifyReport]:
             continue
         source = status.source
         try:
+            problem: str | None = None
             if isinstance(source, HubSource):
                 digest: str | None = verify_hub_file(entry, source, status.path, force=True)
             else:
-                digest = _verifyzenodo_target(entry, source, status.path, force=True)
+                digest, problem = _verify_zenodo_target(entry, source, status.path, force=True)
         except ChecksumMismatchError as exc:
             reports.append(VerifyReport(entry.name, status.path, False, None, str(exc)))
             continue
         if digest is None:
-            reports.append(VerifyReport(entry.name, status.path, False, None, "no verification record: incomplete"))
+            if problem is not None:  # nothing vouches for the converted file: like a mismatch, it goes
+                _delete_cached(status.path)
+                sidecar(status.path).unlink(missing_ok=True)
+                why = f"{problem}, so {status.path} cannot be verified and has been deleted; `clef download {entry.name}` converts it again"
+            else:
+                why = f"no verification record ({sidecar(status.path)}): an interrupted conversion"
+            reports.append(VerifyReport(entry.name, status.path, False, None, why))
         else:
             reports.append(VerifyReport(entry.name, status.path, True, digest, f"sha256 {digest} OK"))
     return reports

@@ -24,7 +24,7 @@ from pathlib import Path
 from .._version import __version__
 from ..constants import LIBRARY_NAME
 from ..errors import CheckpointError, WeightsNotAvailableError
-from ..files import md5_and_sha256_file
+from ._readable import md5_and_sha256_readable
 from .cache import (
     ALLOW_UNVERIFIED_ENV,
     HOME_ENV,
@@ -67,7 +67,7 @@ def _fetch_zenodo(entry: ModelEntry, source: ZenodoSource, *, keep_checkpoint: b
     if not checkpoint.is_file():
         logger.info("downloading %s", source.describe())
         http_download(source.url, checkpoint, expected_size=source.size, progress=progress)
-    md5, sha256 = md5_and_sha256_file(checkpoint)
+    md5, sha256 = md5_and_sha256_readable(checkpoint, "downloaded checkpoint")
     size = checkpoint.stat().st_size
     actual = {"md5": md5, "sha256": sha256}
     if source.size is not None and size != source.size:

@@ -13,6 +13,7 @@ The pieces are separate so that other tools (the downloader, pretraining export)
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -28,7 +29,8 @@ from .._version import __version__
 from ..constants import PREPROCESSING
 from ..errors import CheckpointError
 from ..files import atomic_path, sha256_file
-from ..models import ARCHITECTURES, ClefEncoder, build
+from ..models import ARCHITECTURES, KERNEL_SIZE, ClefEncoder, build
+from ._readable import check_readable, require_file, unreadable
 
 __all__ = [
     "FORMAT_NAME",
@@ -51,6 +53,14 @@ FORMAT_VERSION = "1"
 BACKBONE_PREFIX = "backbone."
 SAFETENSORS_SUFFIX = ".safetensors"
 _MAX_LISTED = 12
+# The metadata read_clef_safetensors needs, with what each lets it check.
+_REQUIRED_METADATA = {
+    "format_version": "its format version",
+    "size": "its model size",
+    "embed_dim": "its embedding dimension",
+    "preprocessing": "the preprocessing it was trained with",
+    "tensors_sha256": "its integrity",
+}
 
 
 @dataclass
@@ -68,10 +78,12 @@ class EncoderWeights:
 
 def read_checkpoint_payload(path: str | os.PathLike[str]) -> Any:
     """Everything in a ``.ckpt``/``.pt``/``.pth`` file, loaded with ``torch.load(weights_only=True)`` only (no
-    pickled code runs); unreadable, corrupt or unsafe files raise :class:`CheckpointError` saying what to do."""
+    pickled code runs). A file that cannot be read (permissions) says so; an unsafe pickle, or any failure of the
+    loader on a file that is not a valid checkpoint (truncated, corrupt, not a checkpoint at all), is a
+    :class:`CheckpointError` saying what to do."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    require_file(path, "checkpoint")
+    check_readable(path, "checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -86,13 +98,28 @@ def read_checkpoint_payload(path: str | os.PathLike[str]) -> Any:
             "objects can run code (clef-sdk loads with torch.load(weights_only=True) only). If you trust the "
             "file, re-save just its tensors with torch.save(model.state_dict(), 'clean.pt') and convert that."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        first_line = str(exc).partition("\n")[0]  # may be empty (an empty file raises a bare EOFError)
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line}); "
-            "the file may be truncated or corrupt: download it again"
-        ) from None
+    except OSError as exc:
+        if _system_failure(exc):  # the system failed to read it (permissions changed, a disk), not its contents
+            raise unreadable(path, exc, "checkpoint") from None
+        raise _corrupt_checkpoint(path, exc) from None  # torch reports some damaged zips as OSError(EINVAL)
+    except Exception as exc:
+        # On a damaged file the unpickler raises anything (IndexError, KeyError, struct.error, AssertionError,
+        # UnicodeDecodeError, MemoryError, ...): each means the same here.
+        raise _corrupt_checkpoint(path, exc) from None
     return payload
+
+
+def _system_failure(exc: OSError) -> bool:
+    """Whether an error of a loader that had opened the file is the system's (denied, I/O), not the contents'."""
+    return isinstance(exc, PermissionError) or exc.errno == errno.EIO
+
+
+def _corrupt_checkpoint(path: Path, exc: BaseException) -> CheckpointError:
+    first_line = str(exc).partition("\n")[0][:200]  # may be empty (an empty file raises a bare EOFError)
+    return CheckpointError(
+        f"{path} is not a valid PyTorch checkpoint ({type(exc).__name__}: {first_line}); "
+        "the file may be truncated or corrupt: download it again"
+    )
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -129,6 +156,10 @@ def _infer_size(state_dict: dict[str, torch.Tensor]) -> str:
             "cannot tell the CLEF size: 'first_conv.conv.weight' is missing "
             f"(keys start {_listing(list(state_dict)[:_MAX_LISTED])}); is this a CLEF checkpoint?"
         )
+    if stem.ndim != 3:
+        raise CheckpointError(
+            f"'first_conv.conv.weight' has shape {tuple(stem.shape)}; a CLEF stem is (filters, 1, {KERNEL_SIZE})"
+        )
     by_width = {arch.base_filters: name for name, arch in ARCHITECTURES.items()}
     size = by_width.get(int(stem.shape[0]))
     if size is None:
@@ -146,6 +177,14 @@ def extract_backbone(state_dict: dict[str, torch.Tensor], *, source: str = "chec
     are then ignored) or none. BatchNorm tensors are dropped; every remaining key must match the inferred
     size's architecture exactly in name and shape, or :class:`CheckpointError` lists the differences.
     """
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{source} is not a state dict (a dict of tensors): found {type(state_dict).__name__}")
+    not_strings = [repr(key) for key in state_dict if not isinstance(key, str)]
+    if not_strings:
+        raise CheckpointError(f"{source}: state dict keys that are not strings: {_listing(not_strings)}")
+    non_tensors = [key for key, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    if non_tensors:
+        raise CheckpointError(f"{source}: state dict entries that are not tensors: {_listing(non_tensors)}")
     if any(key.startswith(BACKBONE_PREFIX) for key in state_dict):
         state_dict = {
             key[len(BACKBONE_PREFIX) :]: value for key, value in state_dict.items() if key.startswith(BACKBONE_PREFIX)
@@ -249,57 +288,89 @@ def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str])
 
 
 def read_clef_safetensors(path: str | os.PathLike[str]) -> EncoderWeights:
-    """Read and validate a clef-sdk safetensors file written by :func:`write_weights` (and nothing else)."""
-    from safetensors import SafetensorError, safe_open
+    """Read and validate a clef-sdk safetensors file written by :func:`write_weights` (and nothing else).
+
+    Every metadata entry a check needs must be there: a file without one is refused rather than passing the check
+    (``format``, ``format_version``, ``size``, ``embed_dim``, ``preprocessing`` and ``tensors_sha256``; every file
+    :func:`write_weights` writes has them).
+    """
+    from safetensors import safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+    require_file(path, "weights file")
+    check_readable(path, "weights file")  # safetensors reports a permission error as "No such file or directory"
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata: dict[str, Any] = handle.metadata() or {}
             state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path} is not a valid safetensors file ({exc}); it is corrupt or truncated: delete it and "
-            "download or convert it again"
-        ) from None
+    except OSError as exc:
+        if _system_failure(exc):
+            raise unreadable(path, exc, "weights file") from None
+        raise _corrupt_safetensors(path, exc) from None
+    except Exception as exc:  # SafetensorError, ValueError, TypeError ... for a damaged header
+        raise _corrupt_safetensors(path, exc) from None
     if metadata.get("format") != FORMAT_NAME:
         raise CheckpointError(
             f"{path} was not written by clef-sdk (metadata format={metadata.get('format')!r}); convert the "
             "original checkpoint with `clef convert CKPT -o OUT.safetensors`"
         )
-    if metadata.get("format_version") != FORMAT_VERSION:
+    version = metadata.get("format_version")
+    if version is not None and version != FORMAT_VERSION:  # another version may record other keys: said first
         raise CheckpointError(
-            f"{path} has weights format version {metadata.get('format_version')!r}; this clef-sdk reads "
-            f"version {FORMAT_VERSION}: upgrade clef-sdk or convert the checkpoint again"
+            f"{path} has weights format version {version!r}; this clef-sdk reads version {FORMAT_VERSION}: "
+            "upgrade clef-sdk or convert the checkpoint again"
+        )
+    missing = [key for key in _REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise CheckpointError(
+            f"{path} has no {missing[0] if len(missing) == 1 else ', '.join(missing[:-1]) + ' or ' + missing[-1]} "
+            f"in its metadata (every clef-sdk weights file records "
+            f"{', '.join(_REQUIRED_METADATA)}), so {_REQUIRED_METADATA[missing[0]]} cannot be checked: the file was "
+            "edited or not written by clef-sdk. Convert the original checkpoint again with "
+            "`clef convert CKPT -o OUT.safetensors`"
         )
     weights = extract_backbone(state_dict, source=str(path))
-    recorded = metadata.get("tensors_sha256")
-    if recorded is None:
-        raise CheckpointError(
-            f"{path} has no tensors_sha256 in its metadata, so its integrity cannot be checked; convert the "
-            "original checkpoint again with `clef convert CKPT -o OUT.safetensors`"
-        )
+    recorded = metadata["tensors_sha256"]
     actual = tensors_digest(weights.state_dict)
     if actual != recorded:
         raise CheckpointError(
             f"{path}: the weights were modified or corrupted after conversion (tensor data sha256 {actual}, "
             f"recorded {recorded}); delete the file and download or convert it again"
         )
-    declared = metadata.get("preprocessing")
-    if declared is not None and json.loads(declared) != json.loads(json.dumps(PREPROCESSING)):
+    declared = metadata["preprocessing"]
+    try:
+        contract = json.loads(declared)
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(
+            f"{path}: its preprocessing metadata is not valid JSON ({type(exc).__name__}: {str(exc)[:200]}), so "
+            "the preprocessing the model was trained with cannot be checked: the file was edited. Convert the "
+            "original checkpoint again"
+        ) from None
+    if contract != json.loads(json.dumps(PREPROCESSING)):
         raise CheckpointError(
             f"{path} declares a preprocessing contract this clef-sdk {__version__} does not implement: the file "
-            f"says {declared}; clef-sdk implements {json.dumps(PREPROCESSING, sort_keys=True)}. Embeddings would "
-            "not mean what the model learned: use the clef-sdk version the model was made for"
+            f"says {declared[:2000]}; clef-sdk implements {json.dumps(PREPROCESSING, sort_keys=True)}. Embeddings "
+            "would not mean what the model learned: use the clef-sdk version the model was made for"
         )
-    if metadata.get("size") != weights.size:
+    if metadata["size"] != weights.size:
         raise CheckpointError(
-            f"{path}: metadata says size {metadata.get('size')!r} but the tensors are CLEF-{weights.size}"
+            f"{path}: metadata says size {metadata['size']!r} but the tensors are CLEF-{weights.size}"
+        )
+    if metadata["embed_dim"] != str(weights.embed_dim):
+        raise CheckpointError(
+            f"{path}: metadata says embed_dim {metadata['embed_dim']!r} but CLEF-{weights.size} embeds in "
+            f"{weights.embed_dim}"
         )
     weights.metadata = dict(metadata)
     return weights
+
+
+def _corrupt_safetensors(path: Path, exc: BaseException) -> CheckpointError:
+    detail = str(exc).partition("\n")[0][:200] or type(exc).__name__
+    return CheckpointError(
+        f"{path} is not a valid safetensors file ({detail}); it is corrupt or truncated: delete it and "
+        "download or convert it again"
+    )
 
 
 def read_weights(path: str | os.PathLike[str]) -> EncoderWeights:

@@ -22,15 +22,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ChecksumMismatchError, WeightsNotAvailableError
-from ..files import sha256_file
+from ._readable import sha256_readable
 from .cache import is_offline
 
-__all__ = ["HF_HUB_PREFIX", "WEIGHTS_FILENAME", "HubModelSource", "fetch_hub_model", "is_hub_spec", "parse_hub_spec"]
+__all__ = [
+    "HF_HUB_PREFIX",
+    "WEIGHTS_FILENAME",
+    "HubModelSource",
+    "check_repo_id",
+    "fetch_hub_model",
+    "is_hub_spec",
+    "parse_hub_spec",
+]
 
 HF_HUB_PREFIX = "hf-hub:"
 WEIGHTS_FILENAME = "model.safetensors"
-_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MAX_REPO_ID = 200  # the Hub allows 96 characters per part
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,17 @@ class HubModelSource:
 
 def is_hub_spec(value: object) -> bool:
     return isinstance(value, str) and value.startswith(HF_HUB_PREFIX)
+
+
+def check_repo_id(repo_id: str) -> str:
+    """``repo_id`` if it is a Hub repository id, ``namespace/name`` of letters, digits, ``-``, ``_`` and ``.``; else
+    ``ValueError`` (it is written into model cards and code snippets, which another character could break)."""
+    if not isinstance(repo_id, str) or not _REPO.match(repo_id) or len(repo_id) > _MAX_REPO_ID:
+        raise ValueError(
+            f"{repo_id!r} is not a Hub repository id: use namespace/name, each of letters, digits, '-', '_' and '.' "
+            "(e.g. my-org/clef-small)"
+        )
+    return repo_id
 
 
 def parse_hub_spec(spec: str) -> tuple[str, str | None]:
@@ -94,7 +114,7 @@ def fetch_hub_model(spec: str, *, local_files_only: bool = False) -> HubModelSou
             f"hf-hub:{repo_id}: {WEIGHTS_FILENAME} is not stored as an LFS file, so the Hub reports no sha256 for "
             "it; upload it with huggingface_hub (or git lfs) so that it can be verified"
         )
-    actual = sha256_file(path)
+    actual = sha256_readable(path, "cached weights file")
     if actual != expected:
         raise ChecksumMismatchError(
             f"hf-hub:{repo_id}@{commit}: the cached {WEIGHTS_FILENAME} has sha256 {actual}, but the Hub reported "

@@ -3,7 +3,8 @@ and resumable HTTP downloads (Zenodo).
 
 Failures that another source may make good raise :class:`SourceUnavailable` with one line saying why; a host that
 cannot be reached at all fails at once rather than after retries. ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and
-``CLEF_SDK_DOWNLOAD_TIMEOUT`` (seconds) are read when a call is made.
+``CLEF_SDK_DOWNLOAD_TIMEOUT`` (seconds, 0.1 to 3600) are read when a call is made; a value that is not valid is a
+``ValueError`` naming the variable before anything is asked of the network.
 """
 
 from __future__ import annotations
@@ -18,19 +19,29 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
 from ..constants import LIBRARY_NAME
-from ..errors import ChecksumMismatchError, ClefError
+from ..errors import ChecksumMismatchError, ClefError, OutputError
+from ..settings import env_float
 from .cache import env_true, hub_cache_dir, is_offline
 
-__all__ = ["TIMEOUT_ENV", "SourceUnavailable", "download_hub_file", "http_download", "upload_folder"]
+__all__ = [
+    "TIMEOUT_ENV",
+    "SourceUnavailable",
+    "download_hub_file",
+    "download_timeout",
+    "http_download",
+    "upload_folder",
+]
 
 TIMEOUT_ENV = "CLEF_SDK_DOWNLOAD_TIMEOUT"
 
 _DEFAULT_TIMEOUT = 30.0
+_MIN_TIMEOUT, _MAX_TIMEOUT = 0.1, 3600.0
 _CHUNK = 1 << 20
 _MAX_ATTEMPTS = 5
 _RETRY_STATUS = (408, 425, 429, 500, 502, 503, 504)
@@ -39,6 +50,8 @@ _LOCAL_ERRNOS = {
     getattr(errno, name) for name in ("ENOSPC", "EACCES", "EROFS", "EDQUOT", "EPERM") if hasattr(errno, name)
 }
 
+_GLOB_CHARACTERS = set("*?[]\\")
+
 logger = logging.getLogger("clef_sdk")
 
 
@@ -46,11 +59,10 @@ class SourceUnavailable(Exception):
     """A source could not deliver the file (not found, unreachable, refused): the next source is tried."""
 
 
-def _timeout() -> float:
-    try:
-        return float(os.environ.get(TIMEOUT_ENV) or _DEFAULT_TIMEOUT)
-    except ValueError:
-        return _DEFAULT_TIMEOUT
+def download_timeout() -> float:
+    """Seconds a connection may stall (``$CLEF_SDK_DOWNLOAD_TIMEOUT``, default 30): a finite number from 0.1 to
+    3600, else ``ValueError`` naming the variable (``inf``, ``nan``, 0 or a negative number are not used)."""
+    return env_float(TIMEOUT_ENV, _DEFAULT_TIMEOUT, low=_MIN_TIMEOUT, high=_MAX_TIMEOUT)
 
 
 def _hf_endpoint() -> str | None:
@@ -70,7 +82,7 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _unreachable(url: str) -> str | None:
+def _unreachable(url: str, timeout: float) -> str | None:
     """Why ``url``'s host cannot be reached at all (name not resolved, connection refused, no route), or None.
 
     huggingface_hub retries such failures with back-off for ~25 s; they cannot heal by retrying, so the Hub is
@@ -82,7 +94,7 @@ def _unreachable(url: str) -> str | None:
         return None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        socket.create_connection((host, port), timeout=_timeout()).close()
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
         if isinstance(exc, (socket.gaierror, ConnectionRefusedError)) or exc.errno in _UNREACHABLE_ERRNOS:
             return f"cannot connect to {parts.netloc} ({type(exc).__name__}: {exc})"
@@ -96,8 +108,9 @@ def download_hub_file(repo_id: str, filename: str, revision: str | None, *, loca
     """
     from huggingface_hub import constants, hf_hub_download
 
+    timeout = download_timeout()  # an invalid setting is an error before anything is asked of the network
     if not local_files_only:
-        reason = _unreachable(_hf_endpoint() or constants.ENDPOINT)
+        reason = _unreachable(_hf_endpoint() or constants.ENDPOINT, timeout)
         if reason is not None:
             raise SourceUnavailable(reason)
     try:
@@ -126,12 +139,16 @@ def _content_range(header: str | None) -> tuple[int | None, int | None]:
     return first, int(total) if total.isdigit() else None
 
 
-def _progress_bar(total: int | None, initial: int, desc: str, progress: bool | None) -> Any:
+def _progress_disabled(progress: bool | None) -> bool | None:
+    """tqdm's ``disable``: ``None`` (when stderr is a terminal) unless ``progress`` or the Hub's flag decides."""
+    if progress is not None:
+        return not progress
+    return True if env_true("HF_HUB_DISABLE_PROGRESS_BARS") else None
+
+
+def _progress_bar(total: int | None, initial: int, desc: str, disable: bool | None) -> Any:
     from tqdm.auto import tqdm
 
-    disable = None if progress is None else not progress
-    if progress is None and env_true("HF_HUB_DISABLE_PROGRESS_BARS"):
-        disable = True
     return tqdm(
         total=total,
         initial=initial,
@@ -148,6 +165,7 @@ def _progress_bar(total: int | None, initial: int, desc: str, progress: bool | N
 def http_download(url: str, destination: Path, *, expected_size: int | None, progress: bool | None) -> None:
     """Download ``url`` to ``destination`` through ``destination.part``, resuming with HTTP Range requests after
     a dropped connection (and across runs). Raises :class:`SourceUnavailable` when the file cannot be had."""
+    timeout, disable = download_timeout(), _progress_disabled(progress)  # settings checked before any request
     part = destination.with_name(destination.name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -165,7 +183,7 @@ def http_download(url: str, destination: Path, *, expected_size: int | None, pro
             request.add_header("Range", f"bytes={offset}-")
         connected = False
         try:
-            with urllib.request.urlopen(request, timeout=_timeout()) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 connected = True
                 first, total = _content_range(response.headers.get("Content-Range"))
                 if response.status == 206 and first != offset:  # not the part we asked for: start over
@@ -184,7 +202,7 @@ def http_download(url: str, destination: Path, *, expected_size: int | None, pro
                         "file; nothing was kept"
                     )
                 received = offset
-                with open(part, mode) as handle, _progress_bar(total, offset, destination.name, progress) as bar:
+                with open(part, mode) as handle, _progress_bar(total, offset, destination.name, disable) as bar:
                     while chunk := response.read(_CHUNK):
                         handle.write(chunk)
                         received += len(chunk)
@@ -207,7 +225,9 @@ def http_download(url: str, destination: Path, *, expected_size: int | None, pro
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             if isinstance(exc, OSError) and exc.errno in _LOCAL_ERRNOS:
-                raise  # the local disk, not the network: retrying cannot help
+                if exc.filename is not None:
+                    raise  # the local disk, not the network: retrying cannot help
+                raise OSError(exc.errno, f"{exc.strerror} (writing {part})", str(part)) from exc
             if not connected:
                 # no name resolution, refused, unreachable: nothing was interrupted, so retrying cannot help
                 raise SourceUnavailable(
@@ -226,12 +246,27 @@ def http_download(url: str, destination: Path, *, expected_size: int | None, pro
 
 
 def upload_folder(
-    folder: Path, repo_id: str, message: str, *, private: bool = False, token: str | None = None, api: Any = None
+    folder: Path,
+    repo_id: str,
+    message: str,
+    *,
+    files: Sequence[str],
+    private: bool = False,
+    token: str | None = None,
+    api: Any = None,
 ) -> Any:
-    """Create ``repo_id`` if needed and upload ``folder`` as one commit; returns huggingface_hub's commit info.
+    """Create ``repo_id`` if needed and upload the ``files`` of ``folder`` (names directly in it) as one commit;
+    returns huggingface_hub's commit info. Nothing else in the folder is uploaded, whatever it holds.
 
     ``api``: an object with ``HfApi.create_repo``/``upload_folder`` (default: a new ``HfApi`` for ``HF_ENDPOINT``).
     """
+    names = list(files)
+    odd = [name for name in names if not name or _GLOB_CHARACTERS & set(name) or "/" in name or name in (".", "..")]
+    if odd or not names:
+        raise ValueError(f"files must be plain file names directly in {folder}, got {odd or names!r}")
+    missing = [name for name in names if not (Path(folder) / name).is_file()]
+    if missing:
+        raise OutputError(f"cannot upload {folder}: {', '.join(missing)} missing; write the folder again")
     if is_offline():
         raise ClefError("HF_HUB_OFFLINE is set: cannot upload; unset it or use --dry-run")
     if api is None:
@@ -239,4 +274,8 @@ def upload_folder(
 
         api = HfApi(endpoint=_hf_endpoint(), token=token, library_name=LIBRARY_NAME, library_version=__version__)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    return api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", commit_message=message)
+    # allow_patterns are fnmatch patterns matched against paths relative to the folder: a plain name matches
+    # exactly that file at the top of the folder, nothing else.
+    return api.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), repo_type="model", commit_message=message, allow_patterns=names
+    )

@@ -1,6 +1,9 @@
 """Publishing CLEF weights on the Hugging Face Hub: ``clef publish``. One core for both kinds of model:
-write a folder (``model.safetensors``, ``config.json``, ``README.md``), then, unless it is a dry run, upload it
-as one commit (:func:`clef_sdk.weights.network.upload_folder`) and return the manifest source to paste.
+write a folder (``model.safetensors``, ``config.json``, ``README.md``, each atomically), then, unless it is a dry
+run, upload exactly those three files as one commit (:func:`clef_sdk.weights.network.upload_folder`) and return
+the manifest source to paste. The folder (``--out``) must be new, empty, or hold only what an earlier
+``clef publish`` of the same kind wrote (:func:`check_out_folder`): anything else in it (a README of the user's, a
+``.env``, private data) is refused with :class:`~clef_sdk.errors.OutputError`, never overwritten or uploaded.
 
 - The authors' released checkpoint (``clef publish NAME --ckpt PATH --repo-id ID``, :func:`publish`): converted
   with the converter (``weights_only`` load, backbone only, float32 safetensors); ``config.json`` holds the size,
@@ -26,25 +29,34 @@ from typing import Any
 
 from .._version import __version__
 from ..constants import LIBRARY_NAME, PREPROCESSING
-from ..errors import CheckpointError, ChecksumMismatchError
-from ..files import md5_and_sha256_file, sha256_file
+from ..errors import CheckpointError, ChecksumMismatchError, ManifestError, OutputError
+from ..files import atomic_path, atomic_write_text, sha256_file
 from ..models import ARCHITECTURES, KERNEL_SIZE
+from ._readable import md5_and_sha256_readable, require_file
 from .cards import PAPER_URL, released_model_card, trained_model_card, training_facts
 from .format import FORMAT_NAME, FORMAT_VERSION, extract_backbone, read_checkpoint, read_weights, write_weights
-from .hf_hub import WEIGHTS_FILENAME
+from .hf_hub import WEIGHTS_FILENAME, check_repo_id
 from .network import upload_folder
-from .registry import ModelEntry, ZenodoSource, model_entry
+from .registry import ModelEntry, ZenodoSource, manifest_path, model_entry
 
 __all__ = [
+    "WRITTEN_FILES",
     "HubFolder",
     "PublishResult",
     "build_hub_folder",
     "build_trained_folder",
+    "check_out_folder",
     "publish",
     "publish_trained",
 ]
 
 _LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+_MAX_LISTED = 12
+_MAX_CONFIG_BYTES = 1 << 20
+WRITTEN_FILES = (WEIGHTS_FILENAME, "config.json", "README.md")
+# What tells the config.json of one kind of publish from the other's, and the kinds' names in messages.
+_KIND_MARKERS = {"released": "source_checkpoint", "trained": "training"}
+_KIND_NAMES = {"released": "released CLEF model", "trained": "trained model"}
 
 
 @dataclass(frozen=True)
@@ -69,21 +81,74 @@ class PublishResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_MAX_LISTED])
+    return shown + (f" ... ({len(names)} in all)" if len(names) > _MAX_LISTED else "")
+
+
+def _previous_kind(config_path: Path) -> str | None:
+    """The kind of model a previous ``clef publish`` wrote ``config.json`` for, or ``None`` if it is not one."""
+    try:
+        if config_path.stat().st_size > _MAX_CONFIG_BYTES:  # ours are a few kB
+            return None
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(config, dict) or config.get("library_name") != LIBRARY_NAME or config.get("model_type") != "clef":
+        return None
+    return next((kind for kind, marker in _KIND_MARKERS.items() if marker in config), None)
+
+
+def check_out_folder(folder: Path, kind: str) -> None:
+    """Refuse to write into ``folder`` unless it is new, empty or holds only what a previous ``clef publish`` of the
+    same ``kind`` (``"released"`` or ``"trained"``) wrote: the files there would be overwritten, and anything else in
+    it would sit next to files about to be made public."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise OutputError(f"--out {folder} is a file, not a folder: pass a new or empty folder (or leave --out out)")
+    entries = sorted(folder.iterdir())
+    if not entries:
+        return
+    names = [entry.name + ("/" if entry.is_dir() else "") for entry in entries]
+    foreign = [name for name, entry in zip(names, entries) if entry.name not in WRITTEN_FILES or not entry.is_file()]
+    previous = _previous_kind(folder / "config.json") if (folder / "config.json").is_file() else None
+    if foreign or previous is None:
+        theirs = _listing(foreign or names)
+        raise OutputError(
+            f"{folder} already holds files `clef publish` did not write: {theirs}. It writes "
+            f"{', '.join(WRITTEN_FILES)} into the --out folder, replacing any there, and uploads exactly those: "
+            "it refuses to overwrite your files or to publish next to them (a .env, private data). Pass a new or "
+            "empty folder to --out, or leave --out out to use a new temporary folder"
+        )
+    if previous != kind:
+        raise OutputError(
+            f"{folder} holds what `clef publish` wrote for a {_KIND_NAMES[previous]} ({_listing(names)}); "
+            f"publishing a {_KIND_NAMES[kind]} there would replace it: pass a new or empty folder to --out"
+        )
+
+
 def _write_folder(
     folder: Path,
+    kind: str,
     write_weights_file: Callable[[Path], object],
     config: Callable[[str, int], dict[str, Any]],
     card: Callable[[str, int], str],
+    inputs: tuple[Path, ...] = (),
 ) -> HubFolder:
-    """The core: write ``model.safetensors`` with ``write_weights_file``, then ``config.json`` and ``README.md``
-    from the file's sha256 and size."""
+    """The core: write ``model.safetensors`` with ``write_weights_file``, ``config.json`` and ``README.md`` (from the
+    file's sha256 and size), each atomically; nothing is replaced unless all three could be made."""
+    check_out_folder(folder, kind)
     folder.mkdir(parents=True, exist_ok=True)
     weights_path = folder / WEIGHTS_FILENAME
-    write_weights_file(weights_path)
-    sha256, size = sha256_file(weights_path), weights_path.stat().st_size
-    written = config(sha256, size)
-    (folder / "config.json").write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
-    (folder / "README.md").write_text(card(sha256, size), encoding="utf-8")
+    with atomic_path(weights_path, inputs=inputs) as tmp:
+        write_weights_file(tmp)
+        sha256, size = sha256_file(tmp), tmp.stat().st_size
+        written = config(sha256, size)
+        config_text = json.dumps(written, indent=2) + "\n"
+        card_text = card(sha256, size)
+    atomic_write_text(folder / "config.json", config_text, inputs=inputs)
+    atomic_write_text(folder / "README.md", card_text, inputs=inputs)
     return HubFolder(folder, sha256, size, written)
 
 
@@ -109,7 +174,7 @@ def _publish(
     }
     if dry_run:
         return PublishResult(built.folder, repo_id, None, source, notes=[dry_run_note])
-    info = upload_folder(built.folder, repo_id, message, private=private, token=token, api=api)
+    info = upload_folder(built.folder, repo_id, message, files=WRITTEN_FILES, private=private, token=token, api=api)
     revision = getattr(info, "oid", None)
     source["revision"] = revision
     return PublishResult(built.folder, repo_id, revision, source, commit_url=getattr(info, "commit_url", None))
@@ -180,14 +245,26 @@ def build_hub_folder(
     """Convert a released ``checkpoint`` and write ``model.safetensors``, ``config.json`` and ``README.md`` into
     ``folder``.
 
-    The checkpoint must hold CLEF weights of the size ``name`` names, and, when the manifest knows the released
-    file's checksum, be that file (``force=True`` publishes another checkpoint anyway).
+    The checkpoint must hold CLEF weights of the size ``name`` names and be the released file, as the checksum the
+    manifest pins for it says (``force=True`` publishes another checkpoint, or one the manifest has no checksum
+    for). ``folder`` must be new, empty or an earlier folder of this kind (:func:`check_out_folder`).
     """
+    check_repo_id(repo_id)
+    folder = Path(folder)
+    check_out_folder(folder, "released")  # before the conversion: a folder that will be refused costs nothing
     entry = model_entry(name)
     checkpoint = Path(checkpoint)
-    md5, sha256 = md5_and_sha256_file(checkpoint)
+    require_file(checkpoint, "checkpoint")
+    md5, sha256 = md5_and_sha256_readable(checkpoint, "checkpoint")
     release = _zenodo_source(entry)
     matches_release: bool | None = None
+    if (release is None or release.checksum is None) and not force:
+        what = f"no checksum for the released {release.filename}" if release else "no Zenodo release"
+        raise ManifestError(
+            f"the manifest ({manifest_path()}) has {what} of CLEF-{entry.name}, so {checkpoint} cannot be checked "
+            "to be the authors' release; pass --force to publish it anyway (config.json then records "
+            '"matches_release_checksum": null), or pin the checksum in the manifest'
+        )
     if release is not None and release.checksum is not None:
         actual = md5 if release.checksum_algorithm == "md5" else sha256
         matches_release = actual == release.checksum_hex
@@ -211,12 +288,14 @@ def build_hub_folder(
     }
     metadata = {"source_file": checkpoint.name, "source_sha256": sha256, "source_md5": md5}
     return _write_folder(
-        Path(folder),
+        folder,
+        "released",
         lambda path: write_weights(weights, path, extra_metadata=metadata),
         lambda digest, size: _released_config(entry, repo_id, digest, size, checkpoint_info),
         lambda digest, size: released_model_card(
             entry, repo_id=repo_id, sha256=digest, size=size, checkpoint=checkpoint_info
         ),
+        inputs=(checkpoint,),
     )
 
 
@@ -246,7 +325,10 @@ def publish(
         api: an object with huggingface_hub's ``HfApi.create_repo``/``upload_folder`` (default: a new ``HfApi``
             for ``HF_ENDPOINT``).
     """
+    check_repo_id(repo_id)
     entry = model_entry(name)
+    if out_dir is not None:
+        check_out_folder(Path(out_dir), "released")
     folder = _folder(out_dir, f"clef-{entry.name}-hub-")
     built = build_hub_folder(entry.name, checkpoint, folder, repo_id=repo_id, force=force)
     message = f"CLEF-{entry.name} weights converted with clef-sdk {__version__}"
@@ -276,6 +358,9 @@ def build_trained_folder(
             f"license must be a Hub license identifier you chose for these weights (e.g. cc-by-4.0, mit, apache-2.0, "
             f"other), got {license!r}: the training data's terms decide what you may choose"
         )
+    check_repo_id(repo_id)
+    folder = Path(folder)
+    check_out_folder(folder, "trained")
     source = Path(weights)
     loaded = read_weights(source)  # validates the file (format, tensors' digest, preprocessing contract)
     if not any(key.startswith("training_") for key in loaded.metadata):
@@ -299,10 +384,12 @@ def build_trained_folder(
         }
 
     return _write_folder(
-        Path(folder),
+        folder,
+        "trained",
         lambda path: shutil.copyfile(source, path),
         config,
         lambda sha256, size: trained_model_card(repo_id, license, loaded.metadata, sha256, size, loaded.embed_dim),
+        inputs=(source,),
     )
 
 
@@ -322,6 +409,9 @@ def publish_trained(
     The result's ``manifest_source["revision"]`` is the commit created; load it with
     ``clef.load(f"hf-hub:{repo_id}@{result.revision}")``.
     """
+    check_repo_id(repo_id)
+    if out_dir is not None:
+        check_out_folder(Path(out_dir), "trained")
     built = build_trained_folder(weights, _folder(out_dir, "clef-trained-hub-"), repo_id=repo_id, license=license)
     method = built.config["training"].get("method", "?")
     message = f"CLEF-{built.config['size']} ({method}) trained with clef-sdk {__version__}"

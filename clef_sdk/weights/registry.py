@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from ..errors import ManifestError
 from ..models import ARCHITECTURES
+from ._readable import unreadable
 
 __all__ = [
     "MANIFEST_ENV",
@@ -201,6 +202,13 @@ def _filename(raw: dict[str, Any], where: str, what: str) -> str:
         where,
         f"{what}.filename {name!r} must be a relative file name without '..'",
     )
+    parts = name.split("/")
+    _require(
+        all(part not in ("", ".") for part in parts) and not any(ord(c) < 32 or c == "\x7f" for c in name),
+        where,
+        f"{what}.filename {name!r} must be a file name: parts separated by single '/', no '.' part, no trailing "
+        "'/', no control characters",
+    )
     return name
 
 
@@ -331,11 +339,17 @@ def load_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Model
     path = Path(path) if path is not None else manifest_path()
     where = str(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise unreadable(path, exc, "manifest", ManifestError) from None
+    try:
+        raw = json.loads(data.decode("utf-8-sig"))  # a byte order mark some editors write is read past
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{where} is not UTF-8 text ({exc}); save it as UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{where} is not valid JSON: {exc}") from None
-    except OSError as exc:
-        raise ManifestError(f"cannot read the manifest {where}: {exc.strerror or exc}") from None
+    except RecursionError:
+        raise ManifestError(f"{where} nests too deeply to be a manifest (not valid JSON for it)") from None
     _require(isinstance(raw, dict), where, "the top level must be an object")
     _require(
         raw.get("schema_version") == SCHEMA_VERSION,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +50,21 @@ def test_export_refuses_what_it_cannot_export(small_ckpt: Path, trained_run, tmp
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         export_checkpoint(damaged, tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_export_and_resume_refuse_checkpoints_of_the_wrong_shape(trained_run, tmp_path: Path) -> None:
+    """Hyper-parameters that are not a mapping raised a raw TypeError; now a CheckpointError names the file."""
+    import torch
+
+    from clef_sdk.train.trainer import latest_checkpoint
+
+    payload = torch.load(trained_run.checkpoint, map_location="cpu", weights_only=True)
+    odd = tmp_path / "odd.ckpt"
+    torch.save({**payload, "hyper_parameters": ["method", "clef"]}, odd)
+    with pytest.raises(CheckpointError, match="not a clef_sdk.train checkpoint"):
+        export_checkpoint(odd, tmp_path / "odd.safetensors")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "step=000000009.ckpt").write_bytes(os.urandom(4096))  # damaged: passed over
+    (run / "checkpoints" / "step=000000002.ckpt").write_bytes(trained_run.checkpoint.read_bytes())
+    assert latest_checkpoint(run) == run / "checkpoints" / "step=000000002.ckpt"

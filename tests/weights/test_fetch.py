@@ -25,7 +25,7 @@ import torch
 import clef_sdk as clef
 from clef_sdk import ChecksumMismatchError, ManifestError, WeightsNotAvailableError
 from clef_sdk.cli import main
-from clef_sdk.weights.cache import cache_status, cached_weights, clef_home, hub_cache_dir
+from clef_sdk.weights.cache import cache_status, cached_weights, clef_home, hub_cache_dir, verify_cache
 from clef_sdk.weights.fetch import fetch_weights
 from clef_sdk.weights.registry import model_entry
 
@@ -468,7 +468,7 @@ def test_cli_download_list_info_verify(env, monkeypatch, hub, release, capsys):
     blob = path.resolve()
     blob.write_bytes(blob.read_bytes()[:-1] + b"\0")  # same size, other content
     code, out, err = run_cli(capsys, "verify", "small")
-    assert code == 1 and "FAILED CLEF-small" in out and "failed verification and were deleted" in err
+    assert code == 1 and "FAILED CLEF-small" in out and "1 of 1 cached files failed verification" in err and "has been deleted" in out
     assert not blob.exists()
 
     code, out, _ = run_cli(capsys, "list")
@@ -691,3 +691,157 @@ def test_unreachable_sources_fail_at_once_with_one_message(env, monkeypatch, hub
     assert "Hugging Face Hub" in message
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or "resuming" in r.getMessage()]
     assert hub.requests == []  # the working local server was never asked: its sources pointed elsewhere
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files that cannot be read, records that cannot be parsed, settings that are not valid
+
+
+def test_unreadable_cached_file_is_reported_as_such_and_kept(env, monkeypatch, hub, release, capsys, unreadable):
+    """A permission-denied cached file is not corrupt: no 'delete it' advice, nothing deleted, the cause named."""
+    use_manifest(env, monkeypatch, hub_source(hub, release))
+    path = fetch_weights(model_entry("small"))
+    blob = path.resolve()
+    clef.clear_cache()
+    with unreadable(blob):
+        with pytest.raises(clef.CheckpointError) as info:
+            clef.load("small", device="cpu")
+        _assert_unreadable(str(info.value), path)
+        with pytest.raises(clef.CheckpointError) as info:
+            verify_cache(model_entry("small"))  # re-hashes: cannot, and says why
+        _assert_unreadable(str(info.value), path)
+        code, out, err = run_cli(capsys, "verify", "small")
+        assert code == 1 and "Permission denied" in err and "were deleted" not in err
+    assert blob.read_bytes() == release.safetensors  # kept as it was
+    assert main(["verify", "small"]) == 0
+
+
+def _assert_unreadable(message: str, path: Path) -> None:
+    assert "cannot read the " in message and ("Permission denied" in message), message
+    assert str(path) in message or str(path.resolve()) in message, message
+    assert "do not delete it" in message and "has been deleted" not in message and "corrupt" not in message, message
+
+
+def test_unreadable_conversion_record_is_reported_and_kept(env, monkeypatch, hub, release, unreadable):
+    use_manifest(env, monkeypatch, zenodo_source(hub, release))
+    target = fetch_weights(model_entry("small"), progress=False)
+    record = target.with_name(target.name + ".json")
+    clef.clear_cache()
+    with unreadable(record):
+        with pytest.raises(clef.CheckpointError) as info:
+            fetch_weights(model_entry("small"), progress=False)
+        assert "cannot read the cache record" in str(info.value) and str(record) in str(info.value)
+        assert "do not delete it" in str(info.value)
+    assert target.is_file() and record.is_file()
+    assert hub.count("GET", CONTENT_PATH) == 1  # not downloaded again over a file it could not read
+
+
+@pytest.mark.parametrize(
+    "content", [b"[" * 100_000, b"\xff\xfe not utf-8", b"{", b"[]"], ids=["deep", "utf8", "json", "list"]
+)
+def test_corrupt_cache_records_are_named_never_raw_errors(env, monkeypatch, hub, release, content, caplog):
+    """Records of verifications and conversions that are not JSON objects (RecursionError escaped json.loads):
+    a Hub verification is redone; a conversion without a readable record is made again, and `clef verify` names
+    the record and what is wrong with it."""
+    use_manifest(env, monkeypatch, hub_source(hub, release))
+    fetch_weights(model_entry("small"))
+    record = clef_home() / "verified" / f"{release.sha256}.json"
+    record.write_bytes(content)
+    clef.clear_cache()
+    assert same_weights(clef.load("small", device="cpu"), release)  # re-hashed, record written again
+    assert json.loads(record.read_text())["sha256"] == release.sha256
+
+    use_manifest(env, monkeypatch, zenodo_source(hub, release))
+    target = fetch_weights(model_entry("small"), progress=False)
+    sidecar = target.with_name(target.name + ".json")
+    sidecar.write_bytes(content)
+    caplog.set_level(logging.WARNING, logger="clef_sdk")
+    clef.clear_cache()
+    assert same_weights(clef.load("small", device="cpu"), release)  # converted again, with a warning naming it
+    assert any(str(sidecar) in r.getMessage() and "converted again" in r.getMessage() for r in caplog.records)
+    assert json.loads(sidecar.read_text())["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
+    sidecar.write_bytes(content)
+    [report] = verify_cache(model_entry("small"))
+    assert not report.ok and str(sidecar) in report.message and "not a valid JSON object" in report.message
+    assert "has been deleted" in report.message and not target.exists()  # as `clef verify` then says
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "abc", "1e9", "-inf"])
+def test_download_timeout_out_of_range_is_an_error_naming_it(env, monkeypatch, hub, release, value):
+    use_manifest(env, monkeypatch, zenodo_source(hub, release))
+    monkeypatch.setenv("CLEF_SDK_DOWNLOAD_TIMEOUT", value)
+    with pytest.raises(ValueError, match=rf"CLEF_SDK_DOWNLOAD_TIMEOUT={value!r} must be a number from"):
+        fetch_weights(model_entry("small"), progress=False)
+    assert hub.requests == []
+
+
+def test_download_timeout_in_range_is_used(env, monkeypatch, hub, release):
+    from clef_sdk.weights import network
+
+    use_manifest(env, monkeypatch, zenodo_source(hub, release))
+    monkeypatch.setenv("CLEF_SDK_DOWNLOAD_TIMEOUT", " 2.5 ")
+    assert network.download_timeout() == 2.5
+    fetch_weights(model_entry("small"), progress=False)
+    monkeypatch.setenv("CLEF_SDK_DOWNLOAD_TIMEOUT", "")
+    assert network.download_timeout() == 30.0
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", "off", "FALSE", " Off ", ""])
+def test_flags_set_to_a_false_word_are_off(env, monkeypatch, hub, release, value):
+    use_manifest(env, monkeypatch, hub_source(hub, release))
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    monkeypatch.setenv("CLEF_SDK_ALLOW_UNVERIFIED", value)
+    from clef_sdk.weights.cache import is_offline, unverified_allowed
+
+    assert not is_offline() and not unverified_allowed(None)
+    fetch_weights(model_entry("small"))  # online: downloads
+    assert hub.count("GET", "/lfs/") == 1
+
+
+@pytest.mark.parametrize("name", ["HF_HUB_OFFLINE", "CLEF_SDK_ALLOW_UNVERIFIED", "HF_HUB_DISABLE_PROGRESS_BARS"])
+@pytest.mark.parametrize("value", ["maybe", "2", "ture", "-1"])
+def test_flags_set_to_anything_else_are_an_error_naming_them(env, monkeypatch, hub, release, name, value):
+    use_manifest(env, monkeypatch, zenodo_source(hub, release))
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=rf"{name}={value!r} is not a flag: use 1/true/yes/on or 0/false/no/off"):
+        fetch_weights(model_entry("small"), allow_unverified=None, progress=None)
+    assert not leftovers(env.root)  # checked before anything was downloaded
+
+
+def test_publish_without_a_release_checksum_needs_force(env, monkeypatch, hub, release):
+    """The check that the checkpoint is the release was skipped when the manifest had no checksum for it."""
+    from clef_sdk.weights.publish import build_hub_folder
+
+    use_manifest(env, monkeypatch, zenodo_source(hub, release, checksum=None))
+    with pytest.raises(ManifestError, match=r"no checksum for the released clef_small\.ckpt.*--force"):
+        build_hub_folder("small", release.ckpt_path, env.root / "out", repo_id="me/clef-small")
+    assert not (env.root / "out").exists()
+    built = build_hub_folder("small", release.ckpt_path, env.root / "out", repo_id="me/clef-small", force=True)
+    assert built.config["source_checkpoint"]["matches_release_checksum"] is None
+    assert built.config["source_checkpoint"]["record"] is None
+
+
+def test_a_full_disk_during_a_download_names_the_file(env, monkeypatch, hub, release):
+    import builtins
+    import errno
+
+    from clef_sdk.weights import network
+
+    class FullDisk:
+        def __init__(self, path, mode):
+            self.handle = builtins.open(path, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")  # as a write() reports it: no file name
+
+    use_manifest(env, monkeypatch, zenodo_source(hub, release))
+    monkeypatch.setattr(network, "open", FullDisk, raising=False)
+    with pytest.raises(OSError, match=r"No space left on device \(writing .*clef_small\.ckpt\.part\)") as info:
+        fetch_weights(model_entry("small"), progress=False)
+    assert info.value.errno == errno.ENOSPC and hub.count("GET", CONTENT_PATH) == 1  # not retried

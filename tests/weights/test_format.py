@@ -4,9 +4,13 @@ and its metadata, corrupt files, and the .ckpt -> .safetensors -> embeddings rou
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import random
+import re
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 import clef_sdk as clef
 from clef_sdk import CheckpointError, convert_checkpoint
-from clef_sdk.weights.format import extract_backbone, read_checkpoint, read_weights
+from clef_sdk.weights.format import extract_backbone, read_checkpoint, read_checkpoint_payload, read_weights
 
 # Set by ``_record_execution`` if unpickling ever runs code from a checkpoint.
 EXECUTED: list[str] = []
@@ -280,7 +284,8 @@ def test_no_state_dict_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_corrupt_checkpoint(small_ckpt: Path, tmp_path: Path, damage: str) -> None:
     data = small_ckpt.read_bytes()
-    content = {"truncated": data[: len(data) // 2], "garbage": os.urandom(4096), "empty": b""}[damage]
+    garbage = random.Random(4096).randbytes(4096)  # seeded: the same bytes every run
+    content = {"truncated": data[: len(data) // 2], "garbage": garbage, "empty": b""}[damage]
     src = tmp_path / "broken.ckpt"
     src.write_bytes(content)
     dst = tmp_path / "out.safetensors"
@@ -288,6 +293,82 @@ def test_corrupt_checkpoint(small_ckpt: Path, tmp_path: Path, damage: str) -> No
         convert_checkpoint(src, dst)
     assert not dst.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.ckpt"]  # no temporary files left behind
+
+
+def _load_quietly(path: Path) -> None:
+    with warnings.catch_warnings():  # torch warns about odd pickle protocols in garbage before it fails
+        warnings.simplefilter("ignore", UserWarning)
+        read_checkpoint_payload(path)
+
+
+def test_random_bytes_are_always_a_checkpoint_error(tmp_path: Path) -> None:
+    """500 seeded random files, bare and behind the headers that send torch.load down its pickle and zip paths:
+    every one is a CheckpointError (the unpickler raised IndexError, KeyError, struct.error ... for 1 in 17)."""
+    rng = random.Random(20251201)
+    src = tmp_path / "garbage.ckpt"
+    prefixes = [b"", b"\x80\x02", b"\x80\x02\x8a\x0alp\x00", b"PK\x03\x04"]
+    for i in range(500):
+        src.write_bytes(prefixes[i % len(prefixes)] + rng.randbytes(rng.choice([1, 7, 64, 4096, rng.randrange(8192)])))
+        with pytest.raises(CheckpointError, match=re.escape(str(src))) as info:
+            _load_quietly(src)
+        message = str(info.value)
+        assert any(s in message for s in ("refused to load", "not a PyTorch checkpoint", "truncated or corrupt")), i
+
+
+def test_truncated_checkpoint_at_many_offsets_is_a_checkpoint_error(small_ckpt: Path, tmp_path: Path) -> None:
+    data = small_ckpt.read_bytes()
+    offsets = sorted({*range(0, 600, 7), *(int(len(data) * (k / 97) ** 2) for k in range(97)), len(data) - 1})
+    src = tmp_path / "cut.ckpt"
+    for offset in offsets:
+        src.write_bytes(data[:offset])
+        with pytest.raises(CheckpointError, match="truncated or corrupt: download it again"):
+            _load_quietly(src)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_damaged_checkpoints_never_raise_raw_errors(tmp_path: Path, legacy: bool) -> None:
+    """Bytes overwritten in a small checkpoint (zip and legacy format): the loader either reads it or raises
+    CheckpointError; it raised KeyError, IndexError, AssertionError and struct.error."""
+    buffer = io.BytesIO()
+    payload = {"state_dict": {"a": torch.ones(3, 4), "b": torch.zeros(2)}, "epoch": 1, "hp": {"x": [1, 2.0, "s"]}}
+    torch.save(payload, buffer, _use_new_zipfile_serialization=not legacy)
+    original = buffer.getvalue()
+    rng = random.Random(17)
+    src = tmp_path / "damaged.ckpt"
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(rng.randrange(1, 5)):
+            start = rng.randrange(len(data))
+            data[start : start + rng.choice([1, 4, 8])] = rng.randbytes(rng.choice([1, 4, 8]))
+        src.write_bytes(bytes(data))
+        try:
+            _load_quietly(src)
+        except CheckpointError:
+            pass
+
+
+def test_unreadable_checkpoint_says_so_and_never_advises_deleting(small_ckpt: Path, tmp_path: Path, unreadable):
+    src = tmp_path / "mine.ckpt"
+    src.write_bytes(small_ckpt.read_bytes())
+    with unreadable(src):
+        for call in (read_checkpoint_payload, read_weights, clef.load):
+            with pytest.raises(CheckpointError) as info:
+                call(src)
+            _assert_unreadable_message(str(info.value), src)
+        with pytest.raises(CheckpointError) as info:
+            convert_checkpoint(src, tmp_path / "out.safetensors")
+        _assert_unreadable_message(str(info.value), src)
+    assert src.read_bytes() == small_ckpt.read_bytes()  # untouched
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def _assert_unreadable_message(message: str, path: Path) -> None:
+    assert "cannot read the " in message and str(path) in message, message
+    assert "Permission denied" in message and "permissions" in message, message
+    assert "corrupt" not in message, message
+    for advice in ("delete it and", "delete the file", "download it again", "download or convert it again"):
+        assert advice not in message, message
+    assert "do not delete it" in message, message
 
 
 def test_missing_source(tmp_path: Path) -> None:
@@ -355,6 +436,123 @@ def test_tampered_metadata(converted: Path, change: dict[str, str] | None, messa
     _rewrite(converted, metadata=metadata)
     with pytest.raises(CheckpointError, match=message):
         read_weights(converted)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"preprocessing": None}, "has no preprocessing in its metadata"),
+        ({"preprocessing": "not json"}, "preprocessing metadata is not valid JSON"),
+        ({"preprocessing": "[" * 100_000}, "preprocessing metadata is not valid JSON"),
+        ({"preprocessing": "null"}, "does not implement"),
+        ({"embed_dim": None}, "has no embed_dim in its metadata"),
+        ({"embed_dim": "1024"}, "metadata says embed_dim '1024' but CLEF-small embeds in 256"),
+        ({"size": None}, "has no size in its metadata"),
+        ({"format_version": None}, "has no format_version in its metadata"),
+        ({"tensors_sha256": "0" * 64}, "modified or corrupted after conversion"),
+    ],
+    ids=lambda value: "-".join(f"{k}={str(v)[:8]}" for k, v in value.items()) if isinstance(value, dict) else "",
+)
+def test_metadata_the_checks_need_must_be_there_and_valid(converted: Path, change: dict, message: str) -> None:
+    """A check never passes because its key was dropped, and a tampered value is a CheckpointError naming the
+    file (preprocessing that is not JSON raised JSONDecodeError; deeply nested JSON RecursionError)."""
+    metadata = _metadata(converted)
+    for key, value in change.items():
+        if value is None:
+            del metadata[key]
+        else:
+            metadata[key] = value
+    _rewrite(converted, metadata=metadata)
+    with pytest.raises(CheckpointError, match=re.escape(message)) as info:
+        read_weights(converted)
+    assert str(converted) in str(info.value)
+
+
+def test_files_written_by_this_version_load(small_safetensors: Path) -> None:
+    weights = read_weights(small_safetensors)
+    assert weights.size == "small" and weights.metadata["embed_dim"] == "256"
+
+
+def test_unreadable_safetensors_says_so_and_never_advises_deleting(converted: Path, unreadable) -> None:
+    """safetensors reports a permission-denied file as 'No such file or directory'; it was then called corrupt."""
+    before = converted.read_bytes()
+    with unreadable(converted):
+        for call in (read_weights, clef.load):
+            with pytest.raises(CheckpointError) as info:
+                call(converted)
+            _assert_unreadable_message(str(info.value), converted)
+    assert converted.read_bytes() == before
+
+
+def test_a_directory_is_not_reported_missing_or_corrupt(tmp_path: Path) -> None:
+    folder = tmp_path / "model.safetensors"
+    folder.mkdir()
+    with pytest.raises(CheckpointError, match="is a directory: pass the file itself"):
+        read_weights(folder)
+    with pytest.raises(CheckpointError, match="is a directory: pass the file itself"):
+        read_checkpoint(tmp_path)
+
+
+def test_scalar_or_non_tensor_entries_are_checkpoint_errors(backbone, converted: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"'first_conv\.conv\.weight' has shape \(\)"):
+        extract_backbone({**backbone, "first_conv.conv.weight": torch.tensor(1.0)})
+    with pytest.raises(CheckpointError, match="not tensors: first_conv.conv.bias"):
+        extract_backbone({**backbone, "first_conv.conv.bias": [0.0] * 32})
+    with pytest.raises(CheckpointError, match="not a state dict"):
+        extract_backbone([torch.zeros(3)])  # type: ignore[arg-type]
+    with pytest.raises(CheckpointError, match="keys that are not strings: 3"):
+        extract_backbone({**backbone, 3: torch.zeros(3)})  # type: ignore[dict-item]
+    scalar = {**backbone, "first_conv.conv.weight": torch.tensor(1.0)}
+    save_file(scalar, str(tmp_path / "scalar.safetensors"), metadata=_metadata(converted))
+    with pytest.raises(CheckpointError, match="has shape"):
+        read_weights(tmp_path / "scalar.safetensors")
+
+
+def test_tampered_headers_never_raise_raw_errors(converted: Path) -> None:
+    """Seeded edits of the safetensors header (dtypes, shapes, offsets, metadata values and keys, bytes): every
+    file either loads or is a CheckpointError."""
+    data = converted.read_bytes()
+    length = _header_length(data)
+    header, body = json.loads(data[8 : 8 + length]), data[8 + length :]
+    keys = sorted(k for k in header if k != "__metadata__")
+    rng = random.Random(3)
+    loaded = 0
+    for _ in range(120):
+        edited = json.loads(json.dumps(header))
+        meta = edited["__metadata__"]
+        key, kind = rng.choice(keys), rng.randrange(7)
+        if kind == 0:
+            edited[key]["dtype"] = rng.choice(["F64", "F16", "BF16", "I64", "U8", "BOOL", "F8_E4M3", "C64", "X", 5])
+        elif kind == 1:
+            edited[key]["shape"] = rng.choice([[], [0], [-1], [2**40], [1] * 9, "x", [1.5]])
+        elif kind == 2:
+            edited[key]["data_offsets"] = rng.choice([[0, 0], [5, 3], [0, 2**62], [-1, 4], "a", [0]])
+        elif kind == 3:
+            checked = ["preprocessing", "embed_dim", "size", "format_version", "tensors_sha256"]
+            meta[rng.choice([*checked, *sorted(meta)])] = rng.choice([5, None, [], "x", "{}", "[" * 5000, "1e999"])
+        elif kind == 4:
+            del meta[rng.choice(sorted(meta))]
+        elif kind == 5:
+            edited["__metadata__"] = rng.choice([None, [], "x"])
+        else:
+            text = bytearray(json.dumps(edited).encode())
+            for _ in range(3):
+                text[rng.randrange(len(text))] = rng.randrange(256)
+            converted.write_bytes(struct.pack("<Q", len(text)) + bytes(text) + body)
+            loaded += _loads(converted)
+            continue
+        text = json.dumps(edited).encode()
+        converted.write_bytes(struct.pack("<Q", len(text)) + text + body)
+        loaded += _loads(converted)
+    assert loaded < 30  # most edits are refused; the rest touched keys no check needs (source_file, ...)
+
+
+def _loads(path: Path) -> int:
+    try:
+        read_weights(path)
+    except CheckpointError:
+        return 0
+    return 1
 
 
 def test_tampered_tensors(converted: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 from pathlib import Path
 
@@ -224,3 +225,85 @@ def test_invalid_json_names_the_file(tmp_path):
     path.write_text("{ not json")
     with pytest.raises(ManifestError, match=r"broken\.json is not valid JSON"):
         load_manifest(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"schema_version": 1, "models": {"small": "\xff"}}', r"is not UTF-8 text"),
+        (b"[" * 100_000, r"nests too deeply"),
+        (b'{"schema_version": 1, "models": ' + b"[" * 50_000, r"nests too deeply"),
+        (b"\xef\xbb\xbf{}", r"schema_version is None"),  # a UTF-8 byte order mark is read past
+    ],
+    ids=["not-utf8", "deep", "deep-inside", "bom"],
+)
+def test_undecodable_manifests_are_manifest_errors(tmp_path, content, message):
+    """UnicodeDecodeError and RecursionError escaped load_manifest as raw exceptions."""
+    path = tmp_path / "odd.json"
+    path.write_bytes(content)
+    with pytest.raises(ManifestError, match=message) as info:
+        load_manifest(path)
+    assert str(path) in str(info.value)
+
+
+def test_unreadable_manifest_says_why(tmp_path, monkeypatch, unreadable):
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(_minimal()))
+    monkeypatch.setenv(MANIFEST_ENV, str(path))
+    with unreadable(path):
+        with pytest.raises(
+            ManifestError, match=r"cannot read the manifest .*manifest\.json: Permission denied"
+        ) as info:
+            load_manifest()
+    assert "permissions" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["a\x00b.ckpt", "dir/", "a//b.ckpt", "./x.ckpt", "x\n.ckpt", ""])
+def test_odd_file_names_are_refused(tmp_path, name):
+    raw = _minimal()
+    raw["models"]["small"]["sources"][1]["filename"] = name
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ManifestError, match=r"sources\[1\]\.filename"):
+        load_manifest(path)
+
+
+def test_fuzzed_manifests_are_parsed_or_refused_with_a_manifest_error(tmp_path):
+    """Seeded random edits of the shipped manifest (a value replaced by another type, a key dropped): each one loads
+    or raises ManifestError, and what loads can be used (paths, descriptions)."""
+    from clef_sdk.weights.cache import hub_expected_path, zenodo_target
+
+    base = json.loads(SHIPPED.read_text())
+
+    def paths(node, prefix=()):
+        yield prefix
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in children:
+            yield from paths(value, (*prefix, key))
+
+    every = [p for p in paths(base) if p]
+    values = [None, 0, -1, 1.5, True, "", "x", "\x00", "../x", "/abs", [], {}, [1], {"a": 1}, 2**70, "md5:" + "0" * 32]
+    rng = random.Random(11)
+    path = tmp_path / "m.json"
+    for _ in range(400):
+        raw = copy.deepcopy(base)
+        where = rng.choice(every)
+        node = raw
+        for key in where[:-1]:
+            node = node[key]
+        if isinstance(node, dict) and rng.random() < 0.2:
+            del node[where[-1]]
+        else:
+            node[where[-1]] = rng.choice(values)
+        path.write_text(json.dumps(raw))
+        try:
+            entries = load_manifest(path)
+        except ManifestError:
+            continue
+        for entry in entries.values():
+            for source in entry.sources:
+                source.describe(), source.skip_reason()
+                if isinstance(source, ZenodoSource):
+                    zenodo_target(entry, source)
+                else:
+                    hub_expected_path(source)

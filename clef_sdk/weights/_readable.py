@@ -1,0 +1,82 @@
+"""Reading local files of the weights family: a file that cannot be read (permissions, a directory, a failing disk)
+is reported as such, naming the file, and never as corrupt: the advice to delete and download again is for files
+whose contents are proven wrong, not for files nobody could look at.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from ..errors import CheckpointError, ClefError
+from ..files import md5_and_sha256_file, sha256_file
+
+__all__ = ["check_readable", "md5_and_sha256_readable", "require_file", "sha256_readable", "unreadable"]
+
+
+def unreadable(
+    path: str | os.PathLike[str], exc: OSError, what: str = "file", error: type[ClefError] = CheckpointError
+) -> ClefError:
+    """The error for ``path`` that could not be read because of ``exc`` (an ``OSError`` of the system)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    name = errno.errorcode.get(exc.errno) if exc.errno is not None else None
+    code = f" [{name}]" if name else ""
+    if isinstance(exc, PermissionError):
+        advice = (
+            "the user running clef-sdk may not read it: check its permissions and owner (`ls -l`), e.g. "
+            "`chmod a+r` it, or run as a user who may read it"
+        )
+    elif isinstance(exc, FileNotFoundError):
+        advice = "it does not exist (any more): check the path"
+    elif isinstance(exc, IsADirectoryError):
+        advice = "it is a directory: pass the file inside it"
+    else:
+        advice = "the system could not read it (a disk, network filesystem or mount problem?): check it and try again"
+    return error(
+        f"cannot read the {what} {path}: {reason}{code}; {advice}. This says nothing about its contents: the file "
+        "was left as it is (do not delete it for this)"
+    )
+
+
+def require_file(path: Path, what: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``what`` if ``path`` does not exist, :class:`CheckpointError` if it is not
+    a regular file (a directory, a device)."""
+    if path.is_file():
+        return
+    if path.exists():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise CheckpointError(f"the {what} {path} is {kind}: pass the file itself")
+    raise FileNotFoundError(f"{what} not found: {path}")
+
+
+def check_readable(path: Path, what: str, error: type[ClefError] = CheckpointError) -> None:
+    """Open ``path`` and read its first byte: raise :func:`unreadable`'s error if the system refuses."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise unreadable(path, exc, what, error) from None
+
+
+def sha256_readable(path: Path, what: str = "file") -> str:
+    """:func:`clef_sdk.files.sha256_file`, with an error naming the file and the cause if it cannot be read."""
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise unreadable(path, exc, what) from None
+
+
+def md5_and_sha256_readable(path: Path, what: str = "file") -> tuple[str, str]:
+    """:func:`clef_sdk.files.md5_and_sha256_file`, with an error naming the file and the cause if it cannot be
+    read."""
+    try:
+        return md5_and_sha256_file(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise unreadable(path, exc, what) from None
