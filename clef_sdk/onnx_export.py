@@ -24,6 +24,7 @@ from torch import nn
 from ._optional import require
 from ._version import __version__
 from .constants import PREPROCESSING, WINDOW_SAMPLES, WINDOW_SECONDS
+from .errors import CheckpointError
 from .files import atomic_path, sha256_file
 from .filters import bandpass_tables
 from .inputs import check_fs
@@ -203,4 +204,10 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     _require_onnx()
     import onnx
 
-    return {entry.key: entry.value for entry in onnx.load(str(path), load_external_data=False).metadata_props}
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except OSError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError and others for files that are not ONNX
+        raise CheckpointError(f"{path} is not a readable ONNX file ({type(exc).__name__}); export it again") from None
+    return {entry.key: entry.value for entry in model.metadata_props}

@@ -120,3 +120,12 @@ def test_command_line_export_and_the_torch_free_app(small_safetensors, tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "6 windows -> per-window (6, 256), pooled (256,)" in result.stdout
+
+
+def test_metadata_of_a_file_that_is_not_onnx_is_a_clear_error(tmp_path):
+    from clef_sdk.onnx_export import read_onnx_metadata
+
+    garbage = tmp_path / "x.onnx"
+    garbage.write_bytes(b"\x08\x96\x01 not a model \xff\xfe" * 50)  # protobuf raised a raw DecodeError
+    with pytest.raises(clef.CheckpointError, match="not a readable ONNX file"):
+        read_onnx_metadata(garbage)

@@ -513,8 +513,14 @@ def _finalize(
     skipped: list[dict[str, str]] = []
     counts = []
     for index in shards:
-        content = json.loads(_shard_paths(work, index)[1].read_text())
-        rows.extend(content["rows"])
+        shard_file = _shard_paths(work, index)[1]
+        try:
+            content = json.loads(shard_file.read_text())
+            rows.extend(content["rows"])
+        except (ValueError, RecursionError, KeyError, TypeError) as exc:  # written atomically: damaged since
+            raise ValueError(
+                f"{shard_file} is damaged ({type(exc).__name__}); delete it and run prepare again to redo that shard"
+            ) from None
         skipped.extend(content["skipped"])
         counts.append(len(content["rows"]))
     total = sum(counts)
@@ -624,8 +630,10 @@ class PretrainingStore:
             raise FileNotFoundError(f"{self.path} is not a pretraining store: no store.json{hint}")
         try:
             self.info: dict[str, Any] = json.loads(info_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{info_file} is corrupt ({exc}); prepare the store again") from None
+        except (ValueError, RecursionError) as exc:  # JSON and UTF-8 errors are ValueErrors
+            raise ValueError(f"{info_file} is corrupt ({type(exc).__name__}); prepare the store again") from None
+        if not isinstance(self.info, dict):
+            raise ValueError(f"{info_file} is corrupt (not a JSON object); prepare the store again")
         if self.info.get("format") != STORE_FORMAT or self.info.get("version") != STORE_VERSION:
             raise ValueError(
                 f"{self.path} is not a clef-sdk pretraining store of version {STORE_VERSION} "

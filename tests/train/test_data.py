@@ -502,3 +502,12 @@ def test_empty_source_and_damaged_store(tmp_path: Path, ludb_store: Path) -> Non
     (damaged / "store.json").write_text("{")
     with pytest.raises(ValueError, match="store.json is corrupt"):
         PretrainingStore(damaged)
+
+
+def test_a_damaged_store_json_is_a_clear_error(ludb_store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(ludb_store, copy)
+    for damage in (b"[]", b"\xff\xfe not utf-8", b"[" * 100_000):  # not an object, undecodable, too deep
+        (copy / "store.json").write_bytes(damage)
+        with pytest.raises(ValueError, match="store.json is corrupt"):
+            PretrainingStore(copy)
