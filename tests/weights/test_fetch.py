@@ -468,7 +468,12 @@ def test_cli_download_list_info_verify(env, monkeypatch, hub, release, capsys):
     blob = path.resolve()
     blob.write_bytes(blob.read_bytes()[:-1] + b"\0")  # same size, other content
     code, out, err = run_cli(capsys, "verify", "small")
-    assert code == 1 and "FAILED CLEF-small" in out and "1 of 1 cached files failed verification" in err and "has been deleted" in out
+    assert (
+        code == 1
+        and "FAILED CLEF-small" in out
+        and "1 of 1 cached files failed verification" in err
+        and "has been deleted" in out
+    )
     assert not blob.exists()
 
     code, out, _ = run_cli(capsys, "list")
