@@ -12,6 +12,7 @@ import scipy.io
 from scipy.signal import resample_poly
 
 import clef_sdk as clef
+from clef_sdk import quality as quality_module
 from clef_sdk.cli import main
 
 
@@ -99,6 +100,68 @@ def test_held_out_leads_and_rates_are_usable(data_dir):
     assert all(fraction >= 0.95 for fraction in usable.values()), usable
 
 
+def resampled(signal: np.ndarray, native: float, fs: int) -> np.ndarray:
+    ratio = Fraction(fs) / Fraction(native)
+    return resample_poly(signal, ratio.numerator, ratio.denominator)
+
+
+@pytest.fixture(scope="module")
+def clean_and_noisy(data_dir) -> list[tuple[np.ndarray, int]]:
+    """Real ECG at its own rate: the first 5 minutes of the 12 MIT-BIH records (360 windows), LUDB lead I (200
+    records at 500 Hz) and NSTDB 118 at 24, 12, 6 and 0 dB (48 windows, clean and noisy)."""
+    mitdb = [
+        (np.load(path)["ecg"][: 5 * 60 * 360], 360)
+        for path in sorted(glob.glob(str(data_dir / "mitdb-tpcp" / "*.npz")))
+    ]
+    ludb = [
+        (np.fromfile(data_dir / "ludb" / "data" / f"{r}.dat", dtype="<i2").reshape(-1, 12)[:, 0].astype(float), 500)
+        for r in range(1, 201)
+    ]
+    nstdb = [(np.loadtxt(data_dir / "nstdb-118" / f"118e{snr:02d}.csv"), 360) for snr in (24, 12, 6, 0)]
+    return mitdb + ludb + nstdb
+
+
+@pytest.fixture(scope="module")
+def native_scores(clean_and_noisy) -> np.ndarray:
+    return np.concatenate([clef.signal_quality(signal, native).score for signal, native in clean_and_noisy])
+
+
+@pytest.mark.parametrize("fs", [4000, 8000, 10_000])
+def test_high_rates_score_as_the_recorded_rate(clean_and_noisy, native_scores, fs):
+    """The same ECG resampled up to 4-10 kHz (supported rates) scores as at its own rate. Measured at the rate of
+    the recording, kalidas2017 found no beats in clean ECG there ("detectors_disagree"): of these 608 windows, 97.4%
+    usable at the recorded rate, 68.4% at 4 kHz, 25.5% at 8 kHz, 16.9% at 10 kHz. The beats and the in-band power
+    are now measured at about 500 Hz; measured after: usable 97.4% at all three, no window changes usable, score
+    differences 99th percentile 0.027, at most 0.13 (5 windows over 0.04, MIT-BIH: measured at 500 Hz, not 360)."""
+    scores = np.concatenate(
+        [clef.signal_quality(resampled(signal, native, fs), fs).score for signal, native in clean_and_noisy]
+    )
+    difference = np.abs(scores - native_scores)
+    changed = np.flatnonzero((scores >= 0.5) != (native_scores >= 0.5))
+    assert scores.shape == native_scores.shape
+    assert changed.size == 0, (
+        f"{changed.size} of {scores.size} windows change usable at {fs} Hz: usable {np.mean(scores >= 0.5):.3f}, "
+        f"at the recorded rate {np.mean(native_scores >= 0.5):.3f}"
+    )
+    assert np.percentile(difference, 99) <= 0.05 and difference.max() <= 0.35, (
+        np.percentile(difference, 99),
+        difference.max(),
+    )
+
+
+def test_rates_up_to_the_bound_are_measured_as_recorded(minute, monkeypatch):
+    """At or below QUALITY_MAX_FS (500 Hz) nothing is resampled: the results equal measuring at the recorded rate
+    whatever the rate."""
+    signal, fs = minute
+    for rate, x in ((fs, signal), (500, resampled(signal, fs, 500))):
+        ours = clef.signal_quality(x, rate)
+        monkeypatch.setattr(quality_module, "QUALITY_MAX_FS", float("inf"))
+        recorded = clef.signal_quality(x, rate)
+        monkeypatch.undo()
+        for name in ("score", "bsqi", "beat_similarity", "in_band_fraction", "heart_rate_bpm", "flat_fraction"):
+            np.testing.assert_array_equal(getattr(ours, name), getattr(recorded, name), err_msg=name)
+
+
 def test_a_baseline_step_does_not_hide_the_beats_after_it(data_dir):
     """MIT-BIH 119's last 5 minutes, then 121's first 5: a 2.4 mV baseline step between them, as when an electrode
     is re-attached. Detected over the whole 10 minutes, kalidas2017 found 1 beat in the first window after the step
@@ -109,8 +172,13 @@ def test_a_baseline_step_does_not_hide_the_beats_after_it(data_dir):
     assert len(quality) == 60 and quality.usable.all(), quality.reasons
 
 
-def test_artefacts_built_from_real_ecg_get_their_reason(minute):
+@pytest.mark.parametrize("rate", [None, 10_000])
+def test_artefacts_built_from_real_ecg_get_their_reason(minute, rate):
+    """At the recorded 360 Hz and resampled to 10 kHz, where flat, clipped and missing are still judged on the
+    samples at 10 kHz (runs in seconds) and the beats at about 500 Hz."""
     signal, fs = minute
+    if rate is not None:
+        signal, fs = resampled(signal, fs, rate), rate
     n = int(10 * fs)
     x = signal.copy()
     rng = np.random.default_rng(0)
@@ -130,14 +198,19 @@ def test_artefacts_built_from_real_ecg_get_their_reason(minute):
     assert quality.score[[1, 2, 3, 4]].max() == 0.0  # measured 0 for all four
 
 
-def test_windows_align_with_preprocess(minute):
+@pytest.mark.parametrize("rate", [None, 1234.5, 10_000])
+def test_windows_align_with_preprocess(minute, rate):
     signal, fs = minute
+    if rate is not None:  # measured at about 500 Hz, the windows are still clef.preprocess's
+        signal, fs = resampled(signal, fs, rate), rate
     for options in ({}, {"stride_seconds": 4}, {"tail": "pad"}, {"tail": "last"}):
         quality = clef.signal_quality(signal[: int(47.5 * fs)], fs, **options)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             windows = clef.preprocess(signal[: int(47.5 * fs)], fs, **options)
         assert len(quality) == len(windows) == len(quality.start_seconds), options
+        recorded = clef.signal_quality(minute[0][: int(47.5 * minute[1])], minute[1], **options)
+        np.testing.assert_allclose(quality.start_seconds, recorded.start_seconds, rtol=0, atol=0.01)
     frame = clef.signal_quality(signal, fs).to_pandas()
     assert list(frame.columns[:4]) == ["start_seconds", "score", "usable", "reasons"] and len(frame) == 6
     with pytest.raises(ValueError, match="threshold must be within"):
