@@ -39,7 +39,7 @@ import numpy as np
 
 from ._optional import require
 from .constants import TARGET_FS
-from .inputs import TailMode, check_fs, check_signal
+from .inputs import TailMode, check_signal, per_record_fs
 from .resampling import Recording
 from .windows import WindowPlan, plan_windows
 
@@ -239,7 +239,7 @@ def signal_quality(
     ``threshold``: the score at which a window counts as usable (default 0.5).
     """
     array = check_signal(signal)
-    fs = check_fs(fs)
+    fs = per_record_fs(fs, [array])[0]  # a signal that carries its rate (WfdbSignal) is checked against fs
     plan = plan_windows(array.shape[0], fs, stride_seconds=stride_seconds, tail=tail)
     return planned_quality(array, fs, plan, threshold=threshold)
 
