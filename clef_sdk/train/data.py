@@ -29,7 +29,6 @@ store finished.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -51,6 +50,16 @@ from ..inputs import check_fs
 from ..io import find_records, parse_leads, read_record
 from ..preprocessing import filter_windows
 from ..resampling import resample_to_target, resampled_length
+from .fingerprint import (
+    FINGERPRINT_FILE,
+    FINGERPRINT_FORMAT,
+    Fingerprint,
+    fingerprint_records,
+    fingerprint_sha256,
+    job_changes,
+    record_changes,
+    store_changes,
+)
 from .score2 import REGIONS, score2
 
 __all__ = ["STORE_FORMAT", "PretrainingStore", "prepare"]
@@ -61,14 +70,7 @@ DEFAULT_SHARD_SIZE = 256
 WindowsMode = Literal["first", "all"]
 _DTYPES = ("float16", "float32")
 _AGE_POLICIES = ("clip", "nan", "extrapolate")
-FINGERPRINT_FILE = "fingerprint.json"
-FINGERPRINT_FORMAT = "clef-sdk/pretraining-source-fingerprint"
 _STORE_FILES = ("windows.npy", "available.npy", "records.csv", "skipped.csv", FINGERPRINT_FILE, "store.json")
-_HEADER_PARSE_BYTES = 1 << 20  # a header's first MiB is searched for signal file names (all of it is hashed)
-_MAX_SIGNAL_FILES = 256  # distinct names per header: a garbage .hea cannot make it stat thousands of files
-_NAMED = 5  # records named per kind of change in an error message
-# Fingerprint: record key -> [header sha256 (first 32 hex digits), [[signal file, size, mtime_ns], ...]]
-Fingerprint = dict[str, list[Any]]
 
 
 @dataclass(frozen=True)
@@ -185,172 +187,6 @@ def _run_shard(job: _Job, records: tuple[str, ...], work: Path, index: int) -> i
     return len(records)
 
 
-def _signal_file_names(header_text: str) -> list[str]:
-    """The files a WFDB header names: the first field of each line after the record line (comments skipped).
-    For a multi-segment header these are segment names, which are records of their own and so fingerprinted
-    under their own keys; a name that is no file is kept with no size, so a file appearing later counts too."""
-    lines = [line.split() for line in header_text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    names: list[str] = []
-    for fields in lines[1:]:
-        if fields[0] != "~" and fields[0] not in names:
-            names.append(fields[0])
-            if len(names) == _MAX_SIGNAL_FILES:
-                break
-    return names
-
-
-def _record_fingerprint(source: Path, record: str) -> list[Any]:
-    """``[header sha256 (32 hex digits), [[signal file, size, mtime_ns], ...]]`` of one record (see
-    :func:`_fingerprint`)."""
-    header = source / f"{record}.hea"
-    digest = hashlib.sha256()
-    try:
-        with open(header, "rb") as handle:
-            head = handle.read(_HEADER_PARSE_BYTES)
-            digest.update(head)
-            while chunk := handle.read(_HEADER_PARSE_BYTES):
-                digest.update(chunk)
-    except OSError as exc:
-        return [f"unreadable: {type(exc).__name__}", []]
-    files: list[list[Any]] = []
-    for name in _signal_file_names(head.decode("latin-1")):
-        try:
-            stat = os.stat(header.parent / name)
-        except (OSError, ValueError):
-            files.append([name, None, None])
-        else:
-            files.append([name, stat.st_size, stat.st_mtime_ns])
-    return [digest.hexdigest()[:32], files]
-
-
-def _fingerprint(source: Path, records: Sequence[str]) -> Fingerprint:
-    """What the store is made from, record by record: the key (path relative to ``source``), the sha256 of the
-    header, and the size and modification time (ns) of each signal file the header names (links followed).
-
-    The header is hashed because it is small (about 1 KB: as cheap to read as to stat) and holds what a change
-    of the record touches: the sampling rate, gains, demographics and, when written by WFDB tools, a checksum of
-    each signal's samples; a hash sees an edit of the same size whose modification time was put back (``cp -p``,
-    ``rsync -a``, an archive's extraction). Signal files are not read (MIMIC-IV-ECG's are ~90 GB: hashing them
-    would cost more than a rerun should): their size and modification time are the quick check ``make`` and
-    ``rsync`` use, so a rewritten file counts as modified even with the same bytes (a false alarm, never a stale
-    store). One open and read per header and one ``stat`` per signal file.
-    """
-    return {record: _record_fingerprint(source, record) for record in records}
-
-
-def _fingerprint_sha256(fingerprint: Fingerprint) -> str:
-    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _few(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:_NAMED])
-    return f"{shown} and {len(names) - _NAMED} more" if len(names) > _NAMED else shown
-
-
-def _what_changed(old: Any, new: list[Any]) -> list[str]:
-    """``["header", "3.dat"]``: the parts of a record's fingerprint entry that differ (``old`` may be malformed:
-    it comes from a file)."""
-    try:
-        old_files = {f[0]: f for f in old[1]}
-        what = ["header"] if old[0] != new[0] else []
-    except (TypeError, IndexError, KeyError):
-        return ["fingerprint"]
-    new_files = {f[0]: f for f in new[1]}
-    return what + [
-        name for name in sorted(old_files.keys() | new_files.keys()) if old_files.get(name) != new_files.get(name)
-    ]
-
-
-def _record_changes(old: Fingerprint, new: Fingerprint) -> list[str]:
-    """``["2 record(s) added: a, b", "1 record(s) removed: c", "1 record(s) modified: d (header, d.dat)"]``."""
-    added = sorted(new.keys() - old.keys())
-    removed = sorted(old.keys() - new.keys())
-    modified = []
-    for record in sorted(new.keys() & old.keys()):
-        if old[record] == new[record]:
-            continue
-        modified.append(f"{record} ({', '.join(_what_changed(old[record], new[record]))})")
-    changes = [
-        f"{len(keys)} record(s) {kind}: {_few(keys)}" for kind, keys in (("added", added), ("removed", removed)) if keys
-    ]
-    if modified:
-        changes.append(
-            f"{len(modified)} record(s) modified: {_few(modified)}, where modified means that the header's content "
-            "or a signal file's size or modification time changed"
-        )
-    return changes
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "unset"
-    return ",".join(map(str, value)) if isinstance(value, list) else repr(value)
-
-
-def _setting_changes(old: dict[str, Any], new: dict[str, Any], skip: Sequence[str] = ()) -> list[str]:
-    keys = [*new, *(k for k in old if k not in new)]
-    return [
-        f"{key} was {_show(old.get(key))}, now {_show(new.get(key))}"
-        for key in keys
-        if key not in skip and old.get(key) != new.get(key)
-    ]
-
-
-def _read_fingerprint(store_path: Path, sha256: str) -> Fingerprint | None:
-    """The store's fingerprint.json if it is the one store.json names (its sha256), else None."""
-    try:
-        content = json.loads((store_path / FINGERPRINT_FILE).read_text())
-        records = content["records"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(records, dict) or content.get("sha256") != sha256 or _fingerprint_sha256(records) != sha256:
-        return None
-    return records
-
-
-def _store_changes(
-    stored: dict[str, Any], summary: dict[str, Any], store_path: Path, fingerprint: Fingerprint
-) -> list[str]:
-    """What differs between a finished store's ``job`` summary and the one of this run."""
-    changes = _setting_changes(stored, summary, skip=("n_records", "metadata_sha256", "source_fingerprint"))
-    if (
-        "metadata_sha256" in stored
-        and summary["metadata"] is not None
-        and stored.get("metadata") == summary["metadata"]
-        and stored["metadata_sha256"] != summary["metadata_sha256"]
-    ):
-        changes.append(f"the metadata CSV {summary['metadata']} changed (another sha256)")
-    if "source_fingerprint" not in stored:
-        changes.append(
-            "the store has no fingerprint of its source records (made by an older clef_sdk), so prepare cannot tell "
-            "whether the records changed"
-        )
-    elif stored["source_fingerprint"] != summary["source_fingerprint"]:
-        old = _read_fingerprint(store_path, stored["source_fingerprint"])
-        changes += (
-            _record_changes(old, fingerprint)
-            if old is not None
-            else [f"the source records changed (their list, {store_path / FINGERPRINT_FILE}, is missing or damaged)"]
-        )
-    return changes or ["the store's summary of its inputs differs"]
-
-
-def _job_changes(saved: Any, state: dict[str, Any]) -> list[str]:
-    """What differs between an unfinished job's file and the state of this run."""
-    if not isinstance(saved, dict) or not isinstance(saved.get("job"), dict):
-        return ["the job file is unreadable"]
-    options: dict[str, Any] = saved["options"] if isinstance(saved.get("options"), dict) else {}
-    changes = _setting_changes({**saved["job"], **options}, {**state["job"], **state["options"]}, skip=("records",))
-    if isinstance(saved.get("fingerprint"), dict):
-        changes += _record_changes(saved["fingerprint"], state["fingerprint"])
-    else:
-        changes.append(
-            "the job file has no fingerprint of its records (started by an older clef_sdk), so prepare cannot tell "
-            "whether they changed"
-        )
-    return changes or ["the job file differs"]
-
-
 def prepare(
     source: str | os.PathLike[str],
     store: str | os.PathLike[str],
@@ -408,19 +244,19 @@ def prepare(
         "age_policy": age_policy,
     }
     job = _Job(str(source_path), parse_leads(leads), dtype, windows, tuple(records), shard_size)
-    fingerprint = _fingerprint(source_path, job.records)
+    fingerprint = fingerprint_records(source_path, job.records)
     # the metadata CSV is read only when the store is finalized: its content belongs to the finished store's
     # summary, not to the job's (a resumed job reads the CSV as it is then)
     summary = {
         **_job_summary(job, options),
         "metadata_sha256": sha256_file(metadata_path) if metadata_path else None,
-        "source_fingerprint": _fingerprint_sha256(fingerprint),
+        "source_fingerprint": fingerprint_sha256(fingerprint),
     }
     if (store_path / "store.json").is_file():
         existing = PretrainingStore(store_path)
         stored = existing.info.get("job")
         if stored != summary:
-            changes = _store_changes(stored if isinstance(stored, dict) else {}, summary, store_path, fingerprint)
+            changes = store_changes(stored if isinstance(stored, dict) else {}, summary, store_path, fingerprint)
             raise FileExistsError(
                 f"{store_path} already holds a finished store made with other inputs or options: "
                 f"{'; '.join(changes)}. It does not hold the records now under {source_path}: prepare into a new "
@@ -437,7 +273,7 @@ def prepare(
         except (OSError, ValueError):
             saved = None
         if saved != state:
-            changes = _job_changes(saved, state)
+            changes = job_changes(saved, state)
             raise FileExistsError(
                 f"{store_path} holds an unfinished job with other inputs or options: {'; '.join(changes)}. "
                 f"Its finished shards cannot be mixed with these: rerun with the records and options it was started "
@@ -449,9 +285,9 @@ def prepare(
     todo = [i for i in range(job.n_shards) if not all(p.is_file() for p in _shard_paths(work, i))]
     _run_shards(job, work, todo, workers, progress)
     if todo:  # a record changed while the shards were made may be in them as it was, or half of each
-        now = _fingerprint(source_path, job.records)
+        now = fingerprint_records(source_path, job.records)
         if now != fingerprint:
-            changes = _record_changes(fingerprint, now)
+            changes = record_changes(fingerprint, now)
             raise RuntimeError(
                 f"the source records under {source_path} changed while they were being prepared: "
                 f"{'; '.join(changes)}. The shards made may hold them as they were: leave the records alone while "
