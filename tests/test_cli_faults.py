@@ -205,3 +205,65 @@ def test_outputs_follow_the_umask(tmp_path, recording, small_safetensors, small_
     assert run("convert", str(small_ckpt), "-o", str(converted), umask=umask).returncode == 0
     for path in (embedded, converted):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+
+
+# The other commands that write files, each as (arguments for an output path, the output's name). `clef train
+# prepare` and `clef train export` write through the same helper; their resumption after kills is tested in
+# tests/train/, their umask in tests/train/test_data.py.
+def _writers(small_ckpt: Path, small_safetensors: Path) -> dict[str, tuple[object, str]]:
+    return {
+        "convert": (lambda out: ("convert", str(small_ckpt), "-o", str(out)), "small.safetensors"),
+        "export-onnx": (lambda out: ("export-onnx", str(small_safetensors), "-o", str(out)), "small.onnx"),
+        "publish": (
+            lambda out: (
+                "publish",
+                "small",
+                "--ckpt",
+                str(small_ckpt),
+                "--repo-id",
+                "me/clef-small",
+                "--dry-run",
+                "--force",
+                "--out",
+                str(out),
+            ),
+            "hub",
+        ),  # fmt: skip
+    }
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` (or ``path`` itself) and its bytes."""
+    if path.is_file():
+        return {path.name: path.read_bytes()}
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("command", ["convert", "export-onnx", "publish"])
+def test_every_writer_survives_a_full_disk_and_follows_the_umask(
+    tmp_path, small_ckpt, small_safetensors, command
+) -> None:
+    arguments, name = _writers(small_ckpt, small_safetensors)[command]
+    good = tmp_path / "good" / name
+    made = run(*arguments(good), umask=0o027)  # type: ignore[operator]
+    assert made.returncode == 0, made.stderr
+    files = [good] if good.is_file() else sorted(p for p in good.rglob("*") if p.is_file())
+    assert all(p.stat().st_mode & 0o777 == 0o640 for p in files)  # 0o666 less the umask, not mkstemp's 0o600
+    room = sum(p.stat().st_size for p in files) // 1024 + 256  # the previous output and a little more
+    with small_disk(tmp_path / "disk", size_kb=room) as disk:
+        out = disk / name
+        if good.is_dir():
+            shutil.copytree(good, out)
+        else:
+            shutil.copy2(good, out)
+        before = _snapshot(out)
+        with contextlib.suppress(OSError):  # fill what is left of the disk
+            with open(disk / "filler", "wb") as handle:
+                while True:
+                    handle.write(b"\0" * 4096)
+                    handle.flush()
+        done = run(*arguments(out))  # type: ignore[operator]
+        assert done.returncode == 1, done.stderr
+        assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
+        assert _snapshot(out) == before  # the previous good output, untouched
+        assert sorted(p.name for p in disk.iterdir()) == sorted([name, "filler"])  # no partial file beside it
