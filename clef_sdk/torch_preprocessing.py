@@ -25,7 +25,16 @@ from .inputs import TAIL_MODES, TailMode, check_choice, check_fs, stride_samples
 from .resampling import Recording, resampling_filter, resampling_ratio, resampling_skip
 from .windows import plan_windows
 
-__all__ = ["Preprocessor", "bandpass_torch", "recording_windows_torch", "upfirdn_torch", "zscore_torch"]
+__all__ = [
+    "Preprocessor",
+    "bandpass_torch",
+    "bandpass_with_tables",
+    "recording_windows_torch",
+    "resampling_kernel",
+    "upfirdn_torch",
+    "upfirdn_with_kernel",
+    "zscore_torch",
+]
 
 
 def resampling_kernel(

@@ -77,3 +77,23 @@ def test_the_core_never_imports_train() -> None:
         and ("train" in (node.module or "").split(".") or (node.module or "").startswith("lightning"))
     ]
     assert offenders == []
+
+
+def test_names_imported_across_modules_are_in_their_all() -> None:
+    """What a module offers is what its ``__all__`` says: any name another module imports from it is listed."""
+    import importlib
+
+    missing = []
+    for path in MODULES:
+        package = _name(path) if path.name == "__init__.py" else _name(path).rsplit(".", 1)[0]
+        package = package.removesuffix(".__init__")
+        for node in ast.walk(_tree(path)):
+            if not isinstance(node, ast.ImportFrom) or not node.level or node.module is None:
+                continue
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            target = importlib.import_module(f"{base}.{node.module}")
+            offered = getattr(target, "__all__", None)
+            if offered is None:
+                continue  # a private module of helpers (_version, _bandpass_constants)
+            missing += [f"{_name(path)}: {node.module}.{a.name}" for a in node.names if a.name not in offered]
+    assert missing == []
