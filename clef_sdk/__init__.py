@@ -33,6 +33,7 @@ from .models import ARCHITECTURES, ClefEncoder, build
 from .precision import Precision
 from .preprocessing import iter_windows, preprocess
 from .quality import SignalQuality, signal_quality
+from .tasks import TaskModel, load_task_model
 from .torch_preprocessing import Preprocessor
 from .weights.format import convert_checkpoint
 from .weights.registry import list_models
@@ -63,6 +64,7 @@ __all__ = [
     "SignalInput",
     "SignalQuality",
     "TailMode",
+    "TaskModel",
     "WeightsNotAvailableError",
     "WfdbSignal",
     "__version__",
@@ -78,6 +80,7 @@ __all__ = [
     "iter_windows",
     "list_models",
     "load",
+    "load_task_model",
     "preprocess",
     "signal_quality",
 ]

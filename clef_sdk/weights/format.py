@@ -44,6 +44,7 @@ __all__ = [
     "read_checkpoint_payload",
     "read_clef_safetensors",
     "read_weights",
+    "sort_safetensors_header",
     "tensors_digest",
     "write_weights",
 ]
@@ -252,11 +253,11 @@ def write_weights(
     destination = Path(destination)
     with atomic_path(destination) as tmp:
         save_file(weights.state_dict, str(tmp), metadata=metadata)
-        _sort_header(tmp)
+        sort_safetensors_header(tmp)
     return sha256_file(destination)
 
 
-def _sort_header(path: Path) -> None:
+def sort_safetensors_header(path: str | os.PathLike[str]) -> None:
     """Rewrite a safetensors header with sorted keys, in place, so that equal weights give equal bytes.
 
     ``save_file`` orders the JSON header by hash (a different order each run), which would make the sha256 of
