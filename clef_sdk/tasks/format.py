@@ -20,6 +20,7 @@ from ..errors import CheckpointError
 from ..files import atomic_path, sha256_file
 from ..models import ARCHITECTURES, build
 from ..precision import resolve_device
+from ..readable import check_readable
 from ..weights.format import SAFETENSORS_SUFFIX, extract_backbone, sort_safetensors_header, tensors_digest
 from .model import TaskModel
 
@@ -92,11 +93,7 @@ def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
 
     if not path.is_file():
         raise CheckpointError(f"{path}: no such task-model file" + (" (it is a folder)" if path.is_dir() else ""))
-    try:
-        with open(path, "rb"):  # safetensors reports a permission error as "No such file or directory"
-            pass
-    except OSError as exc:
-        raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {exc.strerror or exc})") from None
+    check_readable(path, "task-model file")  # safetensors reports a permission error as "No such file"
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata: dict[str, str] = dict(handle.metadata() or {})

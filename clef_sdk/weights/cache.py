@@ -24,8 +24,8 @@ from typing import Any
 
 from ..errors import CheckpointError, ChecksumMismatchError
 from ..files import atomic_path
+from ..readable import check_readable, sha256_readable, unreadable
 from ..settings import env_flag
-from ._readable import check_readable, sha256_readable, unreadable
 from .registry import HubSource, ModelEntry, Source, ZenodoSource
 
 __all__ = [

@@ -24,7 +24,7 @@ from pathlib import Path
 from .._version import __version__
 from ..constants import LIBRARY_NAME
 from ..errors import CheckpointError, WeightsNotAvailableError
-from ._readable import md5_and_sha256_readable
+from ..readable import md5_and_sha256_readable
 from .cache import (
     ALLOW_UNVERIFIED_ENV,
     HOME_ENV,

@@ -30,7 +30,7 @@ from ..constants import PREPROCESSING
 from ..errors import CheckpointError
 from ..files import atomic_path, sha256_file
 from ..models import ARCHITECTURES, KERNEL_SIZE, ClefEncoder, build
-from ._readable import check_readable, require_file, unreadable
+from ..readable import check_readable, require_file, unreadable
 
 __all__ = [
     "FORMAT_NAME",

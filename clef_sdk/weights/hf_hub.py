@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ChecksumMismatchError, WeightsNotAvailableError
-from ._readable import sha256_readable
+from ..readable import sha256_readable
 from .cache import is_offline
 
 __all__ = [

@@ -32,7 +32,7 @@ from ..constants import LIBRARY_NAME, PREPROCESSING
 from ..errors import CheckpointError, ChecksumMismatchError, ManifestError, OutputError
 from ..files import atomic_path, atomic_write_text, sha256_file
 from ..models import ARCHITECTURES, KERNEL_SIZE
-from ._readable import md5_and_sha256_readable, require_file
+from ..readable import md5_and_sha256_readable, require_file
 from .cards import PAPER_URL, released_model_card, trained_model_card, training_facts
 from .format import FORMAT_NAME, FORMAT_VERSION, extract_backbone, read_checkpoint, read_weights, write_weights
 from .hf_hub import WEIGHTS_FILENAME, check_repo_id

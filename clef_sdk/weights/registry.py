@@ -27,7 +27,7 @@ from typing import Any, cast
 
 from ..errors import ManifestError
 from ..models import ARCHITECTURES
-from ._readable import unreadable
+from ..readable import unreadable
 
 __all__ = [
     "MANIFEST_ENV",

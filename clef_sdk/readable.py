@@ -1,4 +1,4 @@
-"""Reading local files of the weights family: a file that cannot be read (permissions, a directory, a failing disk)
+"""Reading local files (weights, checkpoints, task models, manifests): a file that cannot be read (permissions, a directory, a failing disk)
 is reported as such, naming the file, and never as corrupt: the advice to delete and download again is for files
 whose contents are proven wrong, not for files nobody could look at.
 """
@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import CheckpointError, ClefError
-from ..files import md5_and_sha256_file, sha256_file
+from .errors import CheckpointError, ClefError
+from .files import md5_and_sha256_file, sha256_file
 
-__all__ = ["check_readable", "md5_and_sha256_readable", "require_file", "sha256_readable", "unreadable"]
+__all__ = [
+    "check_readable",
+    "md5_and_sha256_readable",
+    "reading",
+    "require_file",
+    "sha256_readable",
+    "unreadable",
+]
 
 
 def unreadable(
@@ -50,33 +59,32 @@ def require_file(path: Path, what: str) -> None:
     raise FileNotFoundError(f"{what} not found: {path}")
 
 
-def check_readable(path: Path, what: str, error: type[ClefError] = CheckpointError) -> None:
-    """Open ``path`` and read its first byte: raise :func:`unreadable`'s error if the system refuses."""
+@contextmanager
+def reading(path: Path, what: str = "file", error: type[ClefError] = CheckpointError) -> Iterator[None]:
+    """Around code that reads ``path``: a missing file is a ``FileNotFoundError`` naming ``what``, any other refusal
+    of the system :func:`unreadable`'s error."""
     try:
-        with open(path, "rb") as handle:
-            handle.read(1)
+        yield
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} not found: {path}") from None
     except OSError as exc:
         raise unreadable(path, exc, what, error) from None
 
 
+def check_readable(path: Path, what: str, error: type[ClefError] = CheckpointError) -> None:
+    """Open ``path`` and read its first byte: raise :func:`unreadable`'s error if the system refuses."""
+    with reading(path, what, error), open(path, "rb") as handle:
+        handle.read(1)
+
+
 def sha256_readable(path: Path, what: str = "file") -> str:
     """:func:`clef_sdk.files.sha256_file`, with an error naming the file and the cause if it cannot be read."""
-    try:
+    with reading(path, what):
         return sha256_file(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {path}") from None
-    except OSError as exc:
-        raise unreadable(path, exc, what) from None
 
 
 def md5_and_sha256_readable(path: Path, what: str = "file") -> tuple[str, str]:
     """:func:`clef_sdk.files.md5_and_sha256_file`, with an error naming the file and the cause if it cannot be
     read."""
-    try:
+    with reading(path, what):
         return md5_and_sha256_file(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {path}") from None
-    except OSError as exc:
-        raise unreadable(path, exc, what) from None
