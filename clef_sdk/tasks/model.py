@@ -147,9 +147,23 @@ class TaskModel(nn.Module):
                 "predict/predict_proba on raw recordings"
             )
         batch, n_windows, n_samples = windows.shape
-        embeddings = self.encoder(windows.reshape(batch * n_windows, 1, n_samples)).view(batch, n_windows, -1)
-        pooled = embeddings.mean(dim=1) if self._pooling == "mean" else embeddings.amax(dim=1)
-        return self.head(pooled)
+        embeddings = self.encoder(windows.reshape(batch * n_windows, 1, n_samples))
+        counts = torch.full((batch,), n_windows, dtype=torch.long, device=windows.device)
+        return self.head(self.pool(embeddings, counts))
+
+    def pool(self, embeddings: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Pool window embeddings ``(n_windows_total, embed_dim)`` of consecutive recordings, ``counts[i]``
+        windows each (all >= 1), into one embedding per recording ``(len(counts), embed_dim)``, as predict does."""
+        if counts.ndim != 1 or int(counts.sum()) != embeddings.shape[0] or bool((counts < 1).any()):
+            raise ValueError(
+                f"counts must be >= 1 and sum to the {embeddings.shape[0]} windows, got {counts.tolist()}"
+            )
+        segment = torch.repeat_interleave(torch.arange(len(counts), device=embeddings.device), counts)
+        index = segment[:, None].expand_as(embeddings)
+        empty = embeddings.new_zeros((len(counts), embeddings.shape[1]))
+        if self._pooling == "mean":
+            return empty.scatter_add(0, index, embeddings) / counts[:, None].to(embeddings.dtype)
+        return empty.scatter_reduce(0, index, embeddings, reduce="amax", include_self=False)
 
     def proba_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Probabilities from logits ``(..., n_outputs)``: binary ``(..., 2)`` as ``[1 - p, p]``, multiclass a

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the real module for the type checker; at run time, a clear 
 else:
     L = require("lightning.pytorch", "clef_sdk.train")
 
-__all__ = ["TrainingRun", "fit", "latest_checkpoint"]
+__all__ = ["CHECKPOINT_DIR", "TrainingRun", "fit", "latest_checkpoint"]
 
 CHECKPOINT_DIR = "checkpoints"
 # hyper-parameters that must agree between a run and its resumption
