@@ -3,6 +3,10 @@
     clef train prepare SRC -o STORE          # WFDB records -> memory-mapped band-passed windows + metadata
     clef train fit --data STORE --size small # PyTorch Lightning, one device to a cluster
     clef train export RUN/checkpoints/step=....ckpt -o model.safetensors   # then clef.load / clef.embed
+    clef train finetune RECORDS --labels labels.csv --label af -o RUN     # a task model: clef.load_task_model
+
+``finetune(X, y, fs=..., model=..., protocol=...)`` fine-tunes an encoder and a head into a :class:`clef_sdk.TaskModel`
+(:mod:`.finetune`, :mod:`.protocols`).
 
 The losses (:mod:`.losses`) and SCORE2 (:mod:`.score2`) are plain torch/numpy and import without the extra;
 the rest (:func:`prepare`, :func:`fit`, :class:`ClefPretraining`, ...) needs it and says so when it is missing.
@@ -20,17 +24,24 @@ if TYPE_CHECKING:  # imported on first use (Lightning): visible to type checkers
     from .data import PretrainingStore, prepare
     from .datamodule import StoreDataModule
     from .export import export_checkpoint
+    from .finetune import finetune
+    from .finetune_module import ClefFineTuning
+    from .protocols import PROTOCOLS, Protocol
     from .module import ClefPretraining
     from .trainer import TrainingRun, fit
 
 __all__ = [
+    "PROTOCOLS",
+    "ClefFineTuning",
     "ClefPretraining",
+    "Protocol",
     "PretrainingStore",
     "StoreDataModule",
     "TrainingRun",
     "byol_loss",
     "clef_loss",
     "export_checkpoint",
+    "finetune",
     "fit",
     "info_nce",
     "mg_dl_to_mmol_l",
@@ -49,6 +60,10 @@ _LAZY = {
     "ClefPretraining": "module",
     "StoreDataModule": "datamodule",
     "export_checkpoint": "export",
+    "finetune": "finetune",
+    "ClefFineTuning": "finetune_module",
+    "Protocol": "protocols",
+    "PROTOCOLS": "protocols",
 }
 
 
