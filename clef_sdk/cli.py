@@ -28,6 +28,7 @@ from .settings import env_flag
 if TYPE_CHECKING:
     from .io import WfdbSignal
     from .quality import SignalQuality
+    from .weights.hf_hub import HubModelSource
     from .weights.registry import ModelEntry
 
 __all__ = ["build_parser", "main"]
@@ -153,7 +154,10 @@ def _write_quality(qualities: list[SignalQuality], output: str | None, inputs: l
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
     from .loading import get_encoder
     from .onnx_export import DEFAULT_OPSET, export_onnx, raw_window_samples
+    from .tasks.format import is_task_model_file
 
+    if is_task_model_file(args.model):
+        return _export_task_onnx(args)
     path = export_onnx(args.model, args.output, fs=args.fs, opset=args.opset or DEFAULT_OPSET)
     # the encoder export_onnx loaded, from the cache: no second read of the (possibly large) file just written
     embed_dim = get_encoder(args.model, "cpu").embed_dim
@@ -166,6 +170,31 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _export_task_onnx(args: argparse.Namespace) -> int:
+    """``clef export-onnx TASK_MODEL.safetensors``: the task model's graph, probabilities (or values) out."""
+    from .onnx_export import DEFAULT_OPSET, read_onnx_metadata
+    from .tasks.onnx import export_task_onnx
+
+    path = export_task_onnx(args.model, args.output, fs=args.fs, opset=args.opset or DEFAULT_OPSET)
+    metadata = read_onnx_metadata(path)  # what an app reads, rather than a second load of the model
+    contract = json.loads(metadata["preprocessing"])
+    output, shape = metadata["output_name"], tuple(json.loads(metadata["output_shape"]))
+    columns = ", ".join(_printable(label, 60) for label in json.loads(metadata["classes"]))
+    print(
+        f"clef: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {metadata['task']} task model, input "
+        f"{metadata['input_name']!r} {tuple(contract['shape'])} (windows pooled by {metadata['pooling']} inside; "
+        f"n_windows=1 for per-window outputs), output {output!r} {shape}"
+        + (f", columns {columns}" if output == "probabilities" else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _printable(value: object, limit: int = 200) -> str:
+    """``value`` as text safe for a terminal: at most ``limit`` characters, control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value)[:limit])
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -242,6 +271,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     if is_hub_spec(args.name):
         return _hub_model_info(args.name)
+    if _is_file_argument(args.name):
+        return _file_info(Path(args.name).expanduser())
     entry = model_entry(args.name)
     print(f"CLEF-{entry.name}  (manifest: {manifest_path()})")
     print(f"  aliases:        {', '.join(entry.aliases) or '-'}")
@@ -266,24 +297,100 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hub_model_info(spec: str) -> int:
-    from .weights.format import read_weights
-    from .weights.hf_hub import fetch_hub_model
+def _is_file_argument(name: str) -> bool:
+    """Whether ``clef info NAME`` names a file (a weights suffix or a path separator), not a model name."""
+    from .loading import WEIGHT_SUFFIXES
 
-    source = fetch_hub_model(spec)
+    return name.endswith(WEIGHT_SUFFIXES) or os.sep in name
+
+
+def _file_info(path: Path) -> int:
+    """``clef info PATH``: a task-model file's facts, or an encoder weights file's, each file checked in full."""
+    from .files import sha256_file
+    from .tasks.format import is_task_model_file
+    from .weights.format import read_weights
+
+    if is_task_model_file(path):
+        print(f"task model {path}")
+        _task_model_lines(path, sha256_file(path))
+        return 0
+    weights = read_weights(path)  # any failure (no such file, not a CLEF file) is one line saying what to do
+    print(f"CLEF encoder weights {path}")
+    print(f"  size:           {weights.size}, embed_dim {weights.embed_dim}")
+    print(f"  sha256:         {sha256_file(path)}")
+    for key in ("training_method", "training_steps", "training_data"):
+        if weights.metadata.get(key):
+            print(f"  {key[len('training_') :] + ':':<15} {_printable(weights.metadata[key])}")
+    print(f"  load it with:   clef.load({str(path)!r})")
+    return 0
+
+
+def _task_model_lines(path: Path, sha256: str, spec: str | None = None) -> None:
+    """The facts of the task-model file at ``path`` (loaded and checked in full), as ``clef info`` prints them."""
+    from .tasks.format import load_task_model, read_task_metadata
+
+    model = load_task_model(path)  # every check: format, contract, tensors' digest, head, task facts
+    metadata = read_task_metadata(path)
+    classes = model.classes_.tolist()
+    print(f"  task:           {model.task}")
+    label = "target" if model.task == "regression" else "classes"
+    shown = ", ".join(f"{index}: {_printable(name)}" for index, name in enumerate(classes))
+    where = "" if model.task == "regression" else "  (column i of predict_proba)"
+    print(f"  {label + ':':<15} {shown}{where}")
+    if model.thresholds is not None:
+        print(f"  thresholds:     {', '.join(f'{value:g}' for value in model.thresholds)}")
+    if model.target_scaling is not None:
+        mean, std = model.target_scaling
+        print(f"  target scaling: mean {mean:g}, std {std:g} (the head predicts (y - mean) / std)")
+    print(f"  pooling:        {model.pooling} over the 10 s windows")
+    print(f"  encoder:        CLEF-{model.encoder.architecture.name}, embed_dim {model.encoder.embed_dim}")
+    print(f"  encoder name:   {_printable(model.encoder.name)}")
+    print(f"  sha256:         {sha256}" + (" (verified)" if spec else ""))
+    print(f"  tensors:        verified (tensors sha256 {metadata['tensors_sha256']})")
+    version = _printable(metadata.get("clef_sdk_version", "?"))
+    print(f"  format:         {metadata['format']} v{metadata['format_version']}, written by clef-sdk {version}")
+    training = model.training_info
+    print("  training:" + ("" if training else "       not recorded"))
+    for key, value in training.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        print(f"    {_printable(key, 40) + ':':<13} {_printable(text)}")
+    print(f"  load it with:   clef.load_task_model({spec or str(path)!r})")
+
+
+def _hub_model_info(spec: str) -> int:
+    from .errors import WeightsNotAvailableError
+    from .weights.format import read_weights
+    from .weights.hf_hub import TASK_MODEL_FILENAME, fetch_hub_model
+
+    try:
+        source = fetch_hub_model(spec)
+    except WeightsNotAvailableError as missing:  # no encoder there: a task model's repository?
+        try:
+            task_source = fetch_hub_model(spec, filename=TASK_MODEL_FILENAME)
+        except WeightsNotAvailableError:
+            raise missing from None
+        _hub_source_lines(task_source)
+        _task_model_lines(task_source.path, task_source.sha256, spec=task_source.spec)
+        print(f"  cached:         {task_source.path}")
+        return 0
     weights = read_weights(source.path)
-    print(f"hf-hub:{source.repo_id}")
-    print(f"  revision:       {source.revision or '(default branch)'}")
-    print(f"  commit:         {source.commit}")
-    print(f"  pinned spec:    {source.spec}")
+    _hub_source_lines(source)
     print(f"  sha256:         {source.sha256} (verified)")
     print(f"  size:           {weights.size}, embed_dim {weights.embed_dim}")
     for key in ("training_method", "training_steps", "training_data"):
         if weights.metadata.get(key):  # text from a downloaded file: no control characters reach the terminal
-            shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in weights.metadata[key][:200])
-            print(f"  {key[len('training_') :] + ':':<15} {shown}")
+            print(f"  {key[len('training_') :] + ':':<15} {_printable(weights.metadata[key])}")
     print(f"  cached:         {source.path}")
     return 0
+
+
+def _hub_source_lines(source: HubModelSource) -> None:
+    from .weights.hf_hub import TASK_MODEL_FILENAME
+
+    print(f"hf-hub:{source.repo_id}" + ("  (task model)" if source.filename == TASK_MODEL_FILENAME else ""))
+    print(f"  revision:       {source.revision or '(default branch)'}")
+    print(f"  commit:         {source.commit}")
+    print(f"  pinned spec:    {source.spec}")
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -307,8 +414,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
+    from .tasks.format import is_task_model_file
     from .weights.publish import publish, publish_trained
 
+    task_file = next((f for f in (args.name, args.weights) if f and is_task_model_file(f)), None)
+    if task_file is not None:
+        return _publish_task_model(args, task_file)
     if args.weights:
         if args.name or args.ckpt:
             raise CliError("--weights publishes a model you trained: pass it without NAME and --ckpt")
@@ -350,6 +461,36 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         print('dry run: nothing uploaded; fill in "revision" with the commit after uploading')
     print("manifest source to paste as the first source of this model in clef_sdk/weights/manifest.json:")
     print(json.dumps(result.manifest_source, indent=2))
+    return 0
+
+
+def _publish_task_model(args: argparse.Namespace, path: str) -> int:
+    """``clef publish TASK_MODEL.safetensors --repo-id ORG/NAME --license ID``."""
+    from .weights.publish import publish_task_model
+
+    if args.ckpt or args.force or (args.name and args.weights):
+        raise CliError("a task model is published alone: clef publish TASK_MODEL.safetensors --repo-id ORG/NAME "
+                       "--license ID (no --ckpt, --force or second file)")  # fmt: skip
+    if not args.license:
+        raise CliError(
+            "--license is required for a task model: choose the license of your model (e.g. cc-by-4.0), within "
+            "the terms of its encoder and of your training data"
+        )
+    result = publish_task_model(
+        path, args.repo_id, license=args.license, dry_run=args.dry_run, out_dir=args.out, private=args.private
+    )
+    config = json.loads((result.folder / "config.json").read_text(encoding="utf-8"))
+    labels = ", ".join(_printable(label, 60) for label in config["classes"])
+    print(f"wrote {result.folder}: " + ", ".join(sorted(p.name for p in result.folder.iterdir())))
+    print(f"{config['task']} task model on CLEF-{config['size']}: {labels}")
+    if result.revision:
+        print(
+            f"uploaded to {result.repo_id} at commit {result.revision}"
+            + (f" ({result.commit_url})" if result.commit_url else "")
+        )
+        print(f'load it with: clef.load_task_model("hf-hub:{result.repo_id}@{result.revision}")')
+    else:
+        print("dry run: nothing uploaded")
     return 0
 
 
@@ -396,9 +537,11 @@ def build_parser() -> argparse.ArgumentParser:
         "export-onnx",
         help="write a model as one self-contained ONNX file",
         description="Export a CLEF encoder to ONNX. With --fs the graph takes raw 10 s windows at that rate and "
-        "contains the resampling, band-pass and z-score; without it, preprocessed windows (batch, 1, 5000).",
+        "contains the resampling, band-pass and z-score; without it, preprocessed windows (batch, 1, 5000). A "
+        "task-model file (TaskModel.save) is recognised by its metadata and exported with its pooling and head: "
+        "windows (batch, n_windows, n) in, probabilities (batch, n_classes) or values (batch,) out.",
     )
-    export_onnx.add_argument("model", help="model name or weights path")
+    export_onnx.add_argument("model", help="model name, weights path, or task-model .safetensors")
     export_onnx.add_argument("-o", "--output", required=True, help="destination .onnx")
     export_onnx.add_argument("--fs", type=float, help="sampling rate of the raw windows the graph will take, Hz")
     export_onnx.add_argument("--opset", type=int, help="ONNX opset (default 18; at least 17)")
@@ -418,8 +561,13 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     download.set_defaults(handler=_cmd_download)
 
-    info = commands.add_parser("info", help="a model's manifest entry and where it is cached")
-    info.add_argument("name", help="model name or alias, or hf-hub:ORG/NAME[@REVISION]")
+    info = commands.add_parser(
+        "info",
+        help="a model's manifest entry and where it is cached, or what a weights or task-model file holds",
+    )
+    info.add_argument(
+        "name", help="model name or alias, hf-hub:ORG/NAME[@REVISION], or the path of a weights or task-model file"
+    )
     info.set_defaults(handler=_cmd_info)
 
     verify = commands.add_parser("verify", help="re-hash the cached weights (all models, or NAME)")
@@ -428,14 +576,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish = commands.add_parser(
         "publish",
-        help="upload a released checkpoint or a model you trained to the Hugging Face Hub",
-        description="Write model.safetensors, config.json and a model card, upload them (unless --dry-run) and "
-        "print the manifest source to paste.",
+        help="upload a released checkpoint, a model you trained or a task model to the Hugging Face Hub",
+        description="Write the weights file (model.safetensors; task_model.safetensors for a task model), "
+        "config.json and a model card, upload them (unless --dry-run) and print how to load them (for released "
+        "checkpoints, the manifest source to paste).",
     )
-    publish.add_argument("name", nargs="?", help="model name or alias (with --ckpt)")
+    publish.add_argument(
+        "name", nargs="?", help="model name or alias (with --ckpt), or a task-model .safetensors (TaskModel.save)"
+    )
     publish.add_argument("--ckpt", help="the released .ckpt")
     publish.add_argument("--weights", help="a model you trained: the .safetensors from `clef train export`")
-    publish.add_argument("--license", help="with --weights: the Hub license id you choose for your weights")
+    publish.add_argument(
+        "--license", help="with --weights or a task model: the Hub license id you choose for your model"
+    )
     publish.add_argument("--repo-id", required=True, help="Hub repository, namespace/name")
     publish.add_argument("--dry-run", action="store_true", help="write the folder only, upload nothing")
     publish.add_argument("--out", help="folder to write (default: a new temporary folder)")

@@ -1,4 +1,8 @@
-"""``clef.load``: names and paths -> ready :class:`~clef_sdk.models.ClefEncoder` modules, with a thread-safe cache."""
+"""``clef.load``: names and paths -> ready :class:`~clef_sdk.models.ClefEncoder` modules, with a thread-safe cache.
+
+A task model's file (or Hub repository) is not an encoder: ``clef.load`` refuses it and names
+``clef.load_task_model``, which reads it.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,25 @@ from pathlib import Path
 
 import torch
 
+from .errors import CheckpointError
 from .models import ClefEncoder
 from .precision import resolve_device
 from .weights.format import encoder_from_weights, read_weights
 from .weights.hf_hub import fetch_hub_model, is_hub_spec, parse_hub_spec
 from .weights.registry import model_entry
 
-__all__ = ["ModelSpec", "clear_cache", "get_encoder", "load"]
+__all__ = ["WEIGHT_SUFFIXES", "ModelSpec", "clear_cache", "get_encoder", "load"]
 
 ModelSpec = str | os.PathLike[str] | ClefEncoder
 
-_WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")  # a name ending so is a path, not a model name
 _cache: dict[tuple[object, ...], ClefEncoder] = {}
 _cache_lock = threading.Lock()
 
 
 def _looks_like_path(name_or_path: str | os.PathLike[str]) -> bool:
     text = os.fspath(name_or_path)
-    return isinstance(name_or_path, os.PathLike) or text.endswith(_WEIGHT_SUFFIXES) or os.sep in text
+    return isinstance(name_or_path, os.PathLike) or text.endswith(WEIGHT_SUFFIXES) or os.sep in text
 
 
 def _weights_file(name_or_path: str | os.PathLike[str], local_files_only: bool) -> tuple[Path, str, object]:
@@ -61,7 +66,8 @@ def load(
             or an alias); a Hub repository, ``"hf-hub:ORG/NAME"`` or ``"hf-hub:ORG/NAME@REVISION"`` (branch, tag or
             commit; pin a commit for reproducible results, see :mod:`clef_sdk.weights.hf_hub`); or the path of a
             ``.safetensors`` file written by :func:`clef_sdk.convert_checkpoint` or of a released ``.ckpt``
-            (converted in memory, loaded with ``weights_only=True``).
+            (converted in memory, loaded with ``weights_only=True``). A task model's file is refused with a
+            :class:`~clef_sdk.errors.CheckpointError` naming :func:`clef_sdk.load_task_model`.
         device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
         local_files_only: never touch the network; fail if the weights are not cached.
         freeze: switch off gradients for every parameter (a fixed feature extractor inside your model; it stays in
@@ -71,11 +77,29 @@ def load(
     """
     target = resolve_device(device)
     path, display_name, source = _weights_file(name_or_path, local_files_only)
-    encoder = encoder_from_weights(read_weights(path), name=display_name)
+    try:
+        weights = read_weights(path)
+    except CheckpointError:
+        _refuse_task_model(name_or_path, path)
+        raise
+    encoder = encoder_from_weights(weights, name=display_name)
     encoder.source = source
     if freeze:
         encoder.requires_grad_(False)
     return encoder.to(target)
+
+
+def _refuse_task_model(name_or_path: str | os.PathLike[str], path: Path) -> None:
+    """Raise a :class:`CheckpointError` naming ``clef.load_task_model`` if ``path`` holds a task model."""
+    from .tasks.format import is_task_model_file  # tasks imports embedding, which imports this module
+
+    if is_task_model_file(path):
+        shown = os.fspath(name_or_path)
+        raise CheckpointError(
+            f"{shown} holds a task model (an encoder with a trained head, task and labels), not a CLEF encoder: "
+            f"load it with clef.load_task_model({shown!r}) and predict with model.predict(signal, fs); its encoder "
+            "is model.encoder"
+        ) from None
 
 
 def get_encoder(

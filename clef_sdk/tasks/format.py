@@ -3,6 +3,8 @@ model is (task, classes, pooling, target scaling, thresholds, encoder size), the
 trained under, the clef-sdk version that wrote it, its training facts, and a sha256 of its tensors.
 
 Reading checks all of it and turns every failure into a :class:`~clef_sdk.errors.CheckpointError` naming the file.
+:func:`load_task_model` also takes ``hf-hub:ORG/NAME[@REVISION]``: the repository's ``task_model.safetensors``,
+downloaded, cached and sha256-verified as ``clef.load`` does for encoders (:mod:`clef_sdk.weights.hf_hub`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ from ..models import ARCHITECTURES, build
 from ..precision import resolve_device
 from ..readable import check_readable
 from ..weights.format import SAFETENSORS_SUFFIX, extract_backbone, sort_safetensors_header, tensors_digest
+from ..weights.hf_hub import TASK_MODEL_FILENAME, fetch_hub_model, is_hub_spec
 from .model import TaskModel
 
-__all__ = ["TASK_FORMAT_NAME", "TASK_FORMAT_VERSION", "load_task_model", "read_task_metadata", "save_task_model"]
+__all__ = [
+    "TASK_FORMAT_NAME",
+    "TASK_FORMAT_VERSION",
+    "is_task_model_file",
+    "load_task_model",
+    "read_task_metadata",
+    "save_task_model",
+]
 
 TASK_FORMAT_NAME = "clef-sdk/task-model"
 TASK_FORMAT_VERSION = 1
@@ -146,6 +156,21 @@ def _json(path: Path, metadata: dict[str, str], key: str) -> Any:
         ) from None
 
 
+def is_task_model_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a safetensors file whose metadata says it is a task model (reads the header only; no
+    check of the rest: :func:`load_task_model` does those). ``False`` for anything else, never an error."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        if path.suffix != SAFETENSORS_SUFFIX or not path.is_file():
+            return False
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("format") == TASK_FORMAT_NAME
+    except Exception:  # unreadable, damaged, not safetensors: not a task-model file
+        return False
+
+
 def read_task_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata of a task-model file, JSON values decoded, after the format and version checks (no tensors
     are checked: use :func:`load_task_model` for a model)."""
@@ -211,16 +236,38 @@ def _check_tensors(path: Path, metadata: dict[str, str], tensors: dict[str, torc
     return size
 
 
-def load_task_model(path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> TaskModel:
+def load_task_model(
+    path_or_id: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    local_files_only: bool = False,
+) -> TaskModel:
     """Read a task model written by :func:`save_task_model` (or :meth:`TaskModel.save`), in eval mode, on
     ``device`` (default CPU).
+
+    Args:
+        path_or_id: the ``.safetensors`` file, or a Hub repository ``"hf-hub:ORG/NAME"`` /
+            ``"hf-hub:ORG/NAME@REVISION"`` (branch, tag or 40-hex commit; pin a commit for reproducible results)
+            whose ``task_model.safetensors`` is downloaded into the Hugging Face cache and checked against the
+            sha256 the Hub reported, at every load, exactly as ``clef.load`` does for encoders.
+        device: ``"cpu"``, ``"cuda"``, ... (default CPU).
+        local_files_only: never touch the network; fail (:class:`~clef_sdk.errors.WeightsNotAvailableError`) if
+            the Hub file is not cached. ``HF_HUB_OFFLINE=1`` does the same.
 
     Checks the format name and version (a newer one asks to upgrade clef-sdk), every required metadata entry, the
     preprocessing contract, the tensors' sha256, the encoder's keys and shapes and the head's, and the task facts
     (classes, thresholds, scaling) as the constructor does; any failure is a :class:`CheckpointError` naming the
-    file.
+    file (an encoder's file says to load it with ``clef.load``). A cached Hub file modified since its download is a
+    :class:`~clef_sdk.errors.ChecksumMismatchError`. ``model.encoder.source`` is the
+    :class:`~clef_sdk.weights.hf_hub.HubModelSource` (repository, revision, resolved commit, sha256, file) of a
+    model loaded by repository id, else ``None``.
     """
-    path = Path(path)
+    source = None
+    if is_hub_spec(path_or_id):
+        source = fetch_hub_model(os.fspath(path_or_id), local_files_only=local_files_only, filename=TASK_MODEL_FILENAME)
+        path = source.path
+    else:
+        path = Path(path_or_id).expanduser()
     metadata, tensors = _read(path)
     _check_header(path, metadata)
     _check_contract(path, metadata)
@@ -249,4 +296,5 @@ def load_task_model(path: str | os.PathLike[str], *, device: str | torch.device 
         raise CheckpointError(f"{path}: tensors do not fit the model: {str(exc)[:500]}") from None
     if metadata.get("encoder_name"):
         model.encoder.name = metadata["encoder_name"]
+    model.encoder.source = source  # where the whole task model came from (the encoder has the attribute)
     return model.to(resolve_device(device) if device is not None else torch.device("cpu")).eval()

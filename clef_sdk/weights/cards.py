@@ -2,7 +2,9 @@
 
 :func:`released_model_card` describes the authors' released CLEF models (the paper, sizes, preprocessing,
 intended use and limitations); :func:`trained_model_card` a model trained with ``clef train`` (its training facts,
-read from the ``training_*`` metadata of the file, and how to load it by ``hf-hub:`` id).
+read from the ``training_*`` metadata of the file, and how to load it by ``hf-hub:`` id); :func:`task_model_card` a
+task model (its labels in output order, task, thresholds, training facts and metrics, how to load and predict,
+intended use and limitations). Every value that comes from a file is escaped for the place it is written in.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .._version import __version__
 from ..constants import LIBRARY_NAME, PREPROCESSING
 from ..models import ARCHITECTURES, KERNEL_SIZE
 from .format import FORMAT_NAME, FORMAT_VERSION
-from .hf_hub import WEIGHTS_FILENAME, check_repo_id
+from .hf_hub import TASK_MODEL_FILENAME, WEIGHTS_FILENAME, check_repo_id
 from .registry import ModelEntry
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "front_matter",
     "released_model_card",
     "table_cell",
+    "task_model_card",
     "trained_model_card",
     "training_facts",
     "yaml_scalar",
@@ -108,9 +111,14 @@ def _one_line(value: object) -> str:
     return _CONTROL.sub(" ", str(value)).strip()
 
 
-def front_matter(license_id: str, tags: Sequence[str], datasets: Sequence[str] = ()) -> str:
-    """The Hub's YAML header of a model card: library, license, tags, datasets and the pipeline tag (each value
-    quoted where YAML could read it otherwise: :func:`yaml_scalar`)."""
+def front_matter(
+    license_id: str,
+    tags: Sequence[str],
+    datasets: Sequence[str] = (),
+    pipeline_tag: str | None = "feature-extraction",
+) -> str:
+    """The Hub's YAML header of a model card: library, license, tags, datasets and the pipeline tag (``None``:
+    none; each value quoted where YAML could read it otherwise: :func:`yaml_scalar`)."""
     lines = [
         "---",
         f"library_name: {yaml_scalar(LIBRARY_NAME)}",
@@ -120,7 +128,9 @@ def front_matter(license_id: str, tags: Sequence[str], datasets: Sequence[str] =
     ]
     if datasets:
         lines += ["datasets:", *(f"- {yaml_scalar(name)}" for name in datasets)]
-    return "\n".join([*lines, "pipeline_tag: feature-extraction", "---"]) + "\n"
+    if pipeline_tag is not None:
+        lines.append(f"pipeline_tag: {yaml_scalar(pipeline_tag)}")
+    return "\n".join([*lines, "---"]) + "\n"
 
 
 def released_model_card(entry: ModelEntry, *, repo_id: str, sha256: str, size: int, checkpoint: dict[str, Any]) -> str:
@@ -317,6 +327,226 @@ Inputs are preprocessed exactly as in CLEF pretraining (clef-sdk does it for you
 
 This is a research model, not a medical device. Its embeddings reflect the data it was trained on ("data" above);
 check them on your own population before relying on them.
+
+Published with clef-sdk {__version__}.
+"""
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Task models
+
+_TASK_WORDS = {
+    "binary": "binary classification",
+    "multiclass": "multiclass classification",
+    "multilabel": "multilabel classification",
+    "regression": "regression",
+}
+_MAX_METRICS = 60
+
+
+def _number(value: object) -> str:
+    """A metric or fact as short text: floats to 4 significant digits, everything else as JSON."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _flat(prefix: str, value: object) -> list[tuple[str, object]]:
+    """``value``'s leaves as ``("a.b", leaf)`` pairs (nested metrics such as ``{"val": {"auroc": 0.9}}``)."""
+    if isinstance(value, dict) and value:
+        return [pair for key, item in value.items() for pair in _flat(f"{prefix}.{key}" if prefix else str(key), item)]
+    return [(prefix, value)]
+
+
+def _label_rows(config: dict[str, Any]) -> tuple[str, str]:
+    """The labels table (column, label, decision) and one paragraph on how ``predict`` decides."""
+    task, classes, thresholds = config["task"], config["classes"], config["thresholds"]
+    if task == "regression":
+        mean, std = config["target_scaling"]["mean"], config["target_scaling"]["std"]
+        table = (
+            "| output | target | target scaling |\n|---|---|---|\n"
+            f"| value | {table_cell(classes[0])} | mean {mean:g}, std {std:g} |\n"
+        )
+        rule = (
+            f"`model.predict(signal, fs)` returns {code_span(classes[0])} in the target's units (the head predicts "
+            f"`(y - {mean:g}) / {std:g}`, which clef-sdk undoes). There are no probabilities."
+        )
+        return table, rule
+    header = "| column | label | decision |\n|---|---|---|\n"
+    if task == "binary":
+        decisions = ["negative", f"positive: predicted when p >= {thresholds[0]:g}"]
+        rule = (
+            f"Column 0 is `1 - p`, column 1 is `p`, the probability of {code_span(classes[1])}. "
+            f"`model.predict(signal, fs)` returns {code_span(classes[1])} where `p >= {thresholds[0]:g}`, else "
+            f"{code_span(classes[0])}."
+        )
+    elif task == "multiclass":
+        decisions = ["softmax; predicted when largest"] * len(classes)
+        rule = (
+            "The columns are a softmax (they sum to 1); `model.predict(signal, fs)` returns the label of the largest "
+            "probability."
+        )
+    else:
+        decisions = [f"sigmoid; positive when p >= {value:g}" for value in thresholds]
+        rule = (
+            "Each column is an independent probability (a sigmoid per label; a recording may have several labels "
+            "or none); `model.predict(signal, fs)` returns 0/1 per label, 1 where the probability reaches the "
+            "label's threshold."
+        )
+    rows = "".join(
+        f"| {index} | {table_cell(label)} | {decision} |\n"
+        for index, (label, decision) in enumerate(zip(classes, decisions))
+    )
+    return header + rows, rule
+
+
+def _training_section(training: dict[str, Any]) -> str:
+    if not training:
+        return "No training facts were recorded with this model.\n"
+    metrics = training.get("metrics")
+    facts = {key: value for key, value in training.items() if key != "metrics"}
+    parts = []
+    if facts:
+        rows = [(key, value) for key, value in facts.items() if not isinstance(value, dict)]
+        if rows:
+            parts.append(
+                "| | |\n|---|---|\n"
+                + "".join(f"| {table_cell(key)} | {table_cell(_number(value))} |\n" for key, value in rows)
+            )
+    if isinstance(metrics, dict) and metrics:
+        pairs = _flat("", metrics)
+        shown = pairs[:_MAX_METRICS]
+        more = f"\n({len(pairs) - len(shown)} more in config.json)\n" if len(pairs) > len(shown) else ""
+        parts.append(
+            "Metrics recorded with the model (as reported by whoever trained it; not checked by clef-sdk):\n\n"
+            "| metric | value |\n|---|---|\n"
+            + "".join(f"| {table_cell(key)} | {table_cell(_number(value))} |\n" for key, value in shown)
+            + more
+        )
+    parts.append(
+        "All training facts, as saved in the file:\n\n"
+        + fenced_block(json.dumps(training, indent=2, sort_keys=True), "json")
+        + "\n"
+    )
+    return "\n".join(parts)
+
+
+def task_model_card(config: dict[str, Any]) -> str:
+    """The README.md of a task model's Hub repository, from the ``config.json`` that ``clef publish`` writes for
+    it (:func:`clef_sdk.weights.publish.build_task_folder`): the labels in output order (column ``i`` of
+    ``predict_proba`` is ``classes[i]``), the task, thresholds or target scaling, the encoder, the file's sha256, the
+    training facts (a metrics table when ``training["metrics"]`` is a dict), how to load and predict, intended use
+    and limitations."""
+    repo_id = check_repo_id(config["repo_id"])
+    task, classes, size = config["task"], config["classes"], config["size"]
+    weights = config["weights"]
+    training = config.get("training") or {}
+    tags = [
+        "ecg",
+        "electrocardiogram",
+        "single-lead-ecg",
+        "clef",
+        "clef-task-model",
+        _TASK_WORDS[task].replace(" ", "-"),
+        "safetensors",
+    ]
+    front = front_matter(config["license"], tags, pipeline_tag=None) + "\n"
+    labels_table, rule = _label_rows(config)
+    name = repo_id.split("/")[-1]
+    spec = f"hf-hub:{repo_id}"
+    if task == "regression":
+        predict_lines = (
+            f"values = model.predict(signal, fs)           # {json.dumps(classes[0])} in the target's units\n"
+            "per_window = model.predict_windows(signal, fs)  # one value per 10 s window"
+        )
+    else:
+        predict_lines = (
+            "labels = model.predict(signal, fs)            # the decision (see Labels)\n"
+            "proba = model.predict_proba(signal, fs)       # column i is the probability of model.classes_[i]\n"
+            "per_window = model.predict_windows(signal, fs)  # the same, per 10 s window\n"
+            f"print(model.classes_)                         # {json.dumps(classes)}"
+        )
+    usage = (
+        "import clef_sdk as clef\n\n"
+        f'model = clef.load_task_model("{spec}")  # pin a commit: "{spec}@COMMIT"\n'
+        "# signal: one ECG lead, a 1-D array of at least 10 s; fs: its sampling rate in Hz\n" + predict_lines
+    )
+    output = "values `(batch,)`" if task == "regression" else f"probabilities `(batch, {len(classes)})`"
+    thresholds = config["thresholds"]
+    scaling = config["target_scaling"]
+    rows = [
+        ("task", _TASK_WORDS[task]),
+        ("labels", ", ".join(str(label) for label in classes)),
+        ("thresholds", ", ".join(f"{value:g}" for value in thresholds) if thresholds else "none (argmax or values)"),
+        ("target scaling", f"mean {scaling['mean']:g}, std {scaling['std']:g}" if scaling else "none"),
+        ("pooling", f"{config['pooling']} of the window embeddings over a recording's 10 s windows"),
+        ("encoder", f"CLEF-{size}, {config['embed_dim']}-dimensional embeddings ({config.get('encoder_name', '?')})"),
+        ("format", f"{config['format']} v{config['format_version']}"),
+    ]
+    file_row = (
+        f"| file | {code_span(TASK_MODEL_FILENAME, in_table=True)}: {int(weights['size']):,} bytes, sha256 "
+        f"{code_span(weights['sha256'], in_table=True)} |\n"
+    )
+    facts_table = "| | |\n|---|---|\n" + "".join(f"| {key} | {table_cell(value)} |\n" for key, value in rows) + file_row
+    data = training.get("data")
+    data_text = table_cell(_number(data)) if data else "the data described under Training"
+    return (
+        front
+        + f"""# {name}
+
+A {_TASK_WORDS[task]} model for single-lead ECG made with [clef-sdk](https://pypi.org/project/clef-sdk/): a
+CLEF-{size} encoder ({PAPER_URL}) that embeds each 10 s window, {config["pooling"]} pooling over a recording's
+windows and a linear head, in one file that knows its task, labels and thresholds (`clef.TaskModel`).
+
+## Labels
+
+{rule}
+
+{labels_table}
+## Use it
+
+```bash
+pip install clef-sdk
+```
+
+{fenced_block(usage, "python")}
+
+Without `@COMMIT` the latest commit of `main` is used (`clef info {spec}` shows which); clef-sdk checks the
+file against the sha256 the Hub reports, caches it (later loads work offline) and refuses a file whose
+preprocessing contract it does not implement. Any sampling rate from 50 Hz to 10 kHz, any amplitude unit: the model
+resamples and filters as it was trained.
+
+For an app without PyTorch, export it to ONNX: `clef.export_onnx(model, "model.onnx", fs=360)` takes raw 10 s
+windows at 360 Hz, `(batch, n_windows, 3600)` float32 (each row a recording's consecutive windows, pooled inside),
+and returns {output}, column i for label i as above.
+
+## Model
+
+{facts_table}
+## Training
+
+{_training_section(training)}
+## Preprocessing
+
+Inputs are preprocessed exactly as in CLEF pretraining (clef-sdk does it for you): resampled to 500 Hz, cut into
+10 s windows, band-passed (Butterworth order 5, 0.67-40 Hz, zero-phase) and z-scored per window.
+
+## Intended use
+
+Research on single-lead ECG: predicting the labels above ({_TASK_WORDS[task]}) for recordings like those it was
+trained on ({data_text}), as a baseline, a feature for further analysis, or a starting point for fine-tuning.
+
+## Limitations
+
+- Its outputs reflect the data it was trained on; performance on other populations, devices, leads and recording
+  conditions must be validated before relying on it. Reported metrics, if any, are the trainer's, on their data.
+- Probabilities are not calibrated unless stated above, and the thresholds were chosen for the training data's
+  prevalence: tune them (`model.thresholds = ...`) on data from your setting.
+- Windows shorter than 10 s are dropped by default; very noisy or flat windows give uninformative outputs
+  (`quality="drop"` pools only windows of usable signal quality).
+- This is a research model, not a medical device: it has not been cleared or approved by any regulator and must
+  not be used for diagnosis, treatment or any clinical decision.
 
 Published with clef-sdk {__version__}.
 """

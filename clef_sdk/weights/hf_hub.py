@@ -1,16 +1,19 @@
-"""Any CLEF model on the Hugging Face Hub, by repository id: ``clef.load("hf-hub:ORG/NAME@REVISION")``.
+"""Any CLEF model on the Hugging Face Hub, by repository id: ``clef.load("hf-hub:ORG/NAME@REVISION")`` for an
+encoder, ``clef.load_task_model("hf-hub:ORG/NAME@REVISION")`` for a task model.
 
 ``hf-hub:ORG/NAME`` takes the default branch; ``@REVISION`` a branch, a tag or a 40-hex commit. The repository's
-``model.safetensors`` (written by ``clef convert``, ``clef train export`` or ``clef publish``) and ``config.json``
-are downloaded with ``huggingface_hub`` into the Hugging Face cache (``HF_HUB_CACHE``, ``HF_ENDPOINT``,
-``HF_HUB_OFFLINE`` and ``local_files_only`` honoured). Then:
+weights file (``model.safetensors`` for an encoder, written by ``clef convert``, ``clef train export`` or ``clef
+publish``; ``task_model.safetensors`` for a task model, written by ``TaskModel.save`` and ``clef publish``) and
+``config.json`` are downloaded with ``huggingface_hub`` into the Hugging Face cache (``HF_HUB_CACHE``,
+``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and ``local_files_only`` honoured). Then:
 
 - the branch or tag is resolved to its commit once, by the download; the commit is recorded on the encoder
   (``encoder.source``) and shown by ``clef info``, so a result can be traced to exact weights;
 - the file is checked against the sha256 the Hub reported for it (the LFS etag, which the cache keeps as the
   blob's name), at every load: a cached file modified since is refused;
 - the size and the preprocessing contract come from the safetensors metadata; a file that is not a clef-sdk file,
-  or declares another preprocessing than this version implements, is refused with a message naming both.
+  or declares another preprocessing than this version implements, is refused with a message naming both (by the
+  reader of its kind: :mod:`clef_sdk.weights.format`, :mod:`clef_sdk.tasks.format`).
 
 Network access goes through :mod:`clef_sdk.weights.network`; errors are typed.
 """
@@ -27,6 +30,7 @@ from .cache import is_offline
 
 __all__ = [
     "HF_HUB_PREFIX",
+    "TASK_MODEL_FILENAME",
     "WEIGHTS_FILENAME",
     "HubModelSource",
     "check_repo_id",
@@ -37,6 +41,12 @@ __all__ = [
 
 HF_HUB_PREFIX = "hf-hub:"
 WEIGHTS_FILENAME = "model.safetensors"
+TASK_MODEL_FILENAME = "task_model.safetensors"
+# What a repository holding the other kind of model is loaded with, said when the file asked for is missing.
+_OTHER_KIND = {
+    WEIGHTS_FILENAME: f"a task model ({TASK_MODEL_FILENAME}) is loaded with clef.load_task_model",
+    TASK_MODEL_FILENAME: f"a CLEF encoder ({WEIGHTS_FILENAME}) is loaded with clef.load",
+}
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_REPO_ID = 200  # the Hub allows 96 characters per part
@@ -44,13 +54,15 @@ _MAX_REPO_ID = 200  # the Hub allows 96 characters per part
 
 @dataclass(frozen=True)
 class HubModelSource:
-    """Where a model loaded by repository id came from: ``revision`` as asked, ``commit`` as resolved."""
+    """Where a model loaded by repository id came from: ``revision`` as asked, ``commit`` as resolved, the
+    ``filename`` in the repository, its ``sha256`` (verified) and its ``path`` in the Hugging Face cache."""
 
     repo_id: str
     revision: str | None
     commit: str
     sha256: str
     path: Path
+    filename: str = WEIGHTS_FILENAME
 
     @property
     def spec(self) -> str:
@@ -59,6 +71,7 @@ class HubModelSource:
 
 
 def is_hub_spec(value: object) -> bool:
+    """Whether ``value`` is a string starting ``hf-hub:`` (a Hub model spec, checked by :func:`parse_hub_spec`)."""
     return isinstance(value, str) and value.startswith(HF_HUB_PREFIX)
 
 
@@ -98,26 +111,31 @@ def _download(repo_id: str, filename: str, revision: str | None, local_files_onl
             if offline
             else "check the repository id and revision, your network, and HF_TOKEN for private repositories"
         )
+        if filename in _OTHER_KIND and not offline:
+            hint += f"; {_OTHER_KIND[filename]}"
         raise WeightsNotAvailableError(f"cannot get {filename} of hf-hub:{where} ({exc}); {hint}") from None
 
 
-def fetch_hub_model(spec: str, *, local_files_only: bool = False) -> HubModelSource:
-    """Download (or find in the cache) and verify the weights of ``spec``; see the module docstring."""
+def fetch_hub_model(spec: str, *, local_files_only: bool = False, filename: str = WEIGHTS_FILENAME) -> HubModelSource:
+    """Download (or find in the cache) and verify the weights file ``filename`` of ``spec`` (an encoder's
+    :data:`WEIGHTS_FILENAME`, or a task model's :data:`TASK_MODEL_FILENAME`) and the repository's ``config.json``;
+    see the module docstring. Raises :class:`~clef_sdk.errors.WeightsNotAvailableError` when the file cannot be
+    had, :class:`~clef_sdk.errors.ChecksumMismatchError` when the cached file is not what the Hub reported."""
     repo_id, revision = parse_hub_spec(spec)
-    path = _download(repo_id, WEIGHTS_FILENAME, revision, local_files_only)
+    path = _download(repo_id, filename, revision, local_files_only)
     _download(repo_id, "config.json", revision, local_files_only)  # the model card's companion, kept with it
     # The cache stores snapshots/<commit>/<file> -> blobs/<etag>; for an LFS file the etag is its sha256.
     commit = path.parent.name
     expected = path.resolve().name
     if not _SHA256.match(expected):
         raise ChecksumMismatchError(
-            f"hf-hub:{repo_id}: {WEIGHTS_FILENAME} is not stored as an LFS file, so the Hub reports no sha256 for "
+            f"hf-hub:{repo_id}: {filename} is not stored as an LFS file, so the Hub reports no sha256 for "
             "it; upload it with huggingface_hub (or git lfs) so that it can be verified"
         )
     actual = sha256_readable(path, "cached weights file")
     if actual != expected:
         raise ChecksumMismatchError(
-            f"hf-hub:{repo_id}@{commit}: the cached {WEIGHTS_FILENAME} has sha256 {actual}, but the Hub reported "
+            f"hf-hub:{repo_id}@{commit}: the cached {filename} has sha256 {actual}, but the Hub reported "
             f"{expected}; the file was modified or corrupted. Delete {path.resolve()} and load again to re-download"
         )
-    return HubModelSource(repo_id, revision, commit, expected, path)
+    return HubModelSource(repo_id, revision, commit, expected, path, filename)
