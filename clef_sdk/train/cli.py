@@ -97,7 +97,7 @@ def _finetune(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..probes.metrics import bootstrap_metrics
-    from .finetune import MODEL_FILE, finetune
+    from .finetuning import MODEL_FILE, finetune
     from .labelled_records import read_labelled_records
 
     data = read_labelled_records(

@@ -51,11 +51,11 @@ def learning_rate_factors(protocol: Protocol, steps_per_epoch: int) -> tuple[Any
         if protocol.schedule == "constant":
             return 1.0
         span = max(1, total - first)
-        warmup = protocol.warmup_fraction * span
+        warmup = round(protocol.warmup_fraction * span)  # whole steps: factors never exceed 1
         position = step - first
         if position < warmup:
             return (position + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (position - warmup) / max(1.0, span - warmup))))
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (position - warmup) / max(1, span - warmup))))
 
     return (lambda step: shape(step, 0)), (lambda step: shape(step, frozen))
 

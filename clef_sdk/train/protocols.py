@@ -12,7 +12,8 @@
 - ``"linear"``: the encoder frozen, the head trained by gradient (the probe, with crops and the fine-tuning loop).
 - ``"linear-then-full"``: LP-FT, the head alone for ``linear_epochs``, then everything as ``"full"``.
 
-Any field can be overridden: ``finetune(..., protocol="full", lr=3e-4, layer_decay=0.8)``.
+Any field can be overridden: ``finetune(..., protocol="full", lr=3e-4, layer_decay=0.8)``. Overriding
+``max_epochs`` alone keeps LP-FT's linear phase at the preset's share of the epochs (10%, at least one).
 """
 
 from __future__ import annotations
@@ -198,4 +199,10 @@ def resolve_protocol(protocol: str | Protocol, **overrides: Any) -> Protocol:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise TypeError(f"unknown fine-tuning option(s) {unknown}; the options are {sorted(fields)}")
-    return dataclasses.replace(base, **overrides)
+    changes = dict(overrides)
+    epochs = changes.get("max_epochs")
+    if base.linear_epochs and "linear_epochs" not in changes and isinstance(epochs, int) and epochs >= 1:
+        # LP-FT's linear phase keeps its share of the epochs (10 of 100 in the preset)
+        share = round(base.linear_epochs * epochs / base.max_epochs)
+        changes["linear_epochs"] = min(max(share, 1), epochs - 1)
+    return dataclasses.replace(base, **changes)

@@ -17,8 +17,9 @@ import torch
 pytest.importorskip("lightning")
 pytest.importorskip("wfdb")
 
-import clef_sdk as clef
 from ludb_helpers import LUDB_RECORDS, link_ludb
+
+import clef_sdk as clef
 
 
 def _sex(header: Path) -> str:

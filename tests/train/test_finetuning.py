@@ -16,8 +16,8 @@ import torch
 pytest.importorskip("lightning")
 
 import clef_sdk as clef
-from clef_sdk.train.finetune import finetune
 from clef_sdk.train.finetune_module import ClefFineTuning, learning_rate_factors
+from clef_sdk.train.finetuning import finetune
 from clef_sdk.train.protocols import PROTOCOLS, resolve_protocol
 
 MITDB_FS = 360
@@ -251,7 +251,7 @@ import os, signal, sys
 import numpy as np
 import lightning.pytorch as L
 import clef_sdk as clef
-from clef_sdk.train.finetune import finetune
+from clef_sdk.train.finetuning import finetune
 
 class DieAtStep(L.Callback):
     def on_train_batch_end(self, trainer, *args):
@@ -284,3 +284,24 @@ def test_a_killed_run_resumes_to_the_model_of_an_uninterrupted_one(pvc, tmp_path
     assert _max_difference(_state(resumed), _state(straight)) == 0.0  # measured 0
     assert resumed.training_info["history"] == straight.training_info["history"]
     assert resumed.training_info["best_epoch"] == straight.training_info["best_epoch"]
+
+
+def test_the_function_is_not_shadowed_by_its_module() -> None:
+    """``clef_sdk.train.finetune`` stays the function once every fine-tuning module has been imported."""
+    import importlib
+
+    import clef_sdk.train as train
+
+    for name in ("finetuning", "finetune_data", "finetune_module", "protocols", "task_losses", "labelled_records"):
+        importlib.import_module(f"clef_sdk.train.{name}")
+    assert callable(train.finetune) and train.finetune is finetune
+
+
+@pytest.mark.parametrize(("epochs", "steps_per_epoch"), [(1, 1), (2, 3), (100, 7)])
+def test_schedule_factors_never_exceed_one(epochs: int, steps_per_epoch: int) -> None:
+    """A warm-up shorter than a step (a short run) must not multiply the learning rate."""
+    for name in ("full", "linear", "linear-then-full"):
+        protocol = resolve_protocol(name, max_epochs=epochs)
+        for factor in learning_rate_factors(protocol, steps_per_epoch):
+            values = [factor(step) for step in range(epochs * steps_per_epoch)]
+            assert max(values) <= 1.0 and min(values) >= 0.0
