@@ -6,7 +6,8 @@
     clef train finetune RECORDS --labels labels.csv --label af -o RUN     # a task model: clef.load_task_model
 
 ``finetune(X, y, fs=..., model=..., protocol=...)`` fine-tunes an encoder and a head into a :class:`clef_sdk.TaskModel`
-(:mod:`.finetune`, :mod:`.protocols`).
+(:mod:`.finetuning`, :mod:`.protocols`); :class:`FineTunedClassifier` and :class:`FineTunedRegressor` do it as
+scikit-learn estimators, for ``cross_val_score`` and ``GridSearchCV`` (:mod:`.estimators`).
 
 The losses (:mod:`.losses`) and SCORE2 (:mod:`.score2`) are plain torch/numpy and import without the extra;
 the rest (:func:`prepare`, :func:`fit`, :class:`ClefPretraining`, ...) needs it and says so when it is missing.
@@ -23,17 +24,20 @@ from .score2 import mg_dl_to_mmol_l, score2
 if TYPE_CHECKING:  # imported on first use (Lightning): visible to type checkers and IDEs all the same
     from .data import PretrainingStore, prepare
     from .datamodule import StoreDataModule
+    from .estimators import FineTunedClassifier, FineTunedRegressor
     from .export import export_checkpoint
-    from .finetune import finetune
     from .finetune_module import ClefFineTuning
-    from .protocols import PROTOCOLS, Protocol
+    from .finetuning import finetune
     from .module import ClefPretraining
+    from .protocols import PROTOCOLS, Protocol
     from .trainer import TrainingRun, fit
 
 __all__ = [
     "PROTOCOLS",
     "ClefFineTuning",
     "ClefPretraining",
+    "FineTunedClassifier",
+    "FineTunedRegressor",
     "Protocol",
     "PretrainingStore",
     "StoreDataModule",
@@ -60,8 +64,10 @@ _LAZY = {
     "ClefPretraining": "module",
     "StoreDataModule": "datamodule",
     "export_checkpoint": "export",
-    "finetune": "finetune",
+    "finetune": "finetuning",
     "ClefFineTuning": "finetune_module",
+    "FineTunedClassifier": "estimators",
+    "FineTunedRegressor": "estimators",
     "Protocol": "protocols",
     "PROTOCOLS": "protocols",
 }

@@ -208,3 +208,46 @@ def test_evaluate_probe_on_any_fitted_sklearn_estimator():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warnings on a healthy evaluation
         evaluate_probe(classifier, X, y, groups=np.arange(120) // 4, n_bootstrap=100)
+
+
+@pytest.fixture(scope="module")
+def mitdb_windows(mitdb_record: np.ndarray) -> np.ndarray:
+    """24 real 10 s windows (MIT-BIH record 100, 360 Hz)."""
+    return mitdb_record[: 24 * 3600].reshape(24, 3600)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel", "regression"])
+def test_evaluate_probe_on_a_task_model(mitdb_windows, task):
+    """A bare TaskModel (an untrained head on a random-init CLEF-small) on raw recordings: one pass of the
+    encoder, the decisions read off the probabilities as predict makes them, the labels checked first."""
+    import clef_sdk as clef
+
+    classes = {"multiclass": ["a", "b", "c"], "multilabel": ["af", "pvc"], "regression": ["age"]}[task]
+    model = clef.TaskModel(clef.build("small", seed=0), task, classes, target_scaling=(60.0, 10.0) if task ==
+                           "regression" else None)  # fmt: skip
+    groups = np.arange(24) // 4
+    rng = np.random.default_rng(0)
+    y = {
+        "multiclass": np.array(classes * 8),
+        "multilabel": np.stack([np.arange(24) % 2, np.arange(24) // 12], axis=1),
+        "regression": rng.normal(60, 10, 24),
+    }[task]
+    report = evaluate_probe(model, mitdb_windows, y, fs=360, groups=groups, n_bootstrap=50)
+    assert report.task == task and report.n_groups == 6
+    if task == "regression":
+        values = model.predict(mitdb_windows, 360)
+        assert report["mae"]["estimate"] == pytest.approx(mean_absolute_error(y, values))
+        with pytest.raises(ValueError, match="1-D numeric targets"):
+            evaluate_probe(model, mitdb_windows, np.array(["old"] * 24), fs=360)
+        return
+    proba = model.predict_proba(mitdb_windows, 360)
+    predicted = model.predict(mitdb_windows, 360)
+    if task == "multiclass":
+        assert report["auroc"]["estimate"] == pytest.approx(roc_auc_score(y, proba, multi_class="ovr"))
+        assert report["balanced_accuracy"]["estimate"] == pytest.approx(balanced_accuracy_score(y, predicted))
+        with pytest.raises(ValueError, match=r"label 'z' is not one of the model's classes \['a', 'b', 'c'\]"):
+            evaluate_probe(model, mitdb_windows, np.append(y[:-1], "z"), fs=360)
+    else:
+        assert report["auroc"]["estimate"] == pytest.approx(roc_auc_score(y, proba, average="macro"))
+        with pytest.raises(ValueError, match=r"predicts 2 labels \['af', 'pvc'\]"):
+            evaluate_probe(model, mitdb_windows, y[:, :1].repeat(3, axis=1), fs=360)
