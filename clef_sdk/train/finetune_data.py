@@ -126,6 +126,18 @@ class Targets:
     def subset(self, rows: np.ndarray) -> Targets:
         return Targets(self.task, self.classes, self.values[rows], self.target_scaling, self.reason)
 
+    def scaled_on(self, rows: np.ndarray) -> Targets:
+        """Regression targets standardised with the mean and std of ``rows`` only (the training part, so that
+        nothing of the validation targets leaks into the scaling); other tasks unchanged."""
+        if self.target_scaling is None:
+            return self
+        original = self.original(self.values)
+        mean, std = float(original[rows].mean()), float(original[rows].std())
+        if not std > 0:
+            raise ValueError("the training part's targets are constant: a regression needs targets that vary")
+        values = ((original - mean) / std).astype(np.float32)
+        return Targets(self.task, self.classes, values, (mean, std), self.reason)
+
     def class_codes(self) -> np.ndarray | None:
         """One class code per record for binary and multiclass (balanced sampling); ``None`` otherwise."""
         if self.task in ("binary", "multiclass"):
@@ -230,7 +242,10 @@ def validation_split(targets: Targets, groups: object, fraction: float, seed: in
     n = len(targets.values)
     group_ids = groups_array(groups, n)
     n_folds = max(2, round(1 / fraction))
-    labels = targets.values if targets.task != "regression" else targets.values.astype(np.float64)
+    if targets.task in ("binary", "multiclass"):  # label names in the split's messages
+        labels = np.asarray(targets.classes, dtype=object)[targets.values.astype(np.int64)].astype(str)
+    else:
+        labels = targets.values.astype(np.float64) if targets.task == "regression" else targets.values
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         splitter, n_splits, _ = inner_splits(targets.task, labels, group_ids, n_folds, seed)

@@ -159,7 +159,8 @@ def _validation_parts(
     if validation == 0:
         return FineTuningData(recordings, targets, everything), None
     train_rows, val_rows = validation_split(targets, groups, float(validation), seed)
-    return FineTuningData(recordings, targets, train_rows), FineTuningData(recordings, targets, val_rows)
+    scaled = targets.scaled_on(train_rows)
+    return FineTuningData(recordings, scaled, train_rows), FineTuningData(recordings, scaled, val_rows)
 
 
 def _check_validation_classes(train: FineTuningData, validation: FineTuningData, monitor: str) -> None:
@@ -178,6 +179,19 @@ def _check_validation_classes(train: FineTuningData, validation: FineTuningData,
             f"the validation set lacks class(es) or label values {missing}, so its {monitor} is undefined: add "
             "recordings of them to the validation set, or pass monitor='val_loss'"
         )
+
+
+def _device_count(devices: object, accelerator: str) -> int:
+    """How many devices per node Lightning's ``devices`` means (``"auto"`` and ``-1``: every GPU, else 1)."""
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    text = str(devices).strip()
+    if text.lstrip("-").isdigit() and int(text) >= 0:
+        return int(text)
+    if "," in text:
+        return len([part for part in text.split(",") if part.strip()])
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return torch.cuda.device_count() if gpu else 1
 
 
 def _default_precision(accelerator: str, protocol: Protocol) -> str:
@@ -312,7 +326,7 @@ def finetune(
     encoder = _encoder(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(chosen.seed)
-        task_model = TaskModel(encoder, targets.task, targets.classes, target_scaling=targets.target_scaling)
+        task_model = TaskModel(encoder, targets.task, targets.classes, target_scaling=train.targets.target_scaling)
     facts: dict[str, Any] = {
         "protocol": chosen.as_dict(),
         "task": targets.task,
@@ -325,7 +339,7 @@ def finetune(
         "n_train": len(train),
         "n_validation": len(val) if val is not None else 0,
     }
-    multi = num_nodes > 1 or str(devices) not in ("auto", "1")
+    multi = num_nodes > 1 or _device_count(devices, accelerator) > 1
     if multi and output is None:
         raise ValueError("fine-tuning on several devices or nodes needs output=FOLDER, shared by all processes")
     if resume and output is None:

@@ -187,10 +187,14 @@ def test_every_task(pvc, encoder) -> None:
     multilabel = finetune(pvc["signals"], labels, fs=MITDB_FS, model=encoder, validation=0, max_epochs=1, **OPTIONS)
     assert multilabel.task == "multilabel" and multilabel.classes_.tolist() == ["pvc", "many"]
     rate = pd.Series(60 + counts.astype(float) * 2.5 + np.arange(len(counts)) % 7, name="rate")
-    regression = finetune(pvc["signals"], rate, fs=MITDB_FS, model=encoder, groups=pvc["records"], max_epochs=1,
-                          **OPTIONS)  # fmt: skip
+    held = pvc["records"] == "100"  # nearly PVC-free: lower rates than the rest
+    regression = finetune(pvc["signals"][~held], rate[~held], fs=MITDB_FS, model=encoder, max_epochs=1,
+                          validation=(pvc["signals"][held], rate[held].to_numpy()), **OPTIONS)  # fmt: skip
     assert regression.task == "regression" and regression.classes_.tolist() == ["rate"]
-    assert regression.target_scaling == pytest.approx((rate.mean(), rate.std(ddof=0)))
+    # standardised on the training targets only
+    assert regression.target_scaling == pytest.approx((rate[~held].mean(), rate[~held].std(ddof=0)))
+    split = finetune(pvc["signals"], rate, fs=MITDB_FS, model=encoder, groups=pvc["records"], max_epochs=1, **OPTIONS)
+    assert split.target_scaling != pytest.approx((rate.mean(), rate.std(ddof=0)))
     assert regression.training_info["monitor"] == "mae"
     values = regression.predict(pvc["signals"][:4], MITDB_FS)
     assert values.shape == (4,) and np.all(np.abs(values - rate.mean()) < 10 * rate.std())
