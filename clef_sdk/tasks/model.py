@@ -155,9 +155,7 @@ class TaskModel(nn.Module):
         """Pool window embeddings ``(n_windows_total, embed_dim)`` of consecutive recordings, ``counts[i]``
         windows each (all >= 1), into one embedding per recording ``(len(counts), embed_dim)``, as predict does."""
         if counts.ndim != 1 or int(counts.sum()) != embeddings.shape[0] or bool((counts < 1).any()):
-            raise ValueError(
-                f"counts must be >= 1 and sum to the {embeddings.shape[0]} windows, got {counts.tolist()}"
-            )
+            raise ValueError(f"counts must be >= 1 and sum to the {embeddings.shape[0]} windows, got {counts.tolist()}")
         segment = torch.repeat_interleave(torch.arange(len(counts), device=embeddings.device), counts)
         index = segment[:, None].expand_as(embeddings)
         empty = embeddings.new_zeros((len(counts), embeddings.shape[1]))
@@ -296,6 +294,14 @@ class TaskModel(nn.Module):
             else [self._outputs(rows) for rows in embeddings]
         )
         return result if quality is None else (result, quality)
+
+    def explain(self, signal: SignalInput, fs: float | list[float] | None = None, **kwargs: Any) -> Any:
+        """Per-sample attributions of this model's output on raw recordings, on their own time axis:
+        :func:`clef_sdk.tasks.explain.explain` (integrated gradients; needs ``pip install "clef-sdk[explain]"``).
+        ``target`` (a label name), ``n_steps``, ``baseline``, ... as there."""
+        from .explain import explain
+
+        return explain(self, signal, fs, **kwargs)
 
     # ---- files ------------------------------------------------------------------------------------------------
 

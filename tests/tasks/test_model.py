@@ -450,3 +450,17 @@ def test_truncated_garbage_and_missing_files_refused(saved, tmp_path):
     refused(empty, "not a valid safetensors file")
     refused(tmp_path / "absent.safetensors", "no such task-model file")
     refused(tmp_path, "it is a folder")
+
+
+def test_explain_is_the_model_method() -> None:
+    """``TaskModel.explain`` is :func:`clef_sdk.tasks.explain` with the model filled in."""
+    pytest.importorskip("captum")
+    import clef_sdk as clef
+    from clef_sdk.tasks import explain
+
+    signal, fs, _ = clef.datasets.load_example("mitdb-100")
+    model = clef.TaskModel(clef.build("small", seed=0), "binary", ["normal", "pvc"])
+    by_method = model.explain(signal[: int(fs) * 10], fs, n_steps=4)
+    by_function = explain(model, signal[: int(fs) * 10], fs, n_steps=4)
+    assert by_method.values.shape == (int(fs) * 10,)
+    assert np.array_equal(by_method.values, by_function.values)
