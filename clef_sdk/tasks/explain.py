@@ -360,7 +360,7 @@ def _logits(model: TaskModel, windows: torch.Tensor, batch_size: int) -> torch.T
         embeddings = torch.cat([encoder(chunk) for chunk in flat.split(batch_size)])
     embeddings = embeddings.view(k, n_windows, -1)
     pooled = embeddings.mean(dim=1) if model.pooling == "mean" else embeddings.amax(dim=1)
-    return model.head(pooled).double()
+    return model.head_logits(pooled).double()
 
 
 def _scorer(model: TaskModel, index: int | None, batch_size: int) -> Callable[[torch.Tensor], torch.Tensor]:

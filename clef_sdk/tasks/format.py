@@ -39,7 +39,7 @@ __all__ = [
 TASK_FORMAT_NAME = "clef-sdk/task-model"
 TASK_FORMAT_VERSION = 1
 ENCODER_PREFIX = "encoder."
-HEAD_KEYS = ("head.weight", "head.bias")
+HEAD_KEYS = ("head.weight", "head.bias", "feature_norm.mean", "feature_norm.scale")
 # Every metadata entry a file must have, with what it says; JSON-encoded strings (safetensors metadata is str -> str).
 _REQUIRED = {
     "format_version": "its format version",
@@ -231,8 +231,16 @@ def _check_tensors(path: Path, metadata: dict[str, str], tensors: dict[str, torc
             f"{path}: head tensors of shapes {tuple(weight.shape)} and {tuple(bias.shape)}; a head on CLEF-{size} "
             f"is (n_outputs, {embed_dim}) and (n_outputs,)"
         )
-    if not all(torch.isfinite(tensor).all() for tensor in (weight, bias)):
+    mean, scale = tensors["feature_norm.mean"], tensors["feature_norm.scale"]
+    if mean.shape != (embed_dim,) or scale.shape != (embed_dim,):
+        raise CheckpointError(
+            f"{path}: feature standardisation tensors of shapes {tuple(mean.shape)} and {tuple(scale.shape)}; "
+            f"CLEF-{size} needs ({embed_dim},)"
+        )
+    if not all(torch.isfinite(tensor).all() for tensor in (weight, bias, mean, scale)):
         raise CheckpointError(f"{path}: the head contains NaN or inf")
+    if not bool((scale > 0).all()):
+        raise CheckpointError(f"{path}: the feature standardisation has a scale <= 0")
     return size
 
 

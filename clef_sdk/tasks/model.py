@@ -35,10 +35,37 @@ from .spec import (
     n_outputs,
 )
 
-__all__ = ["TaskModel"]
+__all__ = ["FeatureStandardiser", "TaskModel"]
 
 # embed() arguments a task model fixes itself.
 _FIXED_KWARGS = ("model", "pooling")
+
+
+class FeatureStandardiser(nn.Module):
+    """``(x - mean) / scale`` per embedding dimension, with fixed buffers (not trained): what a linear probe's
+    StandardScaler does, inside the model. CLEF's embedding dimensions differ in spread by orders of magnitude, and
+    a linear head trained by gradient on them unscaled learns far less in the same steps (MAE's linear probes put
+    a BatchNorm without affine parameters before the head for the same reason). Identity until :meth:`fit` sets it
+    (fine-tuning does, from the training recordings' pooled embeddings); saved with the model."""
+
+    def __init__(self, dim: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None):
+        super().__init__()
+        self.mean: torch.Tensor
+        self.scale: torch.Tensor
+        self.register_buffer("mean", torch.zeros(dim, device=device, dtype=dtype))
+        self.register_buffer("scale", torch.ones(dim, device=device, dtype=dtype))
+
+    def fit(self, embeddings: torch.Tensor, eps: float = 1e-6) -> None:
+        """Set the mean and the population std (plus ``eps``, for constant dimensions) of ``embeddings``
+        ``(n, dim)``."""
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.mean.shape[0] or embeddings.shape[0] < 1:
+            raise ValueError(f"expected embeddings (n >= 1, {self.mean.shape[0]}), got {tuple(embeddings.shape)}")
+        values = embeddings.detach().double()
+        self.mean.copy_(values.mean(dim=0))
+        self.scale.copy_(values.std(dim=0, unbiased=False) + eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.scale
 
 
 class TaskModel(nn.Module):
@@ -58,7 +85,8 @@ class TaskModel(nn.Module):
         training: JSON-able facts about how the model was trained (data, metrics, seed, ...), saved with it.
 
     The head is ``nn.Linear(encoder.embed_dim, n_outputs)``: one logit for binary and regression, one per class or
-    label otherwise, created on the encoder's device and dtype.
+    label otherwise, created on the encoder's device and dtype, after a fixed per-dimension standardisation of the
+    pooled embedding (:class:`FeatureStandardiser`, ``feature_norm``; the identity until set).
     """
 
     def __init__(
@@ -83,6 +111,7 @@ class TaskModel(nn.Module):
         self._training = check_training(training)
         self.encoder = encoder
         parameter = next(encoder.parameters())
+        self.feature_norm = FeatureStandardiser(encoder.embed_dim, device=parameter.device, dtype=parameter.dtype)
         self.head = nn.Linear(
             encoder.embed_dim, n_outputs(self._task, len(self._classes)), device=parameter.device, dtype=parameter.dtype
         )
@@ -149,7 +178,12 @@ class TaskModel(nn.Module):
         batch, n_windows, n_samples = windows.shape
         embeddings = self.encoder(windows.reshape(batch * n_windows, 1, n_samples))
         counts = torch.full((batch,), n_windows, dtype=torch.long, device=windows.device)
-        return self.head(self.pool(embeddings, counts))
+        return self.head_logits(self.pool(embeddings, counts))
+
+    def head_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, n_outputs)`` of pooled embeddings ``(batch, embed_dim)``: the feature standardisation,
+        then the linear head."""
+        return self.head(self.feature_norm(pooled))
 
     def pool(self, embeddings: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """Pool window embeddings ``(n_windows_total, embed_dim)`` of consecutive recordings, ``counts[i]``
@@ -208,7 +242,7 @@ class TaskModel(nn.Module):
         weight = self.head.weight
         with torch.inference_mode():
             features = torch.from_numpy(np.ascontiguousarray(embeddings)).to(weight.device, weight.dtype)
-            logits = self.head(features).double()
+            logits = self.head_logits(features).double()
             if self._task == "regression":
                 return self.values_from_logits(logits).cpu().numpy()
             return self.proba_from_logits(logits).cpu().numpy()

@@ -80,7 +80,7 @@ class TaskModelGraph(nn.Module):
         embeddings = self.model.encoder(flat.to(torch.float32).unsqueeze(1)) if self.raw is None else self.raw(flat)
         pooled = embeddings.view(batch, n_windows, -1)
         pooled = pooled.mean(dim=1) if self.model.pooling == "mean" else pooled.amax(dim=1)
-        logits = self.model.head(pooled)
+        logits = self.model.head_logits(pooled)
         if self.model.task == "regression":
             return self.model.values_from_logits(logits.to(torch.float64)).to(torch.float32)
         return self.model.proba_from_logits(logits.to(torch.float64)).to(torch.float32)

@@ -79,6 +79,10 @@ class Recordings:
     def __len__(self) -> int:
         return len(self.recordings)
 
+    def arrays(self, rows: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
+        """The checked signals of ``rows`` and their rates (for ``clef.embed``)."""
+        return [self.recordings[int(r)].signal for r in rows], [self.rates[int(r)] for r in rows]
+
     def crop(self, index: int, position: float) -> np.ndarray:
         """A preprocessed 10 s crop ``(5000,)`` float32 of recording ``index``, starting at ``position`` (in
         [0, 1)) of the possible 500 Hz offsets; a recording shorter than a window gives its padded window."""

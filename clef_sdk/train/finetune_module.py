@@ -110,7 +110,7 @@ class ClefFineTuning(L.LightningModule):
                 embeddings = self.model.encoder(windows)
         else:
             embeddings = self.model.encoder(windows)
-        logits = self.model.head(embeddings)
+        logits = self.model.head_logits(embeddings)
         losses = task_loss(self.task, logits, batch["targets"], self.class_weights)
         # scaled so that DDP's average over processes is the mean over the global batch's real items
         loss = (losses * batch["weights"]).sum() * self.trainer.world_size / batch["global_weight"]
@@ -127,7 +127,7 @@ class ClefFineTuning(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         windows = batch["windows"]
         embeddings = torch.cat([self.model.encoder(chunk[:, None, :]) for chunk in windows.split(EVAL_CHUNK_WINDOWS)])
-        logits = self.model.head(self.model.pool(embeddings, batch["counts"]))
+        logits = self.model.head_logits(self.model.pool(embeddings, batch["counts"]))
         self._outputs.append((batch["positions"], logits.float(), batch["targets"]))
 
     def _gather(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ import torch
 
 from .._optional import require
 from .._version import __version__
+from ..embedding import embed
 from ..inputs import TailMode
 from ..loading import load
 from ..models import ClefEncoder
@@ -56,6 +57,7 @@ else:
 __all__ = ["MODEL_FILE", "finetune"]
 
 MODEL_FILE = "model.safetensors"
+STANDARDISATION_RECORDINGS = 2048
 KEEP_CHECKPOINTS = 2
 # facts of a run that must agree between it and its resumption
 _RUN_IDENTITY = ("protocol", "task", "classes", "data", "validation_data", "encoder", "n_train", "n_validation")
@@ -194,6 +196,18 @@ def _device_count(devices: object, accelerator: str) -> int:
     return torch.cuda.device_count() if gpu else 1
 
 
+def _standardise_features(model: TaskModel, train: FineTuningData, seed: int, tail: TailMode) -> None:
+    """Set the model's feature standardisation from the pooled embeddings (as predict pools them) of up to
+    :data:`STANDARDISATION_RECORDINGS` training recordings under the initial encoder."""
+    rows = train.rows
+    if len(rows) > STANDARDISATION_RECORDINGS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, STANDARDISATION_RECORDINGS, replace=False))
+    signals, rates = train.recordings.arrays(rows)
+    with torch.no_grad():
+        pooled = embed(signals, rates, model=model.encoder, pooling=model.pooling, tail=tail, progress=False)
+    model.feature_norm.fit(torch.from_numpy(np.asarray(pooled)))
+
+
 def _default_precision(accelerator: str, protocol: Protocol) -> str:
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     return protocol.gpu_precision if gpu else "32-true"
@@ -327,6 +341,8 @@ def finetune(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(chosen.seed)
         task_model = TaskModel(encoder, targets.task, targets.classes, target_scaling=train.targets.target_scaling)
+    if chosen.standardise_features:
+        _standardise_features(task_model, train, chosen.seed, tail)
     facts: dict[str, Any] = {
         "protocol": chosen.as_dict(),
         "task": targets.task,

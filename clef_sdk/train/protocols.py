@@ -6,9 +6,9 @@
   eta_min=0)`` stepped per epoch, up to 100 epochs, early stopping on the validation loss (patience 5, min delta
   1e-3), the best checkpoint restored, fp16 mixed precision on a GPU, seed 42. Their PTB-XL and MIMIC-IV configs
   use AdamW with other schedulers: ``optimizer="adamw"`` gives the optimiser, not their per-dataset pipelines.
-- ``"full"``: the whole network, with defaults chosen by measurement (docs/finetuning.md gives the numbers): a
-  smaller encoder learning rate than the head's, a short linear warm-up then cosine decay per step, and early
-  stopping with more patience, on the task's metric rather than the loss.
+- ``"full"``: the whole network, with defaults chosen by measurement (docs/finetuning.md gives the numbers): the
+  head on standardised features, a smaller encoder learning rate than the head's, a short linear warm-up then
+  cosine decay per step, and early stopping with more patience, on the task's metric rather than the loss.
 - ``"linear"``: the encoder frozen, the head trained by gradient (the probe, with crops and the fine-tuning loop).
 - ``"linear-then-full"``: LP-FT, the head alone for ``linear_epochs``, then everything as ``"full"``.
 
@@ -64,6 +64,9 @@ class Protocol:
             multiclass).
         gpu_precision: Lightning precision on a GPU (``"32-true"`` on a CPU).
         seed: the default seed (head initialisation, crops, order, validation split).
+        standardise_features: set the task model's feature standardisation (per-dimension mean and std of the
+            training recordings' pooled embeddings under the initial encoder, up to 2,048 recordings) before
+            training; the head then sees standardised features, as a probe's scaler gives them.
     """
 
     name: str
@@ -85,6 +88,7 @@ class Protocol:
     sampler: Sampler = "shuffle"
     gpu_precision: str = "bf16-mixed"
     seed: int = 0
+    standardise_features: bool = True
 
     def __post_init__(self) -> None:
         check_choice(self.optimizer, ("adam", "adamw"), "optimizer")
@@ -151,6 +155,7 @@ PROTOCOLS: dict[str, Protocol] = {
         monitor="val_loss",
         gpu_precision="16-mixed",
         seed=42,
+        standardise_features=False,
     ),
     "full": Protocol(
         name="full",

@@ -464,3 +464,27 @@ def test_explain_is_the_model_method() -> None:
     by_function = explain(model, signal[: int(fs) * 10], fs, n_steps=4)
     assert by_method.values.shape == (int(fs) * 10,)
     assert np.array_equal(by_method.values, by_function.values)
+
+
+def test_feature_standardisation_is_applied_saved_and_checked(tmp_path) -> None:
+    """The head sees ``(pooled - mean) / scale``; the buffers travel in the file; a scale <= 0 is refused."""
+    signal, fs, _ = clef.datasets.load_example("mitdb-100")
+    model = TaskModel(clef.build("small", seed=0), "binary", ["normal", "pvc"])
+    recordings = signal[: int(fs) * 20].reshape(2, -1)
+    before = model.predict_proba(recordings, fs)
+    pooled = torch.from_numpy(clef.embed(recordings, fs, model=model.encoder))
+    model.feature_norm.fit(torch.cat([pooled, pooled * 1.5]))
+    after = model.predict_proba(recordings, fs)
+    with torch.no_grad():
+        expected = model.proba_from_logits(model.head((pooled - model.feature_norm.mean) / model.feature_norm.scale))
+    assert not np.allclose(before, after)
+    assert np.allclose(after, expected.double().numpy(), atol=1e-6)  # float32 head: measured 6e-8
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+    loaded = load_task_model(path)
+    assert torch.equal(loaded.feature_norm.scale, model.feature_norm.scale)
+    assert np.array_equal(loaded.predict_proba(recordings, fs), after)
+    model.feature_norm.scale[0] = 0.0
+    model.save(path)
+    with pytest.raises(CheckpointError, match="scale <= 0"):
+        load_task_model(path)

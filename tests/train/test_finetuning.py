@@ -309,3 +309,18 @@ def test_schedule_factors_never_exceed_one(epochs: int, steps_per_epoch: int) ->
         for factor in learning_rate_factors(protocol, steps_per_epoch):
             values = [factor(step) for step in range(epochs * steps_per_epoch)]
             assert max(values) <= 1.0 and min(values) >= 0.0
+
+
+def test_the_head_sees_standardised_features_except_in_the_authors_preset(pvc, encoder) -> None:
+    """``full``/``linear``/LP-FT standardise the pooled embeddings with the training recordings' mean and std
+    under the initial encoder; ``upstream`` (the authors') does not."""
+    linear = finetune(pvc["signals"], pvc["labels"], fs=MITDB_FS, model=encoder, protocol="linear", validation=0,
+                      max_epochs=1, **OPTIONS)  # fmt: skip
+    pooled = clef.embed(pvc["signals"], MITDB_FS, model=encoder)
+    assert np.allclose(linear.feature_norm.mean.numpy(), pooled.mean(axis=0), rtol=1e-4, atol=1e-7)
+    assert np.allclose(linear.feature_norm.scale.numpy(), pooled.std(axis=0) + 1e-6, rtol=1e-3)  # float32 sums
+    upstream = finetune(pvc["signals"], pvc["labels"], fs=MITDB_FS, model=encoder, protocol="upstream",
+                        validation=0, max_epochs=1, **OPTIONS)  # fmt: skip
+    assert not upstream.training_info["protocol"]["standardise_features"]
+    assert torch.equal(upstream.feature_norm.mean, torch.zeros(encoder.embed_dim))
+    assert torch.equal(upstream.feature_norm.scale, torch.ones(encoder.embed_dim))
