@@ -152,12 +152,33 @@ def attribution_mass(
     }
 
 
+def draw_example(model: TaskModel, data: dict, index: int, pvc: np.ndarray, path: str, n_steps: int) -> None:
+    """One held-out window with its attribution of p(pvc) (flat baseline), the annotated PVCs marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from clef_sdk.tasks import plot_attribution
+
+    signal = data["signals"][index].astype(np.float64)
+    attribution = model.explain(signal, FS, n_steps=n_steps)
+    figure = plot_attribution(signal, attribution)
+    for axis in figure.axes:
+        for position in pvc:
+            axis.axvline(position / FS, color="tab:red", alpha=0.3, linewidth=4)
+    figure.suptitle(
+        f"MIT-BIH {data['records'][index]} (held out): p(pvc) = {attribution.output:.2f}; red: annotated PVCs"
+    )
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    print(f"figure: {path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=int, default=60, help="held-out windows explained per encoder")
     parser.add_argument("--n-steps", type=int, default=32, help="integrated-gradients steps")
     parser.add_argument("--quick", action="store_true", help="a smoke run in seconds (numbers mean nothing)")
     parser.add_argument("--output", help="also write the results as JSON to this path")
+    parser.add_argument("--figure", help="also draw one held-out window and its attribution (PNG) to this path")
     args = parser.parse_args(argv)
     if args.quick:
         args.windows, args.n_steps = 1, 4
@@ -211,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for name, encoder in encoders:
         model, auroc, fit_seconds = fit_detector(encoder, data, fit_rows)
+        if args.figure and name == encoders[0][0]:
+            draw_example(model, data, int(picked[0]), beats[0][1], args.figure, args.n_steps)
         for kind in (None, references):
             row = attribution_mass(model, data, picked, beats, kind, args.n_steps)
             results.append({"encoder": name, "auroc": auroc, "fit_seconds": fit_seconds, **row})

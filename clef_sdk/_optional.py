@@ -16,6 +16,7 @@ EXTRAS = {
     "onnxscript": "onnx",
     "onnxruntime": "onnx",
     "matplotlib": "examples",
+    "captum": "explain",
 }
 
 

@@ -200,7 +200,7 @@ def explain(
             f"a multilabel model gives one probability per label: pass target=<label>, one of {model.classes_.tolist()}"
         )
     target_index = None if target is None else _target_index(model, target)
-    captum_attr = require("captum.attr", 'explaining a task model (pip install "clef-sdk[explain]")')
+    captum_attr = require("captum.attr", "explaining a task model")
 
     if device is not None:
         model.to(resolve_device(device))
