@@ -15,41 +15,20 @@ import torch
 
 pytest.importorskip("lightning")
 
+from mitdb_helpers import MITDB_FS, pvc_windows
+
 import clef_sdk as clef
 from clef_sdk.train.finetune_module import ClefFineTuning, learning_rate_factors
 from clef_sdk.train.finetuning import finetune
 from clef_sdk.train.protocols import PROTOCOLS, resolve_protocol
 
-MITDB_FS = 360
-RECORDS = ("106", "119", "200", "100", "105", "116")  # PVC-rich and nearly PVC-free records
 OPTIONS = {"batch_size": 16, "progress": False, "accelerator": "cpu"}
-
-
-def _csv_column(path: Path) -> np.ndarray:
-    return np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)[:, 1]
 
 
 @pytest.fixture(scope="module")
 def pvc(data_dir: Path) -> dict[str, np.ndarray]:
     """8 consecutive 10 s windows (360 Hz, mV) of each of 6 records, labelled 1 when a PVC beat falls inside."""
-    signals, labels, records, n_pvc = [], [], [], []
-    length = 10 * MITDB_FS
-    for record in RECORDS:
-        ecg = np.load(data_dir / "mitdb-tpcp" / f"{record}.npz")["ecg"]
-        pvc_beats = _csv_column(data_dir / "mitdb-tpcp" / f"{record}_pvc.csv")
-        for k in range(8):
-            start = 60 * MITDB_FS + k * length
-            count = int(((pvc_beats >= start) & (pvc_beats < start + length)).sum())
-            signals.append(ecg[start : start + length])
-            labels.append(int(count > 0))
-            records.append(record)
-            n_pvc.append(count)
-    return {
-        "signals": np.stack(signals),
-        "labels": np.asarray(labels),
-        "records": np.asarray(records),
-        "n_pvc": np.asarray(n_pvc),
-    }
+    return pvc_windows(data_dir)
 
 
 @pytest.fixture(scope="module")
