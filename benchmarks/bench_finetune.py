@@ -114,17 +114,36 @@ def run_probe(data: dict[str, Any], encoder: clef.ClefEncoder, task: str, quick:
     return np.asarray(probe.predict_proba(data["X"][data["test"]]))[:, 1]
 
 
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``"full:encoder_lr_scale=1.0,patience=none"`` -> ``("full", {"encoder_lr_scale": 1.0, "patience": None})``."""
+    name, _, rest = text.partition(":")
+    if name not in PROTOCOL_NAMES:
+        raise SystemExit(f"unknown protocol {name!r}; choose from {PROTOCOL_NAMES}")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if value.lower() in ("none", "true", "false"):
+            overrides[key] = {"none": None, "true": True, "false": False}[value.lower()]
+        else:
+            try:
+                overrides[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+            except ValueError:
+                overrides[key] = value
+    return name, overrides
+
+
 def run_finetune(
     data: dict[str, Any], encoder: clef.ClefEncoder, task: str, protocol: str, max_epochs: int
 ) -> tuple[np.ndarray, dict[str, Any]]:
     from clef_sdk.train import finetune
 
     train = ~data["test"]
+    protocol, overrides = parse_variant(protocol)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = finetune(data["X"][train], data["y"][train], fs=data["fs"], model=encoder, groups=data["groups"][train],
                          task="regression" if task == "age" else "binary", protocol=protocol, max_epochs=max_epochs,
-                         progress=False, accelerator="cpu")  # fmt: skip
+                         progress=False, accelerator="cpu", **overrides)  # fmt: skip
     test = data["X"][data["test"]]
     scores = model.predict(test, data["fs"]) if task == "age" else model.predict_proba(test, data["fs"])[:, 1]
     return np.asarray(scores), model.training_info
@@ -152,7 +171,12 @@ def throughput(size: str, batch: int, steps: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["pvc", "af", "age"], choices=["pvc", "af", "age"])
-    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOL_NAMES), choices=list(PROTOCOL_NAMES))
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        default=list(PROTOCOL_NAMES),
+        help="protocols, each optionally with overrides: 'full:encoder_lr_scale=1.0,monitor=val_loss,patience=5'",
+    )
     parser.add_argument("--encoders", nargs="+", default=["conformance", "random-init"])
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--windows-per-record", type=int, default=40)

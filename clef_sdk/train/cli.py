@@ -97,18 +97,33 @@ def _finetune(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..probes.metrics import bootstrap_metrics
-    from .finetuning import MODEL_FILE, finetune
-    from .labelled_records import read_labelled_records
+    from .finetune_data import StoreRecordings
+    from .finetuning import MODEL_FILE, finetune, outputs_of
+    from .labelled_records import LabelledRecords, read_labelled_records, read_labelled_store
 
-    data = read_labelled_records(
-        args.records,
-        args.labels,
-        label_columns=args.label_columns,
-        record_column=args.record_column,
-        group_column=args.group_column,
-        split_column=args.split_column,
-        lead=args.lead,
-    )
+    if (args.records is None) == (args.store is None):
+        raise SystemExit("error: give a folder of WFDB records or --store STORE (one of them)")
+    columns = {
+        "label_columns": args.label_columns,
+        "record_column": args.record_column,
+        "group_column": args.group_column,
+        "split_column": args.split_column,
+    }
+    if args.store is not None:
+        from .data import PretrainingStore
+
+        store = PretrainingStore(args.store)
+        lead = args.lead or store.leads[0]
+        data = read_labelled_store(store.table["path"].astype(str).tolist(), args.labels, where=args.store, **columns)
+
+        def recordings(part: LabelledRecords) -> Any:
+            return StoreRecordings(args.store, part.names, lead)
+    else:
+        data = read_labelled_records(args.records, args.labels, lead=args.lead, **columns)
+
+        def recordings(part: LabelledRecords) -> Any:
+            return part.signals
+
     if (args.validation_split or args.test_split) and data.split is None:
         raise SystemExit("error: --validation-split and --test-split need --split-column")
     test = _split_value(data.split, args.test_split) if data.split is not None else np.zeros(len(data.names), bool)
@@ -117,7 +132,7 @@ def _finetune(args: argparse.Namespace) -> int:
     validation: Any = args.validation
     if held.any():
         part = data.rows(held)
-        validation = (part.signals, part.labels)
+        validation = (recordings(part), part.labels)
     options = {
         key: getattr(args, key)
         for key in ("lr", "layer_decay", "class_weighting", "sampler", "monitor", "weight_decay")
@@ -127,7 +142,7 @@ def _finetune(args: argparse.Namespace) -> int:
         options["patience"] = None if args.patience == 0 else args.patience
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
     model = finetune(
-        train.signals,
+        recordings(train),
         train.labels,
         model=args.model,
         task=args.task,
@@ -164,11 +179,14 @@ def _finetune(args: argparse.Namespace) -> int:
     if test.any():
         part = data.rows(test)
         truth = part.labels
-        if model.task == "regression":
-            scores = model.predict(part.signals, tail=args.tail)
+        test_recordings = recordings(part)
+        if isinstance(test_recordings, StoreRecordings):
+            outputs = outputs_of(model, test_recordings)
+        elif model.task == "regression":
+            outputs = model.predict(test_recordings, tail=args.tail)
         else:
-            proba = model.predict_proba(part.signals, tail=args.tail)
-            scores = proba[:, 1] if model.task == "binary" else proba
+            outputs = model.predict_proba(test_recordings, tail=args.tail)
+        scores = outputs[:, 1] if model.task == "binary" else outputs
         report = bootstrap_metrics(
             np.asarray(truth), scores, task=model.task, groups=part.groups, classes=model.classes_.tolist()
         )
@@ -242,7 +260,8 @@ def add_train_commands(commands: Any) -> None:
         description="Fine-tune CLEF on a folder of WFDB records and a labels CSV keyed by record; writes "
         "OUTPUT/model.safetensors (clef.load_task_model), checkpoints and CSV logs.",
     )
-    tune.add_argument("records", help="folder searched recursively for WFDB records")
+    tune.add_argument("records", nargs="?", help="folder searched recursively for WFDB records (or use --store)")
+    tune.add_argument("--store", help="a prepared store (clef train prepare) instead of a folder of records")
     tune.add_argument("--labels", required=True, help="CSV with one row per record")
     tune.add_argument(
         "--label",
@@ -263,7 +282,7 @@ def add_train_commands(commands: Any) -> None:
         default=0.2,
         help="fraction of training patients for validation without --validation-split (0: none)",
     )
-    tune.add_argument("--lead", help="lead name or 0-based index (default: the first signal)")
+    tune.add_argument("--lead", help="lead name or 0-based index (default: the first signal; a store's first lead)")
     tune.add_argument("--model", default="medium", help="encoder: a name, path or hf-hub: id (default: medium)")
     tune.add_argument("--task", default="auto", choices=["auto", "binary", "multiclass", "multilabel", "regression"])
     tune.add_argument("--protocol", default="full", choices=["full", "upstream", "linear", "linear-then-full"])

@@ -10,7 +10,9 @@ resumed at step ``s`` continues exactly where it stopped.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,9 +23,10 @@ import torch
 from sklearn.model_selection import PredefinedSplit
 from torch.utils.data import DataLoader, Dataset
 
-from ..constants import WINDOW_SAMPLES
+from ..constants import TARGET_FS, WINDOW_SAMPLES
 from ..inputs import TailMode, as_recordings, per_record_fs
-from ..preprocessing import preprocess_windows
+from ..io import canonical_lead
+from ..preprocessing import preprocess_windows, zscore
 from ..probes.labels import groups_array, infer_task, labels_array
 from ..probes.splits import inner_splits
 from ..resampling import Recording, resampled_length
@@ -37,6 +40,7 @@ __all__ = [
     "RecordingDataset",
     "Recordings",
     "StepBatches",
+    "StoreRecordings",
     "StepDataLoader",
     "Targets",
     "encode_targets",
@@ -79,10 +83,6 @@ class Recordings:
     def __len__(self) -> int:
         return len(self.recordings)
 
-    def arrays(self, rows: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
-        """The checked signals of ``rows`` and their rates (for ``clef.embed``)."""
-        return [self.recordings[int(r)].signal for r in rows], [self.rates[int(r)] for r in rows]
-
     def crop(self, index: int, position: float) -> np.ndarray:
         """A preprocessed 10 s crop ``(5000,)`` float32 of recording ``index``, starting at ``position`` (in
         [0, 1)) of the possible 500 Hz offsets; a recording shorter than a window gives its padded window."""
@@ -112,6 +112,59 @@ class Recordings:
             probe = np.concatenate([recording.raw(0, 64), recording.raw(n // 2, n // 2 + 64), recording.raw(n - 64, n)])
             digest.update(np.array([rate, n], dtype=np.float64).tobytes())
             digest.update(np.nan_to_num(probe, nan=-1e300).tobytes())
+        return digest.hexdigest()
+
+
+class StoreRecordings:
+    """Recordings of a prepared store (``clef train prepare``): the windows of each of ``records`` (store
+    ``path`` values), one lead. The store holds band-passed 10 s windows at 500 Hz, so a window here is the store's
+    z-scored, which is what :func:`clef_sdk.preprocess` gives up to the store's dtype (float16 by default: about
+    1e-3 of the signal's range). Training crops are whole store windows (the store has no signal between them).
+    """
+
+    tail: TailMode = "drop"
+
+    def __init__(self, store: str | os.PathLike[str], records: Sequence[str], lead: str):
+        from .data import PretrainingStore
+
+        self.store = PretrainingStore(store)
+        wanted = canonical_lead(lead)
+        if wanted not in self.store.leads:
+            raise ValueError(f"the store has no lead {lead!r}; its leads are {list(self.store.leads)}")
+        self.lead = self.store.leads.index(wanted)
+        paths = self.store.table["path"].astype(str).to_numpy()
+        by_record: dict[str, list[int]] = {}
+        for row, path in enumerate(paths):
+            by_record.setdefault(path, []).append(row)
+        self.records = list(records)
+        missing = [record for record in self.records if record not in by_record]
+        if missing:
+            raise ValueError(f"{len(missing)} record(s) are not in the store {self.store.path} (e.g. {missing[:5]})")
+        available = self.store.available[:, self.lead]
+        self.rows = [np.asarray(by_record[record]) for record in self.records]
+        lacking = [record for record, rows in zip(self.records, self.rows) if not available[rows].any()]
+        if lacking:
+            raise ValueError(f"{len(lacking)} record(s) lack lead {wanted} in the store (e.g. {lacking[:5]})")
+        self.rows = [rows[available[rows]] for rows in self.rows]
+        self.n_windows = np.array([len(rows) for rows in self.rows])
+        self.rates = [float(TARGET_FS)] * len(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def crop(self, index: int, position: float) -> np.ndarray:
+        """One of the record's windows ``(5000,)`` float32, chosen by ``position`` in [0, 1)."""
+        rows = self.rows[index]
+        row = int(rows[min(int(position * len(rows)), len(rows) - 1)])
+        return zscore(np.asarray(self.store.windows[row, self.lead], dtype=np.float64))
+
+    def windows(self, index: int) -> np.ndarray:
+        """Every window of the record ``(n_windows, 5000)`` float32."""
+        return zscore(np.asarray(self.store.windows[self.rows[index], self.lead], dtype=np.float64))
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256((self.store.path / "store.json").read_bytes())
+        digest.update(json.dumps([self.records, self.lead]).encode())
         return digest.hexdigest()
 
 
@@ -269,7 +322,7 @@ def validation_split(targets: Targets, groups: object, fraction: float, seed: in
 class FineTuningData:
     """Recordings and targets of one part (training or validation)."""
 
-    recordings: Recordings
+    recordings: Recordings | StoreRecordings
     targets: Targets
     rows: np.ndarray  # the indices into the recordings (and targets) that belong to this part
 

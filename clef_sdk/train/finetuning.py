@@ -27,7 +27,6 @@ import torch
 
 from .._optional import require
 from .._version import __version__
-from ..embedding import embed
 from ..inputs import TailMode
 from ..loading import load
 from ..models import ClefEncoder
@@ -38,13 +37,14 @@ from .finetune_data import (
     FineTuningData,
     Recordings,
     StepBatches,
+    StoreRecordings,
     Targets,
     encode_targets,
     evaluation_loader,
     training_loader,
     validation_split,
 )
-from .finetune_module import ClefFineTuning, logged_name
+from .finetune_module import EVAL_CHUNK_WINDOWS, ClefFineTuning, logged_name
 from .protocols import Protocol, resolve_protocol
 from .trainer import CHECKPOINT_DIR, latest_checkpoint
 
@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # the real module for the type checker; at run time, a clear 
 else:
     L = require("lightning.pytorch", "clef_sdk.train")
 
-__all__ = ["MODEL_FILE", "finetune"]
+__all__ = ["MODEL_FILE", "finetune", "outputs_of"]
 
 MODEL_FILE = "model.safetensors"
 STANDARDISATION_RECORDINGS = 2048
@@ -130,7 +130,7 @@ def _encoder(model: str | os.PathLike[str] | ClefEncoder) -> ClefEncoder:
 
 
 def _validation_parts(
-    recordings: Recordings,
+    recordings: Recordings | StoreRecordings,
     targets: Targets,
     groups: object,
     validation: object,
@@ -144,7 +144,7 @@ def _validation_parts(
             raise ValueError("validation must be a fraction, 0, or a pair (X_val, y_val) (or (X_val, y_val, fs_val))")
         X_val, y_val = validation[0], validation[1]
         fs_val = validation[2] if len(validation) == 3 else fs
-        val_recordings = Recordings(X_val, fs_val, tail=tail)
+        val_recordings = X_val if isinstance(X_val, StoreRecordings) else Recordings(X_val, fs_val, tail=tail)
         val_targets = encode_targets(
             y_val,
             len(val_recordings),
@@ -196,16 +196,36 @@ def _device_count(devices: object, accelerator: str) -> int:
     return torch.cuda.device_count() if gpu else 1
 
 
-def _standardise_features(model: TaskModel, train: FineTuningData, seed: int, tail: TailMode) -> None:
+def _standardise_features(model: TaskModel, train: FineTuningData, seed: int) -> None:
     """Set the model's feature standardisation from the pooled embeddings (as predict pools them) of up to
     :data:`STANDARDISATION_RECORDINGS` training recordings under the initial encoder."""
     rows = train.rows
     if len(rows) > STANDARDISATION_RECORDINGS:
         rows = np.sort(np.random.default_rng(seed).choice(rows, STANDARDISATION_RECORDINGS, replace=False))
-    signals, rates = train.recordings.arrays(rows)
+    pooled = []
     with torch.no_grad():
-        pooled = embed(signals, rates, model=model.encoder, pooling=model.pooling, tail=tail, progress=False)
-    model.feature_norm.fit(torch.from_numpy(np.asarray(pooled)))
+        for row in rows:
+            windows = torch.from_numpy(train.recordings.windows(int(row)))
+            embeddings = torch.cat([model.encoder(chunk[:, None, :]) for chunk in windows.split(EVAL_CHUNK_WINDOWS)])
+            pooled.append(model.pool(embeddings, torch.tensor([len(windows)])))
+    model.feature_norm.fit(torch.cat(pooled))
+
+
+def outputs_of(model: TaskModel, recordings: Recordings | StoreRecordings) -> np.ndarray:
+    """float64 probabilities ``(n, n_classes)`` (binary ``[1 - p, p]``) or values ``(n,)`` of every recording,
+    every window pooled as ``predict`` pools them: what ``predict_proba`` / ``predict`` give on raw recordings, for
+    a store's records too."""
+    model = model.eval()
+    rows = []
+    with torch.no_grad():
+        for index in range(len(recordings)):
+            windows = torch.from_numpy(recordings.windows(index))
+            embeddings = torch.cat([model.encoder(chunk[:, None, :]) for chunk in windows.split(EVAL_CHUNK_WINDOWS)])
+            rows.append(model.head_logits(model.pool(embeddings, torch.tensor([len(windows)]))).double())
+    logits = torch.cat(rows)
+    if model.task == "regression":
+        return model.values_from_logits(logits).numpy()
+    return model.proba_from_logits(logits).numpy()
 
 
 def _default_precision(accelerator: str, protocol: Protocol) -> str:
@@ -285,7 +305,8 @@ def finetune(
 
     Args:
         X: the recordings, as :func:`clef_sdk.embed` takes them: ``(n_records, n_samples)``, a list of 1-D
-            recordings of any lengths (memory maps and :class:`clef_sdk.WfdbSignal` included).
+            recordings of any lengths (memory maps and :class:`clef_sdk.WfdbSignal` included); or records of a
+            prepared store, :class:`~.finetune_data.StoreRecordings` (``fs`` is then 500 Hz by construction).
         y: one label per recording (binary, multiclass), a target value (regression), or a 0/1 matrix
             ``(n_records, n_labels)`` (multilabel; a DataFrame's columns name the labels).
         fs: sampling rate in Hz, one or one per recording (``None``: from WfdbSignal headers).
@@ -326,13 +347,13 @@ def finetune(
         },
         **options,
     )
-    n_records = n_records_of(X)
+    n_records = len(X) if isinstance(X, StoreRecordings) else n_records_of(X)
     targets = encode_targets(y, n_records, task, classes=classes)
     if chosen.sampler == "balanced" and targets.task not in ("binary", "multiclass"):
         raise ValueError(f"sampler='balanced' applies to binary and multiclass tasks, not {targets.task}")
     if chosen.class_weighting == "balanced" and targets.task == "regression":
         raise ValueError("class_weighting='balanced' applies to classification tasks, not regression")
-    recordings = Recordings(X, fs, tail=tail)
+    recordings = X if isinstance(X, StoreRecordings) else Recordings(X, fs, tail=tail)
     train, val = _validation_parts(recordings, targets, groups, validation, fs, tail, chosen.seed)
     monitor = chosen.monitor_for(targets.task)
     if val is not None:
@@ -342,7 +363,7 @@ def finetune(
         torch.manual_seed(chosen.seed)
         task_model = TaskModel(encoder, targets.task, targets.classes, target_scaling=train.targets.target_scaling)
     if chosen.standardise_features:
-        _standardise_features(task_model, train, chosen.seed, tail)
+        _standardise_features(task_model, train, chosen.seed)
     facts: dict[str, Any] = {
         "protocol": chosen.as_dict(),
         "task": targets.task,
