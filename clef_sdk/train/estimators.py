@@ -1,5 +1,5 @@
 """Fine-tuning as scikit-learn estimators: :class:`FineTunedClassifier` and :class:`FineTunedRegressor` wrap
-:func:`~clef_sdk.train.finetune.finetune` and hold the fitted :class:`clef_sdk.TaskModel` in ``model_``.
+:func:`~clef_sdk.train.finetuning.finetune` and hold the fitted :class:`clef_sdk.TaskModel` in ``model_``.
 
     from sklearn.model_selection import GroupKFold, cross_val_score
     est = FineTunedClassifier(fs=360, model="small", max_epochs=20)
