@@ -290,9 +290,10 @@ def test_schedule_factors_never_exceed_one(epochs: int, steps_per_epoch: int) ->
             assert max(values) <= 1.0 and min(values) >= 0.0
 
 
-def test_the_head_sees_standardised_features_except_in_the_authors_preset(pvc, encoder) -> None:
-    """``full``/``linear``/LP-FT standardise the pooled embeddings with the training recordings' mean and std
-    under the initial encoder; ``upstream`` (the authors') does not."""
+def test_the_head_sees_standardised_features_where_the_encoder_is_frozen(pvc, encoder) -> None:
+    """``linear`` standardises the pooled embeddings with the training recordings' mean and std under the (frozen)
+    encoder; the protocols that train the encoder (``upstream``, ``full``, LP-FT) do not by default."""
+    assert [name for name, preset in PROTOCOLS.items() if preset.standardise_features] == ["linear"]
     linear = finetune(pvc["signals"], pvc["labels"], fs=MITDB_FS, model=encoder, protocol="linear", validation=0,
                       max_epochs=1, **OPTIONS)  # fmt: skip
     pooled = clef.embed(pvc["signals"], MITDB_FS, model=encoder)
