@@ -9,11 +9,13 @@
 - ``"full"``: the whole network, with defaults chosen by measurement (docs/finetuning.md gives the numbers): a
   tenth of the head's learning rate for the encoder, a short linear warm-up then cosine decay per step, and early
   stopping with more patience, on the task's metric rather than the loss.
-- ``"linear"``: the encoder frozen, the head trained by gradient (the probe, with crops and the fine-tuning loop), on
-  standardised features (the pooled embeddings' per-dimension mean and std, fixed before training). Where the
-  encoder trains (``"full"``, LP-FT) that standardisation is off by default: its statistics go stale as the
-  encoder moves, and dimensions of tiny initial spread are amplified (measured: MIT-BIH PVC, random-init encoder,
-  ``full`` fell from AUROC 0.917 to 0.564 with it).
+- ``"linear"``: the encoder frozen, the head trained by gradient (the probe, with crops and the fine-tuning loop).
+
+``standardise_features=True`` puts the head on standardised features (the pooled embeddings' per-dimension mean and
+std, fixed before training, as a probe's scaler does). It is off in every preset: measured end to end it helped
+some task-encoder pairs and broke others (MIT-BIH PVC: ``linear`` 0.978 -> 0.696 AUROC with the conformance
+encoder, ``full`` 0.917 -> 0.564 with a random one; LUDB AF: ``full`` +0.1); where the encoder trains, its
+statistics also go stale as the encoder moves.
 - ``"linear-then-full"``: LP-FT, the head alone for ``linear_epochs``, then everything as ``"full"``.
 
 Any field can be overridden: ``finetune(..., protocol="full", lr=3e-4, layer_decay=0.8)``. Overriding
@@ -92,7 +94,7 @@ class Protocol:
     sampler: Sampler = "shuffle"
     gpu_precision: str = "bf16-mixed"
     seed: int = 0
-    standardise_features: bool = True  # on for "linear" only (see the module docstring)
+    standardise_features: bool = False  # off in every preset (see the module docstring)
 
     def __post_init__(self) -> None:
         check_choice(self.optimizer, ("adam", "adamw"), "optimizer")
@@ -159,7 +161,6 @@ PROTOCOLS: dict[str, Protocol] = {
         monitor="val_loss",
         gpu_precision="16-mixed",
         seed=42,
-        standardise_features=False,
     ),
     "full": Protocol(
         name="full",
@@ -171,7 +172,6 @@ PROTOCOLS: dict[str, Protocol] = {
         max_epochs=100,
         patience=15,
         monitor="auto",
-        standardise_features=False,
     ),
     "linear": Protocol(
         name="linear",
@@ -195,7 +195,6 @@ PROTOCOLS: dict[str, Protocol] = {
         max_epochs=100,
         patience=15,
         monitor="auto",
-        standardise_features=False,
     ),
 }
 
