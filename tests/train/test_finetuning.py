@@ -304,3 +304,14 @@ def test_the_head_sees_standardised_features_on_request(pvc, encoder) -> None:
     assert not upstream.training_info["protocol"]["standardise_features"]
     assert torch.equal(upstream.feature_norm.mean, torch.zeros(encoder.embed_dim))
     assert torch.equal(upstream.feature_norm.scale, torch.ones(encoder.embed_dim))
+
+
+@pytest.mark.gpu
+def test_bf16_fine_tuning_on_a_gpu(pvc, encoder) -> None:
+    """On a GPU the default precision is bf16 mixed; the run trains and its model predicts on the CPU."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    model = finetune(pvc["signals"], pvc["labels"], fs=MITDB_FS, model=encoder, groups=pvc["records"], max_epochs=2,
+                     batch_size=16, progress=False, accelerator="gpu", devices=1)  # fmt: skip
+    assert model.training_info["precision"] == "bf16-mixed"
+    assert np.isfinite(model.predict_proba(pvc["signals"][:4], MITDB_FS)).all()
