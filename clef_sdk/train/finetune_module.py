@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the real module for the type checker; at run time, a clear 
 else:
     L = require("lightning.pytorch", "clef_sdk.train")
 
-__all__ = ["ClefFineTuning", "learning_rate_factors", "logged_name"]
+__all__ = ["EVAL_CHUNK_WINDOWS", "ClefFineTuning", "learning_rate_factors", "logged_name"]
 
 # Windows per encoder call at evaluation (a Holter's thousands of windows are encoded in chunks).
 EVAL_CHUNK_WINDOWS = 128
