@@ -172,7 +172,8 @@ def explain(
             preprocessing), a number (a flat line at that level: same output, attributions shifted by the level
             times the gradient), or a raw signal ``(n_samples,)`` on the recording's time axis (a list of them, one
             per recording, for several), taken through the unmodified preprocessing.
-        stride_seconds, tail: window placement, as in ``clef.embed`` (the model's output is pooled over them).
+        stride_seconds: distance between window starts, as in ``clef.embed`` (the output is pooled over them).
+        tail: the end shorter than a window, as in ``clef.embed``.
         batch_size: encoder windows per pass, gradients included (about 7 MiB each for CLEF-small); ``None``: as
             ``clef.embed`` picks (32 on a CPU).
         device: where to compute; the whole model moves there (as ``predict`` does). ``None``: the model's device.

@@ -322,14 +322,19 @@ def finetune(
             ``patience=None``, ...).
         validation: the fraction of training patients held out to choose the best epoch and stop early; or
             ``(X_val, y_val)`` (or ``(X_val, y_val, fs_val)``); ``0``: none, train ``max_epochs`` and keep the last.
-        max_epochs, batch_size, seed: override the protocol's (batch size per process; seed of the head's
-            initialisation, the crops, the order and the validation split).
+        max_epochs: the most epochs (default: the protocol's).
+        batch_size: recordings per step and process (default: the protocol's).
+        seed: of the head's initialisation, the crops, the order and the validation split (default: the
+            protocol's).
         classes: label names in output order (binary ``[negative, positive]``), checked against ``y``.
         output: a folder for checkpoints, logs and ``model.safetensors``; ``None``: a temporary folder (no resume).
         resume: continue the run in ``output`` from its newest checkpoint (or start it when there is none).
         checkpoint_every: also checkpoint every this many steps (default: at the end of each epoch only).
-        devices, num_nodes, accelerator, precision: as Lightning's Trainer (DDP over several); ``precision``
-            defaults to the protocol's on a GPU (bf16 mixed; fp16 mixed for ``"upstream"``), ``"32-true"`` on a CPU.
+        devices: devices per node, as Lightning's Trainer (DDP over several).
+        num_nodes: nodes, as Lightning's Trainer.
+        accelerator: ``"auto"``, ``"cpu"`` or ``"gpu"``, as Lightning's Trainer.
+        precision: Lightning's precision; default the protocol's on a GPU (bf16 mixed; fp16 mixed for
+            ``"upstream"``), ``"32-true"`` on a CPU.
         num_workers: DataLoader worker processes that crop and preprocess (0: in this process).
         tail: the end of a recording shorter than a window, as in :func:`clef_sdk.embed` (``"pad"`` lets recordings
             of 1-10 s take part); use the same at predict time.
