@@ -27,10 +27,18 @@ if TYPE_CHECKING:  # the real module for the type checker; at run time, a clear 
 else:
     L = require("lightning.pytorch", "clef_sdk.train")
 
-__all__ = ["EVAL_CHUNK_WINDOWS", "ClefFineTuning", "learning_rate_factors", "logged_name"]
+__all__ = ["ClefFineTuning", "learning_rate_factors", "logged_name", "pooled_embeddings"]
 
 # Windows per encoder call at evaluation (a Holter's thousands of windows are encoded in chunks).
 EVAL_CHUNK_WINDOWS = 128
+
+
+def pooled_embeddings(model: TaskModel, windows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """One pooled embedding per recording ``(len(counts), embed_dim)`` of preprocessed windows
+    ``(n_windows_total, 5000)`` of consecutive recordings (``counts[i]`` each), encoded
+    :data:`EVAL_CHUNK_WINDOWS` at a time, as ``predict`` pools them."""
+    embeddings = torch.cat([model.encoder(chunk[:, None, :]) for chunk in windows.split(EVAL_CHUNK_WINDOWS)])
+    return model.pool(embeddings, counts)
 
 
 def logged_name(monitor: str) -> str:
@@ -125,9 +133,7 @@ class ClefFineTuning(L.LightningModule):
     # ---- validation ------------------------------------------------------------------------------------------
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        windows = batch["windows"]
-        embeddings = torch.cat([self.model.encoder(chunk[:, None, :]) for chunk in windows.split(EVAL_CHUNK_WINDOWS)])
-        logits = self.model.head_logits(self.model.pool(embeddings, batch["counts"]))
+        logits = self.model.head_logits(pooled_embeddings(self.model, batch["windows"], batch["counts"]))
         self._outputs.append((batch["positions"], logits.float(), batch["targets"]))
 
     def _gather(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ from .finetune_data import (
     training_loader,
     validation_split,
 )
-from .finetune_module import EVAL_CHUNK_WINDOWS, ClefFineTuning, logged_name
+from .finetune_module import ClefFineTuning, logged_name, pooled_embeddings
 from .protocols import Protocol, resolve_protocol
 from .trainer import CHECKPOINT_DIR, latest_checkpoint
 
@@ -206,8 +206,7 @@ def _standardise_features(model: TaskModel, train: FineTuningData, seed: int) ->
     with torch.no_grad():
         for row in rows:
             windows = torch.from_numpy(train.recordings.windows(int(row)))
-            embeddings = torch.cat([model.encoder(chunk[:, None, :]) for chunk in windows.split(EVAL_CHUNK_WINDOWS)])
-            pooled.append(model.pool(embeddings, torch.tensor([len(windows)])))
+            pooled.append(pooled_embeddings(model, windows, torch.tensor([len(windows)])))
     model.feature_norm.fit(torch.cat(pooled))
 
 
@@ -220,8 +219,7 @@ def outputs_of(model: TaskModel, recordings: Recordings | StoreRecordings) -> np
     with torch.no_grad():
         for index in range(len(recordings)):
             windows = torch.from_numpy(recordings.windows(index))
-            embeddings = torch.cat([model.encoder(chunk[:, None, :]) for chunk in windows.split(EVAL_CHUNK_WINDOWS)])
-            rows.append(model.head_logits(model.pool(embeddings, torch.tensor([len(windows)]))).double())
+            rows.append(model.head_logits(pooled_embeddings(model, windows, torch.tensor([len(windows)]))).double())
     logits = torch.cat(rows)
     if model.task == "regression":
         return model.values_from_logits(logits).numpy()
