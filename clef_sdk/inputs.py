@@ -33,6 +33,7 @@ __all__ = [
     "SlicedSignal",
     "TailMode",
     "as_recordings",
+    "recording_collection",
     "check_batch_size",
     "check_choice",
     "check_fs",
@@ -339,3 +340,47 @@ def as_recordings(signal: object) -> tuple[list[np.ndarray], bool]:
         return [check_signal(row, f"recording {i}") for i, row in enumerate(array)], False
     check_signal(array)  # raises the shape error for 0-d and 3-D input
     raise AssertionError("unreachable")
+
+
+def recording_collection(X: object, owner: str, hint: str = "") -> object:
+    """``X`` as a collection of recordings for a scikit-learn style estimator ``owner``: a list or tuple as it is
+    (recordings of any lengths), anything else as a 2-D numpy array ``(n_records, n_samples)``. Refuses paths,
+    sparse matrices, complex values, a single recording, other shapes and empty input with scikit-learn's wording
+    where it has one; ``hint`` (e.g. ``" of 10 s or more"``) completes the messages about missing recordings."""
+    if isinstance(X, (str, bytes, os.PathLike)):
+        raise TypeError(f"X is a {type(X).__name__}, not recordings; load the signals first")
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError("sparse X is not supported: pass the recordings as a dense 2-D array or a list of 1-D arrays")
+    X = tensor_to_numpy(X, "X")
+    if isinstance(X, (list, tuple)):
+        if len(X) == 0:
+            raise ValueError(
+                "X holds no recordings (empty list); pass (n_records, n_samples) or a list of 1-D recordings"
+            )
+        if all(np.ndim(item) == 0 for item in X):
+            raise ValueError(
+                f"X looks like one recording (a flat list of numbers); {owner} takes a collection of recordings: "
+                "pass [x] or np.asarray(x)[None, :]"
+            )
+        return X
+    array = np.asarray(X)
+    if np.iscomplexobj(array):
+        raise ValueError("Complex data not supported: ECG recordings must be real-valued (e.g. np.real(X))")
+    if array.ndim == 1:
+        raise ValueError(
+            f"X is 1-D, shape {array.shape}: {owner} takes a collection of recordings, (n_records, n_samples) or a "
+            "list of 1-D arrays; for one recording pass x[None, :] or [x]"
+        )
+    if array.ndim != 2:
+        raise ValueError(
+            f"X must be 2-D (n_records, n_samples) or a list of 1-D recordings, got shape {array.shape}; for "
+            "multi-lead data pick one lead"
+        )
+    if array.shape[0] == 0:
+        raise ValueError(f"X holds no recordings, shape {array.shape}; pass at least one recording{hint}")
+    if array.shape[1] == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required: the recordings "
+            f"hold no samples{'; pass recordings' + hint if hint else ''}"
+        )
+    return array

@@ -3,7 +3,6 @@ of whether an X holds embeddings already."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any, Literal
 
@@ -12,7 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..constants import WINDOW_SECONDS
 from ..embedding import embed
-from ..inputs import as_recordings, check_batch_size, check_choice, check_fs, tensor_to_numpy
+from ..inputs import as_recordings, check_batch_size, check_choice, check_fs, recording_collection
 from ..loading import ModelSpec, get_encoder
 from ..models import ARCHITECTURES, ClefEncoder
 from ..precision import Precision, check_precision
@@ -90,47 +89,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         return check_fs(self.fs)
 
     def _recordings(self, X: object, fs: float) -> list[np.ndarray]:
-        if isinstance(X, (str, bytes, os.PathLike)):
-            raise TypeError(f"X is a {type(X).__name__}, not recordings; load the signals first")
-        if hasattr(X, "toarray") or hasattr(X, "tocsr"):
-            raise TypeError(
-                "sparse X is not supported: pass the recordings as a dense 2-D array or a list of 1-D arrays"
-            )
-        X = tensor_to_numpy(X, "X")
-        if isinstance(X, (list, tuple)):
-            if len(X) == 0:
-                raise ValueError(
-                    "X holds no recordings (empty list); pass (n_records, n_samples) or a list of 1-D recordings"
-                )
-            if all(np.ndim(item) == 0 for item in X):
-                raise ValueError(
-                    "X looks like one recording (a flat list of numbers); ClefEmbedder takes a collection of "
-                    "recordings: pass [x] or np.asarray(x)[None, :]"
-                )
-        else:
-            array = np.asarray(X)
-            if np.iscomplexobj(array):
-                raise ValueError("Complex data not supported: ECG recordings must be real-valued (e.g. np.real(X))")
-            if array.ndim == 1:
-                raise ValueError(
-                    f"X is 1-D, shape {array.shape}: ClefEmbedder takes a collection of recordings, "
-                    "(n_records, n_samples) or a list of 1-D arrays; for one recording pass x[None, :] or [x]"
-                )
-            if array.ndim != 2:
-                raise ValueError(
-                    f"X must be 2-D (n_records, n_samples) or a list of 1-D recordings, got shape {array.shape}; "
-                    "for multi-lead data pick one lead"
-                )
-            if array.shape[0] == 0:
-                raise ValueError(
-                    f"X holds no recordings, shape {array.shape}; pass at least one recording of 10 s or more"
-                )
-            if array.shape[1] == 0:
-                raise ValueError(
-                    f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required: "
-                    "the recordings hold no samples; pass recordings of 10 s or more"
-                )
-            X = array
+        X = recording_collection(X, "ClefEmbedder", f" of {WINDOW_SECONDS:g} s or more")
         recordings, _ = as_recordings(X)
         for index, recording in enumerate(recordings):
             try:

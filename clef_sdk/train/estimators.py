@@ -33,7 +33,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ..inputs import SignalInput, TailMode, check_choice, tensor_to_numpy
+from ..inputs import SignalInput, TailMode, check_choice, recording_collection
 from ..loading import ModelSpec
 from ..probes.labels import groups_array, infer_task, labels_array, n_records_of
 from ..tasks.model import TaskModel
@@ -54,43 +54,10 @@ def _check_recordings(X: object, owner: str) -> object:
     (tensors, DataFrames, array-likes; a memory map is not copied). Refuses what is not a collection of
     recordings, with scikit-learn's messages where it has one; the lengths and rates are checked by
     :func:`finetune` and ``clef.embed``."""
-    if isinstance(X, (str, bytes, os.PathLike)):
-        raise TypeError(f"X is a {type(X).__name__}, not recordings; load the signals first")
-    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
-        raise TypeError("sparse X is not supported: pass the recordings as a dense 2-D array or a list of 1-D arrays")
-    X = tensor_to_numpy(X, "X")
-    if isinstance(X, (list, tuple)):
-        if len(X) == 0:
-            raise ValueError("X holds no recordings (empty list); pass (n_records, n_samples) or a list of recordings")
-        if all(np.ndim(item) == 0 for item in X):
-            raise ValueError(
-                f"X looks like one recording (a flat list of numbers); {owner} takes a collection of recordings: "
-                "pass [x] or np.asarray(x)[None, :]"
-            )
-        return X
-    if getattr(X, "ndim", None) is None and not hasattr(X, "__array__"):
+    plain = not isinstance(X, (list, tuple, str, bytes, os.PathLike))
+    if plain and getattr(X, "ndim", None) is None and not hasattr(X, "__array__"):
         raise TypeError(f"X must be an array or a list of recordings, got {type(X).__name__}")
-    array = np.asarray(X)
-    if np.iscomplexobj(array):
-        raise ValueError("Complex data not supported: ECG recordings must be real-valued (e.g. np.real(X))")
-    if array.ndim == 1:
-        raise ValueError(
-            f"X is 1-D, shape {array.shape}: {owner} takes a collection of recordings, (n_records, n_samples) or a "
-            "list of 1-D arrays; for one recording pass x[None, :] or [x]"
-        )
-    if array.ndim != 2:
-        raise ValueError(
-            f"X must be 2-D (n_records, n_samples) or a list of 1-D recordings, got shape {array.shape}; for "
-            "multi-lead data pick one lead"
-        )
-    if array.shape[0] == 0:
-        raise ValueError(f"X holds no recordings, shape {array.shape}; pass at least one recording")
-    if array.shape[1] == 0:
-        raise ValueError(
-            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required: the recordings "
-            "hold no samples"
-        )
-    return array
+    return recording_collection(X, owner)
 
 
 def _check_training_recordings(X: object, owner: str) -> tuple[object, int]:
