@@ -11,7 +11,6 @@ __all__ = ["EXTRAS", "install_hint", "require"]
 EXTRAS = {
     "wfdb": "io",
     "lightning": "train",
-    "pandas": "train",
     "onnx": "onnx",
     "onnxscript": "onnx",
     "onnxruntime": "onnx",

@@ -6,6 +6,7 @@ __all__ = [
     "CheckpointError",
     "ChecksumMismatchError",
     "ClefError",
+    "DatasetError",
     "ManifestError",
     "OutputError",
     "PreprocessingWarning",
@@ -34,6 +35,11 @@ class ChecksumMismatchError(ClefError, ValueError):
 
 class ManifestError(ClefError, ValueError):
     """The weights manifest is malformed or names an unknown model."""
+
+
+class DatasetError(ClefError, ValueError):
+    """A dataset folder is not a copy of the dataset it is opened as (missing tables or records), or a task,
+    record or lead it does not have was asked for. The message says where to get the data."""
 
 
 class RecordingError(ClefError, ValueError):
