@@ -22,6 +22,7 @@ from .losses import byol_loss, clef_loss, info_nce, moco_loss, similarity_alignm
 from .score2 import mg_dl_to_mmol_l, score2
 
 if TYPE_CHECKING:  # imported on first use (Lightning): visible to type checkers and IDEs all the same
+    from .benchmark import FineTuneProtocol
     from .data import PretrainingStore, prepare
     from .datamodule import StoreDataModule
     from .estimators import FineTunedClassifier, FineTunedRegressor
@@ -36,6 +37,7 @@ __all__ = [
     "PROTOCOLS",
     "ClefFineTuning",
     "ClefPretraining",
+    "FineTuneProtocol",
     "FineTunedClassifier",
     "FineTunedRegressor",
     "Protocol",
@@ -68,6 +70,7 @@ _LAZY = {
     "ClefFineTuning": "finetune_module",
     "FineTunedClassifier": "estimators",
     "FineTunedRegressor": "estimators",
+    "FineTuneProtocol": "benchmark",
     "Protocol": "protocols",
     "PROTOCOLS": "protocols",
 }
