@@ -599,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.cli import add_train_commands  # argparse only: Lightning is imported when a step runs
 
     add_train_commands(commands)
+    from .datasets.cli import add_datasets_commands
+
+    add_datasets_commands(commands)
     return parser
 
 
