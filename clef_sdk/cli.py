@@ -602,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .datasets.cli import add_datasets_commands
 
     add_datasets_commands(commands)
+    from .benchmark.cli import add_benchmark_command
+
+    add_benchmark_command(commands)
     return parser
 
 

@@ -33,6 +33,7 @@ ALL_SCRIPTS = sorted(BENCHMARKS.glob("*.py")) + sorted(EXAMPLES.glob("*.py"))
 
 # example -> (packages it needs beyond the core dependencies, lines its --quick run must print)
 QUICK_RUNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "benchmark_shared": ((), ("quick mode", "| ludb:af (n=40) | probe | auroc |", "random-init small", "wall time")),
     "feature_loss": ((), ("MIT-BIH: 20 training windows", "MSE + 1 x FeatureLoss")),
     "pretrain_small": (
         ("lightning", "pandas", "wfdb", "matplotlib"),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,7 +36,7 @@ import pandas as pd
 from ..errors import DatasetError
 from ..io import canonical_lead, find_records, header_demographics, select_channel
 from .base import Dataset, TaskInfo
-from .signals import ArraySignal, open_wfdb_lead, read_header
+from .signals import ArraySignal, read_header, read_wfdb_lead
 from .snomed import scored_frame
 from .splits import pinned_split
 
@@ -155,7 +155,7 @@ class Challenge2021(Dataset):
         if not data.is_file():
             raise self.missing(f"{filename}{self.signal_suffix} (the signal of record {record})")
         name = leads[index]
-        return ArraySignal(lambda: open_wfdb_lead(path, name)[:], n_samples, fs, f"{record} lead {name}")
+        return ArraySignal(partial(read_wfdb_lead, path, name), n_samples, fs, f"{record} lead {name}")
 
     def open_signal(self, record: str, lead: str | int) -> object:
         row = self.table.iloc[self._position[record]]

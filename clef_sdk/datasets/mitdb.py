@@ -22,7 +22,7 @@ so keeping it would put one patient on both sides.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +140,8 @@ class MITBIH(Dataset):
             raise self.missing(f"lead {lead!r} of record {record} (the NumPy layout holds lead MLII only)")
         path = self.root / f"{record}.npz"
         n_samples = int(self.table.set_index("record").at[record, "n_samples"])
-        return ArraySignal(lambda: _npz_lead(path), n_samples, FS, f"{self.root.name}/{record}.npz")
+        # a partial, not a lambda: signals are pickled into DataLoader workers
+        return ArraySignal(partial(_npz_lead, path), n_samples, FS, f"{self.root.name}/{record}.npz")
 
     def task_labels(self, task: str, lead: str | int) -> tuple[list[object], pd.Series, pd.Series]:
         X: list[object] = []

@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import pandas as pd
 
 from ..io import STANDARD_LEADS, canonical_lead, select_channel
 from .base import Dataset, TaskInfo
-from .signals import ArraySignal, open_wfdb_lead
+from .signals import ArraySignal, read_wfdb_lead
 
 __all__ = ["PTBXL", "RECORD_SECONDS", "fold_split"]
 
@@ -171,7 +171,7 @@ class PTBXL(Dataset):
         name = STANDARD_LEADS[index]
         fs = float(self.fs or self.rates[0])
         n_samples = int(round(RECORD_SECONDS * fs))
-        return ArraySignal(lambda: open_wfdb_lead(path, name)[:], n_samples, fs, f"{record} lead {name}")
+        return ArraySignal(partial(read_wfdb_lead, path, name), n_samples, fs, f"{record} lead {name}")
 
     def open_signal(self, record: str, lead: str | int) -> object:
         return self._lead(record, self.table["filename"].iat[self._position[record]], lead)

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import RecordingError
 from ..io import WfdbSignal, canonical_lead, select_channel
 
-__all__ = ["ArraySignal", "HeaderInfo", "SignalSlice", "open_wfdb_lead", "read_header"]
+__all__ = ["ArraySignal", "HeaderInfo", "SignalSlice", "open_wfdb_lead", "read_header", "read_wfdb_lead"]
 
 
 class SignalSlice:
@@ -102,6 +102,13 @@ def open_wfdb_lead(record: str | os.PathLike[str], lead: str | int | None) -> Wf
             return WfdbSignal(record, names.index(wanted))
         select_channel(signal.leads, lead, str(record), kind="lead")  # raises, naming the leads it has
     return WfdbSignal(record, lead)
+
+
+def read_wfdb_lead(record: str | os.PathLike[str], lead: str | int | None) -> np.ndarray:
+    """One whole lead of a (short) WFDB record, ``(n_samples,)`` float64: the loader of an :class:`ArraySignal`
+    over a record (``functools.partial(read_wfdb_lead, path, "I")`` pickles, so DataLoader workers can take it)."""
+    signal = open_wfdb_lead(record, lead)
+    return signal[0 : signal.shape[0]]
 
 
 @dataclass(frozen=True)

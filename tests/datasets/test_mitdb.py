@@ -89,3 +89,11 @@ def test_errors(mitdb: clef.datasets.Dataset, tmp_path: Path) -> None:
     (tmp_path / "105_all.csv").write_text(",R\n")
     with pytest.raises(clef.DatasetError, match="105.npz"):
         len(clef.datasets.open("mitdb", tmp_path))
+
+
+def test_signals_pickle_for_dataloader_workers(mitdb: clef.datasets.Dataset) -> None:
+    import pickle
+
+    X, _, _, _ = mitdb.task("pvc")
+    copy = pickle.loads(pickle.dumps(X[200]))
+    np.testing.assert_array_equal(copy[:], X[200][:])

@@ -155,6 +155,9 @@ def test_signals_are_lazy_and_equal_wfdb(ds: clef.datasets.Dataset, root: Path, 
     reference = wfdb.rdrecord(str(root / "records500/00000/00298_hr"), channel_names=["AVL"]).p_signal[:, 0]
     np.testing.assert_array_equal(signal[:], reference)
     np.testing.assert_array_equal(X[list(y.index).index("298")][:], reference)
+    import pickle  # signals go into DataLoader workers by pickling
+
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(signal))[:], reference)
     ludb = wfdb.rdrecord(str(data_dir / "ludb" / "data" / ludb_of(298)), channel_names=["avl"]).p_signal[:, 0]
     # written at 1000/mV: rounding to 1 uV steps is the only difference from LUDB's samples
     np.testing.assert_allclose(signal[:], ludb, rtol=0, atol=0.5e-3 + 1e-12)
