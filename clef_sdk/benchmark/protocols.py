@@ -41,6 +41,8 @@ class TaskSplits:
     val: Part
     test: Part
     labels: list[str] = field(default_factory=list)  # multilabel column names
+    #: multilabel columns left out: without positives or negatives in one of the parts
+    dropped_labels: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -65,7 +65,18 @@ def task_splits(dataset: Dataset, task: str, lead: str | int | None) -> TaskSpli
             "three splits (is this a partial copy of the dataset?)"
         )
     kind = dataset.tasks[task].kind
-    return TaskSplits(task, kind, parts["train"], parts["val"], parts["test"], labels)
+    dropped: list[str] = []
+    if labels:  # a label without positives (or negatives) in some part can be neither fitted nor scored
+        usable = np.ones(len(labels), dtype=bool)
+        for part in parts.values():
+            usable &= (part.y.max(axis=0) == 1) & (part.y.min(axis=0) == 0)
+        dropped = [label for label, keep in zip(labels, usable) if not keep]
+        if not usable.any():
+            raise ValueError(f"{dataset.name}:{task}: no label has positives and negatives in every split")
+        for part in parts.values():
+            part.y = part.y[:, usable]
+        labels = [label for label, keep in zip(labels, usable) if keep]
+    return TaskSplits(task, kind, parts["train"], parts["val"], parts["test"], labels, dropped)
 
 
 def _models(
@@ -286,6 +297,7 @@ def _protocol_record(
                 "lead": str(datasets[d].default_lead if lead is None else lead),
                 "fs": datasets[d].fs,
                 "labels": s.labels,
+                "labels_dropped": s.dropped_labels,
                 "sizes": {
                     name: {"examples": len(part.ids), "patients": len(set(part.groups))}
                     for name, part in (("train", s.train), ("val", s.val), ("test", s.test))

@@ -168,3 +168,30 @@ def test_command_line(bench: dict, tmp_path: Path) -> None:
     bad_root = [*command[:8], "--task", "ludb:af", "--root", "ludb", "-o", str(output)]
     bad = subprocess.run(bad_root, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "NAME=VALUE" in bad.stderr
+
+
+def test_multilabel_task_on_a_ptbxl_copy(data_dir: Path, small_ckpt: Path, tmp_path: Path) -> None:
+    """PTB-XL superdiagnostic on 27 real rows (folds 1-10): macro AUROC and AUPRC over the labels that have positives
+    and negatives in every split; the others are dropped and recorded, never scored as undefined."""
+    pytest.importorskip("wfdb")
+    from ptbxl_layout import write_ptbxl
+
+    (tmp_path / "ptb-xl").mkdir()
+    root = write_ptbxl(tmp_path / "ptb-xl", data_dir)
+    results = run_benchmark(
+        [small_ckpt], ["ptbxl:superdiagnostic"], {"ptbxl": root}, output=tmp_path / "out", lead="I",
+        random_baseline=False, n_bootstrap=100, progress=False,
+    )  # fmt: skip
+    task = results.protocol["tasks"]["ptbxl:superdiagnostic"]
+    splits = clef.benchmark.task_splits(clef.datasets.open("ptbxl", root), "superdiagnostic", "I")
+    y = clef.datasets.open("ptbxl", root).task("superdiagnostic").y
+    for label in task["labels"]:  # kept: positives and negatives in train, val and test
+        for part in ("train", "val", "test"):
+            column = y.loc[getattr(splits, part).ids, label]
+            assert 0 < column.sum() < len(column)
+    assert sorted(task["labels"] + task["labels_dropped"]) == sorted(y.columns)
+    assert task["labels_dropped"], "this small copy lacks some superclass in a split"
+    assert task["sizes"]["test"]["examples"] == 5 and task["lead"] == "I"
+    headline = results.rows[results.rows["metric"].isin(["auroc", "auprc"])]
+    assert len(headline) == 2 and np.isfinite(headline["estimate"]).all()
+    assert "| ptbxl:superdiagnostic (n=5) | probe | auprc |" in results.markdown()
