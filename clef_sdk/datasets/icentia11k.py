@@ -46,7 +46,7 @@ from .._optional import require
 from ..errors import DatasetError, RecordingError
 from ..io import canonical_lead
 from .base import Dataset, TaskInfo
-from .signals import SignalSlice, read_header
+from .signals import LazySignal, SignalSlice, read_header
 from .splits import pinned_split
 
 __all__ = ["WINDOW_SECONDS", "Annotations", "Icentia11k", "SegmentSignal", "read_annotations"]
@@ -136,7 +136,7 @@ def read_annotations(path: str | os.PathLike[str]) -> Annotations:
     )
 
 
-class SegmentSignal:
+class SegmentSignal(LazySignal):
     """The lead of one segment as a 1-D array-like read on slicing (only the samples sliced), ``fs`` in Hz.
 
     Its length and rate come from the table, so making one opens no file: a task's million windows cost no header
@@ -144,33 +144,19 @@ class SegmentSignal:
     """
 
     def __init__(self, record: str | os.PathLike[str], n_samples: int, fs: float):
+        super().__init__(n_samples, fs)
         self.record = os.fspath(record)
-        self.fs = float(fs)
-        self.shape = (int(n_samples),)
-        self.dtype = np.dtype(np.float64)
-        self.ndim = 1
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         return f"SegmentSignal({self.record!r}, n_samples={self.shape[0]}, fs={self.fs:g})"
 
-    def __getitem__(self, index: slice) -> np.ndarray:
-        if not isinstance(index, slice):
-            raise TypeError("SegmentSignal supports slices only, e.g. signal[0:2500]")
-        start, stop, step = index.indices(self.shape[0])
-        if stop <= start:
-            return np.empty(0)
+    def read(self, start: int, stop: int) -> np.ndarray:
         wfdb = require("wfdb", "reading Icentia11k segments")
         try:
             record = wfdb.rdrecord(self.record, sampfrom=start, sampto=stop, channels=[0])
         except Exception as exc:  # wfdb raises many kinds of errors for truncated or corrupt files
             raise OSError(f"cannot read samples {start}-{stop} of Icentia11k segment {self.record}: {exc}") from None
-        values = np.asarray(record.p_signal[:, 0], dtype=np.float64)
-        if values.shape[0] != stop - start:
-            raise OSError(f"{self.record}: read {values.shape[0]} samples of {start}-{stop} (a truncated .dat?)")
-        return values[::step]
+        return np.asarray(record.p_signal[:, 0], dtype=np.float64)
 
 
 def _episodes(annotations: Annotations, n_samples: int) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -17,10 +17,39 @@ import numpy as np
 from ..errors import RecordingError
 from ..io import WfdbSignal, canonical_lead, select_channel
 
-__all__ = ["ArraySignal", "HeaderInfo", "SignalSlice", "open_wfdb_lead", "read_header", "read_wfdb_lead"]
+__all__ = ["ArraySignal", "HeaderInfo", "LazySignal", "SignalSlice", "open_wfdb_lead", "read_header", "read_wfdb_lead"]
 
 
-class SignalSlice:
+class LazySignal:
+    """The base of the lazy signals: ``shape``, ``dtype``, ``ndim``, ``len``, ``fs`` (Hz) and slicing, which reads
+    only the samples asked for through :meth:`read`."""
+
+    def __init__(self, n_samples: int, fs: float):
+        self.fs = float(fs)
+        self.shape = (int(n_samples),)
+        self.dtype = np.dtype(np.float64)
+        self.ndim = 1
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` (``0 <= start < stop <= len``) as float64."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice):
+            raise TypeError(f"{type(self).__name__} supports slices only, e.g. signal[0:5000]")
+        start, stop, step = index.indices(self.shape[0])
+        if stop <= start:
+            return np.empty(0)
+        values = np.asarray(self.read(start, stop), dtype=np.float64)
+        if values.shape != (stop - start,):
+            raise RecordingError(f"{self!r}: read {values.shape[0]} samples of {start}-{stop} (a truncated file?)")
+        return values[::step]
+
+
+class SignalSlice(LazySignal):
     """Samples ``start:stop`` of a sliceable signal, itself sliceable; ``fs`` is the signal's (Hz).
 
     A 10 s window of a 30 min MIT-BIH record is ``SignalSlice(WfdbSignal("100"), 3600, 7200)``: only those
@@ -34,31 +63,19 @@ class SignalSlice:
         rate = fs if fs is not None else getattr(signal, "fs", None)
         if rate is None:
             raise ValueError("pass fs (Hz): the signal does not carry its own rate")
+        super().__init__(stop - start, rate)
         self.signal = signal
         self.start = int(start)
         self.stop = int(stop)
-        self.fs = float(rate)
-        self.shape = (self.stop - self.start,)
-        self.dtype = np.dtype(np.float64)
-        self.ndim = 1
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         return f"SignalSlice({self.signal!r}, {self.start}, {self.stop})"
 
-    def __getitem__(self, index: slice) -> np.ndarray:
-        if not isinstance(index, slice):
-            raise TypeError("SignalSlice supports slices only, e.g. signal[0:5000]")
-        start, stop, step = index.indices(self.shape[0])
-        if stop <= start:
-            return np.empty(0)
-        values = self.signal[self.start + start : self.start + stop]  # type: ignore[index]
-        return np.asarray(values, dtype=np.float64)[::step]
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.signal[self.start + start : self.start + stop]  # type: ignore[index]
 
 
-class ArraySignal:
+class ArraySignal(LazySignal):
     """One lead held in a file that is read whole when sliced (a compressed ``.npz``, a MATLAB ``.mat``).
 
     ``load`` returns the lead ``(n_samples,)``; it is called on each slice and the result is not kept, so a
@@ -66,26 +83,18 @@ class ArraySignal:
     """
 
     def __init__(self, load: Callable[[], np.ndarray], n_samples: int, fs: float, name: str):
+        super().__init__(n_samples, fs)
         self._load = load
         self.name = name
-        self.fs = float(fs)
-        self.shape = (int(n_samples),)
-        self.dtype = np.dtype(np.float64)
-        self.ndim = 1
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         return f"ArraySignal({self.name!r}, n_samples={self.shape[0]}, fs={self.fs:g})"
 
-    def __getitem__(self, index: slice) -> np.ndarray:
-        if not isinstance(index, slice):
-            raise TypeError("ArraySignal supports slices only, e.g. signal[0:5000]")
+    def read(self, start: int, stop: int) -> np.ndarray:
         values = np.asarray(self._load(), dtype=np.float64)
         if values.shape != self.shape:
             raise RecordingError(f"{self.name}: read {values.shape[0]} samples, the index says {self.shape[0]}")
-        return values[index]
+        return values[start:stop]
 
 
 def open_wfdb_lead(record: str | os.PathLike[str], lead: str | int | None) -> WfdbSignal:
