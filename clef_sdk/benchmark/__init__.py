@@ -10,10 +10,15 @@ Modules: :mod:`.models` (which weights, identified by digest), :mod:`.cache` (em
 
 from __future__ import annotations
 
-from .models import RANDOM_INIT, BenchmarkModel, resolve_model, weights_digest
-from .protocols import BenchmarkProtocol, Part, ProbeProtocol, Scores, TaskSplits
-from .results import HEADLINE_METRICS, BenchmarkResults
-from .runner import parse_task, run_benchmark, task_splits
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # imported on first use (pandas, scikit-learn): `clef --help` stays quick
+    from .models import RANDOM_INIT, BenchmarkModel, resolve_model, weights_digest
+    from .protocols import BenchmarkProtocol, Part, ProbeProtocol, Scores, TaskSplits
+    from .results import HEADLINE_METRICS, BenchmarkResults
+    from .runner import parse_task, run_benchmark, task_splits
 
 __all__ = [
     "HEADLINE_METRICS",
@@ -31,3 +36,25 @@ __all__ = [
     "task_splits",
     "weights_digest",
 ]
+
+_LAZY = {
+    "RANDOM_INIT": "models",
+    "BenchmarkModel": "models",
+    "resolve_model": "models",
+    "weights_digest": "models",
+    "BenchmarkProtocol": "protocols",
+    "Part": "protocols",
+    "ProbeProtocol": "protocols",
+    "Scores": "protocols",
+    "TaskSplits": "protocols",
+    "HEADLINE_METRICS": "results",
+    "BenchmarkResults": "results",
+    "parse_task": "runner",
+    "run_benchmark": "runner",
+    "task_splits": "runner",
+}
+__getattr__ = lazy_getattr(__name__, _LAZY)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
