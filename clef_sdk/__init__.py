@@ -39,7 +39,8 @@ from .torch_preprocessing import Preprocessor
 from .weights.format import convert_checkpoint
 from .weights.registry import list_models
 
-if TYPE_CHECKING:  # imported on first use (scikit-learn ~0.5 s, onnx): see _LAZY
+if TYPE_CHECKING:  # imported on first use (scikit-learn ~0.5 s, onnx, pandas): see _LAZY
+    from .archive import embed_archive, read_embeddings
     from .onnx_export import export_onnx
     from .probes import ClefEmbedder, LinearProbe, evaluate_probe, fit_probe
 
@@ -50,6 +51,7 @@ __all__ = [
     "ClefEmbedder",
     "ClefEncoder",
     "ClefError",
+    "DatasetError",
     "EmbeddingOutput",
     "FeatureLoss",
     "LinearProbe",
@@ -61,7 +63,6 @@ __all__ = [
     "Preprocessor",
     "QualityMode",
     "QualityWarning",
-    "DatasetError",
     "RecordingError",
     "SignalInput",
     "SignalQuality",
@@ -75,6 +76,7 @@ __all__ = [
     "convert_checkpoint",
     "datasets",
     "embed",
+    "embed_archive",
     "evaluate_probe",
     "export_onnx",
     "fit_probe",
@@ -84,6 +86,7 @@ __all__ = [
     "load",
     "load_task_model",
     "preprocess",
+    "read_embeddings",
     "signal_quality",
 ]
 
@@ -93,6 +96,8 @@ _LAZY = {
     "fit_probe": "probes",
     "evaluate_probe": "probes",
     "export_onnx": "onnx_export",
+    "embed_archive": "archive",
+    "read_embeddings": "archive",
 }
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

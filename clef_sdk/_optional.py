@@ -16,6 +16,9 @@ EXTRAS = {
     "onnxruntime": "onnx",
     "matplotlib": "examples",
     "captum": "explain",
+    "pyarrow": "archive",
+    "distributed": "dask",
+    "dask": "dask",
 }
 
 

@@ -605,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .benchmark.cli import add_benchmark_command
 
     add_benchmark_command(commands)
+    from .archive.cli import add_archive_command
+
+    add_archive_command(commands)
     return parser
 
 
