@@ -56,6 +56,8 @@ def write_part(
 ) -> Path:
     """Write one part (atomically: the report, then the index for npy, then the data file) and return its path."""
     base = output / part_name(part)
+    for stale in output.glob(f".*{part_name(part)}*.tmp"):  # left by a run killed while writing this part
+        stale.unlink(missing_ok=True)
     atomic_write_text(report_path(output, part), json.dumps(skipped, indent=1, sort_keys=True))
     if format == "npy":
         atomic_write_text(Path(f"{base}.index.csv"), ids.to_csv(index=False))
