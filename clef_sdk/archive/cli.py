@@ -16,10 +16,17 @@ def _cmd(args: argparse.Namespace) -> int:
         return 0
     if args.source is None:
         raise ValueError("pass SRC (a folder of WFDB records or a manifest .csv), or --status to view a job")
+    from pathlib import Path
+
     from .runner import embed_archive
 
+    source: object = args.source
+    if (Path(args.source) / "store.json").is_file():  # a prepared pretraining store (needs clef-sdk[train])
+        from ..train.archive_source import StoreSource
+
+        source = StoreSource(args.source)
     run = embed_archive(
-        args.source,
+        source,
         args.output,
         model=args.model,
         leads=args.lead,
@@ -53,7 +60,12 @@ def add_archive_command(commands: Any) -> None:
         description="Embed every record and lead of SRC into OUT/part-NNNNNN.parquet. Rerun the same command to "
         "resume; ranks come from torchrun or SLURM variables (or --rank/--world-size).",
     )
-    cmd.add_argument("source", nargs="?", metavar="SRC", help="a folder of WFDB records (any layout) or a manifest CSV")
+    cmd.add_argument(
+        "source",
+        nargs="?",
+        metavar="SRC",
+        help="a folder of WFDB records (any layout), a manifest CSV or a prepared pretraining store",
+    )
     cmd.add_argument("-o", "--output", required=True, help="output folder (new, or this job's to resume)")
     cmd.add_argument("--model", default="medium", help="name, weights path or hf-hub: id (default: medium)")
     cmd.add_argument("--lead", action="append", help="lead name (repeat; default: the 12 standard leads)")

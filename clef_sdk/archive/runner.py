@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..constants import TARGET_FS
 from ..embedding import embed
 from ..errors import RecordingError
 from ..files import atomic_write_text
@@ -75,6 +76,7 @@ def _checked(signal: np.ndarray, fs: float, options: dict[str, Any]) -> str | No
 def _read_part(source: Source, records: Sequence[str], leads: Sequence[str], options: dict[str, Any]) -> dict[str, Any]:
     """Read and check one part's records (runs in a reader process): signals, rates, and what is skipped."""
     items: list[tuple[str, str, np.ndarray, float]] = []
+    windows: list[tuple[str, str, np.ndarray, float]] = []  # preprocessed windows (a store)
     skipped: list[dict[str, str]] = []
     for record in records:
         try:
@@ -90,13 +92,15 @@ def _read_part(source: Source, records: Sequence[str], leads: Sequence[str], opt
                 skipped.append({"record": record, "lead": lead, "reason": problem})
             else:
                 items.append((record, lead, read.signals[lead], read.fs))
-    return {"items": items, "skipped": skipped}
+        for lead in sorted(read.windows):
+            windows.append((record, lead, read.windows[lead], float(TARGET_FS)))
+    return {"items": items, "windows": windows, "skipped": skipped}
 
 
 def _embed_part(
     read: dict[str, Any], encoder: ClefEncoder, options: dict[str, Any], device: str | None, batch_size: int | None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    items = read["items"]
+    items = read["items"] or read.get("windows", [])
     dim = encoder.embed_dim
     dtype = np.float16 if options["dtype"] == "float16" else np.float32
     columns: dict[str, list[Any]] = {"record": [], "lead": [], "n_windows": [], "n_used": [], "fs": []}
@@ -116,7 +120,12 @@ def _embed_part(
         tail=options["tail"],
         precision=options["precision"],
     )
-    if options["quality"] == "drop":
+    if read.get("windows"):
+        if options["quality"] == "drop":
+            raise ValueError("quality='drop' needs the raw signal; a store holds band-passed windows only")
+        windows: Any = _embed_windows(signals, encoder, options["precision"], batch_size)
+        usable = [np.ones(len(w), dtype=bool) for w in windows]
+    elif options["quality"] == "drop":
         windows, qualities = embed(signals, fs=rates, quality="return", **kwargs)
         usable = [np.asarray(q.usable) for q in qualities]  # type: ignore[union-attr]
     else:
@@ -166,6 +175,34 @@ def _embed_part(
         tuple(ids[c].to_numpy() for c in reversed(["record", "lead"] + (["window"] if options["per_window"] else [])))
     )
     return ids.iloc[order].reset_index(drop=True), values[order]
+
+
+def _embed_windows(
+    windows: list[np.ndarray], encoder: ClefEncoder, precision: str, batch_size: int | None
+) -> list[np.ndarray]:
+    """The encoder on preprocessed windows ``(n_windows, 5000)`` of each record, batched across records."""
+    import torch
+
+    from ..embedding import auto_batch_size
+    from ..precision import autocast, check_precision
+
+    device = encoder.device
+    chosen = check_precision(precision, device)
+    size = batch_size or auto_batch_size(encoder, chosen, device)
+    stacked = np.concatenate(windows).astype(np.float32)
+    out = np.empty((len(stacked), encoder.embed_dim), dtype=np.float32)
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(stacked), size):
+                batch = torch.from_numpy(stacked[start : start + size]).to(device).unsqueeze(1)
+                with autocast(chosen, device):
+                    out[start : start + len(batch)] = encoder(batch).float().cpu().numpy()
+    finally:
+        encoder.train(was_training)
+    bounds = np.cumsum([0] + [len(w) for w in windows])
+    return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _plan(

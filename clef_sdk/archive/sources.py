@@ -10,6 +10,8 @@ Sources (:func:`open_source` picks one from what it is given):
   carry it; ``lead`` names the lead the row holds (one row per record and lead; ``"signal"`` when absent) and, for
   a WFDB record, chooses it; ``column`` chooses a text file's column.
 - :class:`DatasetSource`: a dataset of :mod:`clef_sdk.datasets` (``clef.datasets.open("ptbxl", root)``).
+- ``clef_sdk.train.StoreSource``: a prepared pretraining store (``clef train prepare``), whose windows are
+  already band-passed (the ``[train]`` extra; ``clef embed-archive STORE`` finds it by its ``store.json``).
 
 Records are sorted by id, so the same source gives the same plan on every machine.
 """
@@ -35,11 +37,13 @@ __all__ = ["DatasetSource", "FolderSource", "ManifestSource", "RecordLeads", "So
 @dataclass
 class RecordLeads:
     """One record as read: ``signals`` lead -> ``(n_samples,)`` float64 mV, ``fs`` in Hz, and ``missing`` lead ->
-    why it is not there (the record lacks it, it is all NaN)."""
+    why it is not there (the record lacks it, it is all NaN). A source of preprocessed windows (a pretraining
+    store) gives ``windows`` lead -> ``(n_windows, 5000)`` float32 instead of ``signals``, at 500 Hz."""
 
     signals: dict[str, np.ndarray]
     fs: float
     missing: dict[str, str] = field(default_factory=dict)
+    windows: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Source(Protocol):

@@ -22,6 +22,7 @@ from .losses import byol_loss, clef_loss, info_nce, moco_loss, similarity_alignm
 from .score2 import mg_dl_to_mmol_l, score2
 
 if TYPE_CHECKING:  # imported on first use (Lightning): visible to type checkers and IDEs all the same
+    from .archive_source import StoreSource
     from .benchmark import FineTuneProtocol
     from .data import PretrainingStore, prepare
     from .datamodule import StoreDataModule
@@ -43,6 +44,7 @@ __all__ = [
     "Protocol",
     "PretrainingStore",
     "StoreDataModule",
+    "StoreSource",
     "TrainingRun",
     "byol_loss",
     "clef_loss",
@@ -71,6 +73,7 @@ _LAZY = {
     "FineTunedClassifier": "estimators",
     "FineTunedRegressor": "estimators",
     "FineTuneProtocol": "benchmark",
+    "StoreSource": "archive_source",
     "Protocol": "protocols",
     "PROTOCOLS": "protocols",
 }
