@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -476,7 +475,7 @@ def _log_rank(out: Path, rank: int, world_size: int, parts: list[int], started: 
         "rank": rank,
         "world_size": world_size,
         "parts": parts,
-        "host": socket.gethostname(),
+        "host": platform.node(),
         "pid": os.getpid(),
         "python": platform.python_version(),
         "seconds": round(time.perf_counter() - started, 3),
