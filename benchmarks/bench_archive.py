@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{size}/{name}"] = {"median_s": median, "records_per_s": args.records / median}
         output = last[(size, f"{worker_counts[-1]} readers")]
         started = time.perf_counter()
-        clef.embed_archive(archive, output, model=encoders[size], leads=["I"], shard_size=args.shard_size, progress=False)
+        clef.embed_archive(
+            archive, output, model=encoders[size], leads=["I"], shard_size=args.shard_size, progress=False
+        )
         resume = time.perf_counter() - started
         rows.append((size, "resume (finished job)", "", f"{resume:.2f}", ""))
         results[f"{size}/resume_s"] = resume
@@ -115,7 +117,15 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, output = job(archive, gpu, workers, args.shard_size, "cuda")
                 _, values = clef.read_embeddings(output)
                 cosine = float(np.min(row_cosines(values, cpu_values)))
-                rows.append((size, f"cuda, {workers} readers", f"{args.records / seconds:.1f}", f"{seconds:.1f}", f"cos>={cosine:.6f}"))
+                rows.append(
+                    (
+                        size,
+                        f"cuda, {workers} readers",
+                        f"{args.records / seconds:.1f}",
+                        f"{seconds:.1f}",
+                        f"cos>={cosine:.6f}",
+                    )
+                )
                 results[f"{size}/cuda/{workers}"] = {"seconds": seconds, "min_cosine_to_cpu": cosine}
 
     print(f"embed_archive: {args.records} LUDB records (lead I, 10 s, 500 Hz), parts of {args.shard_size}, "
