@@ -21,6 +21,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "CLEF_SDK_SHARED"
 
 
+#: the fixtures that read ../shared; a test using any of them (directly or through another fixture) is marked
+#: ``shared``, so a bare clone's check (``-m shared`` without the folder) can confirm that each of them skips
+SHARED_FIXTURES = frozenset({"conformance_dir", "data_dir", "score2_dir"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared)
+
+
 def shared_dir() -> Path:
     return Path(os.environ.get(SHARED_ENV) or REPO_ROOT.parent / "shared")
 
