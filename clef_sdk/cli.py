@@ -103,6 +103,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         tail=args.tail,
         precision=args.precision,
         quality=args.quality,
+        backend=args.backend,
     )
     inputs = _input_files(args.input)
     if args.quality == "return":
@@ -518,6 +519,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fp32", "bf16"],
         default="fp32",
         help="fp32 (default, faithful) or bf16 autocast (faster on CPUs with native bf16 and on GPUs)",
+    )
+    embed.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnxruntime"],
+        default="auto",
+        help="what runs the network: torch, onnxruntime (CPU, fp32; needs clef-sdk[onnx]) or auto (default)",
     )
     embed.add_argument(
         "--quality",

@@ -11,6 +11,7 @@ Input ``(batch, 1, n_samples)`` float, output ``(batch, embed_dim)``: the time-m
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from torch import nn
 
 from .inputs import SignalInput
 
-__all__ = ["ARCHITECTURES", "KERNEL_SIZE", "Architecture", "ClefEncoder", "build"]
+__all__ = ["ARCHITECTURES", "KERNEL_SIZE", "Architecture", "ClefEncoder", "build", "weights_digest"]
 
 KERNEL_SIZE = 16
 STAGE_STRIDE = 2
@@ -291,3 +292,13 @@ def build(
         with torch.device(device or "cpu"):
             network = ClefEncoder(architecture)
     return (network.to(dtype=dtype) if dtype is not None else network).train()
+
+
+def weights_digest(encoder: torch.nn.Module) -> str:
+    """SHA-256 over the encoder's state dict (names, dtypes, shapes and values, in name order)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        values = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{values.dtype}:{tuple(values.shape)};".encode())
+        digest.update(values.view(torch.uint8).numpy().tobytes() if values.numel() else b"")
+    return digest.hexdigest()

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..backends import BACKENDS
 from ..constants import TARGET_FS
 from ..embedding import embed
 from ..errors import RecordingError
@@ -118,6 +119,7 @@ def _embed_part(
         stride_seconds=options["stride_seconds"],
         tail=options["tail"],
         precision=options["precision"],
+        backend=options.get("backend", "auto"),
     )
     if read.get("windows"):
         if options["quality"] == "drop":
@@ -334,6 +336,7 @@ def embed_archive(
     precision: str = "fp32",
     stride_seconds: float | None = None,
     tail: str = "drop",
+    backend: str = "auto",
     progress: bool = True,
 ) -> ArchiveRun:
     """Embed every record (and lead) of an archive into a partitioned table; rerun to resume.
@@ -359,13 +362,14 @@ def embed_archive(
         precision: ``"fp32"`` or ``"bf16"``.
         stride_seconds: distance between window starts, as in :func:`clef_sdk.embed`.
         tail: a record's end shorter than 10 s, as in :func:`clef_sdk.embed`.
+        backend: what runs the network, as in :func:`clef_sdk.embed` (recorded in the plan).
         progress: show a progress bar (records/s, ETA).
 
     Returns:
         An :class:`ArchiveRun`; read the table with :func:`clef_sdk.read_embeddings`.
     """
     started = time.perf_counter()
-    options = job_options(pooling, per_window, quality, dtype, format, precision, stride_seconds, tail)
+    options = job_options(pooling, per_window, quality, dtype, format, precision, stride_seconds, tail, backend)
     src, out, plan, encoder = prepare_job(source, output, model, leads, options, shard_size)
 
     env_rank, env_world, _ = rank_from_environment()
@@ -386,6 +390,7 @@ def job_options(
     precision: str,
     stride_seconds: float | None,
     tail: str,
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """The options that change a part's bytes, checked (they go into the job plan)."""
     check_choice(pooling, ("mean", "max"), "pooling")
@@ -393,6 +398,7 @@ def job_options(
     check_choice(dtype, ("float32", "float16"), "dtype")
     check_choice(format, FORMATS, "format")
     check_choice(precision, ("fp32", "bf16"), "precision")
+    check_choice(backend, BACKENDS, "backend")
     if format == "parquet":
         from .._optional import require
 
@@ -406,6 +412,7 @@ def job_options(
         "precision": precision,
         "stride_seconds": stride_seconds,
         "tail": tail,
+        "backend": backend,
     }
 
 

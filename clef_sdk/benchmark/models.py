@@ -8,32 +8,19 @@ from; embeddings are cached by it), plus the file's SHA-256 or the Hub commit wh
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..files import sha256_file
 from ..loading import load
-from ..models import ClefEncoder, build
+from ..models import ClefEncoder, build, weights_digest
 
 __all__ = ["RANDOM_INIT", "BenchmarkModel", "resolve_model", "weights_digest"]
 
 #: prefix of the random-init baseline's model spec: ``"random-init:small"``
 RANDOM_INIT = "random-init:"
-
-
-def weights_digest(encoder: torch.nn.Module) -> str:
-    """SHA-256 over the encoder's state dict (names, dtypes, shapes and values, in name order)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(encoder.state_dict().items()):
-        values = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{values.dtype}:{tuple(values.shape)};".encode())
-        digest.update(values.view(torch.uint8).numpy().tobytes() if values.numel() else b"")
-    return digest.hexdigest()
 
 
 @dataclass

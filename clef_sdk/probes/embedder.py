@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ..backends import BACKENDS, Backend
 from ..constants import WINDOW_SECONDS
 from ..embedding import embed
 from ..inputs import as_recordings, check_batch_size, check_choice, check_fs, recording_collection
@@ -43,6 +44,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         precision: ``"fp32"`` (default) or ``"bf16"`` autocast, as in :func:`clef_sdk.embed`.
         quality: ``None`` (default) or ``"drop"``: pool only the windows :func:`clef_sdk.signal_quality` rates
             usable (a recording with none gives a NaN row and a warning).
+        backend: ``"auto"``, ``"torch"`` or ``"onnxruntime"``, as in :func:`clef_sdk.embed`.
 
     ``X`` is a 2-D array ``(n_records, n_samples)`` of equal-length recordings or a list of 1-D recordings
     (any lengths of at least 10 s). NaN gaps are interpolated as in pretraining.
@@ -57,6 +59,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         device: str | None = None,
         precision: Precision = "fp32",
         quality: Literal["drop"] | None = None,
+        backend: Backend = "auto",
     ):
         self.model = model
         self.fs = fs
@@ -65,6 +68,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.quality = quality
+        self.backend = backend
 
     # -- validation -------------------------------------------------------------------------------------
 
@@ -73,6 +77,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         # width, so an estimator cannot offer them; clef.embed does.
         check_choice(self.quality, (None, "drop"), "ClefEmbedder quality")
         check_choice(self.pooling, ("mean", "max"), "ClefEmbedder pooling")
+        check_choice(self.backend, BACKENDS, "ClefEmbedder backend")
         try:
             check_batch_size(self.batch_size)
         except ValueError as exc:
@@ -123,6 +128,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
             progress=None,
             precision=self.precision,
             quality=self.quality,
+            backend=self.backend,
         )
         assert isinstance(embeddings, np.ndarray)  # pooled: one row per recording
         return embeddings

@@ -66,6 +66,7 @@ def test_kill_9_then_resume_gives_the_bytes_of_an_uninterrupted_run(
     assert parts_digest(output) == parts_digest(uninterrupted)
 
 
+@pytest.mark.xdist_group("distributed")  # with --dist loadgroup: one process group at a time
 def test_two_torchrun_ranks_give_the_same_union(
     uninterrupted: Path, archive: Path, small_safetensors: Path, tmp_path: Path
 ) -> None:

@@ -99,6 +99,7 @@ def test_finetune_command_errors(labelled, checkpoint: Path, tmp_path: Path) -> 
     assert no_split.returncode != 0 and "no row has split value '7'" in no_split.stderr
 
 
+@pytest.mark.xdist_group("distributed")  # with --dist loadgroup: one process group at a time
 def test_two_ddp_processes_equal_one_process_with_the_whole_batch(labelled, checkpoint: Path, tmp_path: Path) -> None:
     """`--devices 2` (DDP over gloo, 2 x 3 recordings per step) against `--devices 1` (6 per step): the same
     crops and the same averaged gradients, so the same weights up to float32 sums, and the same validation

@@ -155,6 +155,7 @@ def test_gather_is_identity_in_one_process() -> None:
     assert gather_across_processes(z, None)[0] is z
 
 
+@pytest.mark.xdist_group("distributed")  # with --dist loadgroup: one process group at a time
 def test_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path: Path) -> None:
     """k=2 processes with batch b=4 each: the same loss, and after DDP-style averaging the same gradient, as one
     process with batch 8 (the negatives of both processes enter every row)."""

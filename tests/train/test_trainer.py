@@ -140,6 +140,7 @@ def _launch(processes: list[tuple[list[str], dict[str, str]]]) -> str:
     return "\n".join(errors)
 
 
+@pytest.mark.xdist_group("distributed")  # with --dist loadgroup: one process group at a time
 def test_two_ddp_processes_equal_one_process_with_the_whole_batch(ludb_store: Path, tmp_path: Path) -> None:
     """`clef train fit --devices 2` (DDP over gloo, 2 x 4 subjects) against `--devices 1` (8 subjects): the same
     batches, views, gathered negatives and averaged gradients, so the same weights up to float32 sums. The same

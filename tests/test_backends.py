@@ -1,0 +1,115 @@
+"""``backend="onnxruntime"``: the same weights in an ONNX Runtime session, cached, agreeing with torch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import clef_sdk as clef
+from clef_sdk.backends import cached_onnx_files, resolve_backend
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CLEF_SDK_HOME", str(tmp_path / "clef-home"))
+    return tmp_path / "clef-home"
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_onnxruntime_agrees_with_torch_per_window(home: Path, small_encoder, mitdb_record: np.ndarray) -> None:
+    signal = mitdb_record[: 360 * 120].astype(np.float64)  # 2 min of MIT-BIH 100 at 360 Hz: 12 windows
+    torch_windows = clef.embed(signal, fs=360, model=small_encoder, pooling=None, backend="torch")
+    onnx_windows = clef.embed(signal, fs=360, model=small_encoder, pooling=None, backend="onnxruntime")
+    assert onnx_windows.shape == torch_windows.shape == (12, 256)
+    # measured: cosine 1 - 6e-8 at worst, max abs difference 3.6e-7 on these windows
+    assert cosines(onnx_windows, torch_windows).min() >= 0.99999
+    np.testing.assert_allclose(onnx_windows, torch_windows, rtol=0, atol=1e-4)
+    assert len(cached_onnx_files()) == 1 and cached_onnx_files()[0].parent == home / "onnx"
+
+
+def test_a_recording_does_not_depend_on_its_batch(home: Path, small_encoder, mitdb_record: np.ndarray) -> None:
+    first = mitdb_record[: 360 * 60].astype(np.float64)
+    others = [mitdb_record[360 * 60 * k : 360 * 60 * (k + 1)].astype(np.float64) for k in (1, 2, 3)]
+    alone = clef.embed(first, fs=360, model=small_encoder, backend="onnxruntime", batch_size=4)
+    together = clef.embed([first, *others], fs=360, model=small_encoder, backend="onnxruntime", batch_size=4)[0]
+    # its windows fall in other batches beside other recordings' windows: equal to float32 round-off (measured 0)
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
+
+
+def test_the_session_file_is_reused_and_rebuilt_when_the_weights_change(home: Path, small_encoder) -> None:
+    encoder = clef.build("small", seed=3).eval()
+    x = np.sin(np.arange(5000) / 40.0)
+    before = clef.embed(x, fs=500, model=encoder, backend="onnxruntime")
+    (path,) = cached_onnx_files()
+    stamp = path.stat().st_mtime_ns
+    clef.embed(x, fs=500, model=clef.build("small", seed=3).eval(), backend="onnxruntime")  # same weights
+    assert cached_onnx_files() == [path] and path.stat().st_mtime_ns == stamp
+    with torch.no_grad():
+        encoder.first_conv.conv.weight.mul_(2.0)  # in place, as an optimiser step would
+    after = clef.embed(x, fs=500, model=encoder, backend="onnxruntime")
+    assert len(cached_onnx_files()) == 2 and not np.allclose(before, after)
+    np.testing.assert_allclose(after, clef.embed(x, fs=500, model=encoder, backend="torch"), rtol=0, atol=1e-4)
+
+
+def test_two_processes_export_the_file_once(home: Path, tmp_path: Path) -> None:
+    code = (
+        "import numpy as np, clef_sdk as clef\n"
+        "e = clef.build('small', seed=5).eval()\n"
+        "print(clef.embed(np.sin(np.arange(5000) / 40.0), fs=500, model=e, backend='onnxruntime')[:3])\n"
+    )
+    env = {**os.environ, "CLEF_SDK_HOME": str(home)}
+    processes = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert all(p.returncode == 0 for p in processes), [err for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0]
+    assert len(cached_onnx_files()) == 1 and not list((home / "onnx").glob("*.tmp"))
+
+
+def test_backend_choices_and_refusals(small_encoder) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_backend("torch", small_encoder, cpu, "fp32", False) == "torch"
+    assert resolve_backend("auto", small_encoder, cuda, "fp32", False) == "torch"
+    assert resolve_backend("auto", small_encoder, cpu, "bf16", False) == "torch"
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        resolve_backend("onnxruntime", small_encoder, cuda, "fp32", False)
+    with pytest.raises(ValueError, match="fp32 only"):
+        clef.embed(
+            np.zeros(5000) + np.sin(np.arange(5000)),
+            fs=500,
+            model=small_encoder,
+            backend="onnxruntime",
+            precision="bf16",
+        )
+    with pytest.raises(ValueError, match="compile=True"):
+        resolve_backend("onnxruntime", small_encoder, cpu, "fp32", True)
+    with pytest.raises(ValueError, match="backend"):
+        clef.embed(np.sin(np.arange(5000)), fs=500, model=small_encoder, backend="tensorrt")  # type: ignore[arg-type]
+
+
+def test_the_embedder_and_the_command_line_take_a_backend(home: Path, small_safetensors: Path, tmp_path: Path) -> None:
+    x = np.sin(np.arange(2 * 5000) / 40.0).reshape(2, 5000)
+    embedder = clef.ClefEmbedder(model=str(small_safetensors), fs=500, backend="onnxruntime")
+    np.testing.assert_allclose(
+        embedder.fit_transform(x), clef.ClefEmbedder(model=str(small_safetensors), fs=500, backend="torch").fit_transform(x),
+        rtol=0, atol=1e-4,
+    )  # fmt: skip
+    np.save(tmp_path / "x.npy", x[0])
+    done = subprocess.run(
+        [sys.executable, "-m", "clef_sdk", "embed", str(tmp_path / "x.npy"), "--fs", "500", "--model", str(small_safetensors),
+         "--backend", "onnxruntime", "-o", str(tmp_path / "e.npy")], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "CLEF_SDK_HOME": str(home)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), embedder.transform(x[:1])[0], rtol=0, atol=1e-6)
