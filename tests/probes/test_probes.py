@@ -69,6 +69,7 @@ def test_embedder_estimator_protocol(windows, model, embeddings):
         "device": "cpu",
         "precision": "fp32",
         "quality": None,
+        "backend": "auto",
     }
     twin = clone(embedder)
     assert twin is not embedder and twin.get_params() == embedder.get_params()
