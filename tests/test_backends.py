@@ -18,8 +18,20 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the tests that use the same encoder: its network is exported once."""
+    return tmp_path_factory.mktemp("clef-home")
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(shared_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CLEF_SDK_HOME", str(shared_home))
+    return shared_home
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CLEF_SDK_HOME", str(tmp_path / "clef-home"))
     return tmp_path / "clef-home"
 
@@ -36,7 +48,7 @@ def test_onnxruntime_agrees_with_torch_per_window(home: Path, small_encoder, mit
     # measured: cosine 1 - 6e-8 at worst, max abs difference 3.6e-7 on these windows
     assert cosines(onnx_windows, torch_windows).min() >= 0.99999
     np.testing.assert_allclose(onnx_windows, torch_windows, rtol=0, atol=1e-5)
-    assert len(cached_onnx_files()) == 1 and cached_onnx_files()[0].parent == home / "onnx"
+    assert len(cached_onnx_files()) == 1 and cached_onnx_files()[0].parent == home / "onnx"  # one weights, one file
 
 
 def test_a_recording_does_not_depend_on_its_batch(home: Path, small_encoder, mitdb_record: np.ndarray) -> None:
@@ -48,7 +60,7 @@ def test_a_recording_does_not_depend_on_its_batch(home: Path, small_encoder, mit
     np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
 
 
-def test_the_session_file_is_reused_and_rebuilt_when_the_weights_change(home: Path, small_encoder) -> None:
+def test_the_session_file_is_reused_and_rebuilt_when_the_weights_change(fresh_home: Path) -> None:
     encoder = clef.build("small", seed=3).eval()
     x = np.sin(np.arange(5000) / 40.0)
     before = clef.embed(x, fs=500, model=encoder, backend="onnxruntime")
@@ -63,18 +75,18 @@ def test_the_session_file_is_reused_and_rebuilt_when_the_weights_change(home: Pa
     np.testing.assert_allclose(after, clef.embed(x, fs=500, model=encoder, backend="torch"), rtol=0, atol=1e-4)
 
 
-def test_two_processes_export_the_file_once(home: Path, tmp_path: Path) -> None:
+def test_two_processes_export_the_file_once(fresh_home: Path, tmp_path: Path) -> None:
     code = (
         "import numpy as np, clef_sdk as clef\n"
         "e = clef.build('small', seed=5).eval()\n"
         "print(clef.embed(np.sin(np.arange(5000) / 40.0), fs=500, model=e, backend='onnxruntime')[:3])\n"
     )
-    env = {**os.environ, "CLEF_SDK_HOME": str(home)}
+    env = {**os.environ, "CLEF_SDK_HOME": str(fresh_home)}
     processes = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
     outputs = [p.communicate(timeout=300) for p in processes]
     assert all(p.returncode == 0 for p in processes), [err for _, err in outputs]
     assert outputs[0][0] == outputs[1][0]
-    assert len(cached_onnx_files()) == 1 and not list((home / "onnx").glob("*.tmp"))
+    assert len(cached_onnx_files()) == 1 and not list((fresh_home / "onnx").glob("*.tmp"))
 
 
 def test_backend_choices_and_refusals(small_encoder) -> None:
