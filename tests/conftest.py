@@ -20,6 +20,12 @@ import clef_sdk as clef
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "CLEF_SDK_SHARED"
 
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    # Under -n auto the workers already fill the cores: each gets one thread (and so do the processes it starts),
+    # as two-thread OpenMP pools on shared cores spin against each other (the performance guide's measurements).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 #: the fixtures that read ../shared; a test using any of them (directly or through another fixture) is marked
 #: ``shared``, so a bare clone's check (``-m shared`` without the folder) can confirm that each of them skips
