@@ -22,11 +22,11 @@ import pandas as pd
 
 from .._version import __version__
 from ..backends import BACKENDS
-from ..constants import TARGET_FS
+from ..constants import TARGET_FS, WINDOW_SECONDS
 from ..embedding import embed
 from ..errors import RecordingError
 from ..files import atomic_write_text
-from ..inputs import check_choice
+from ..inputs import check_choice, check_fs
 from ..io import STANDARD_LEADS, parse_leads
 from ..models import ClefEncoder
 from ..windows import plan_windows
@@ -54,10 +54,8 @@ class ArchiveRun:
     seconds: float
 
 
-def _checked(signal: np.ndarray, fs: float, options: dict[str, Any]) -> str | None:
-    """Why a lead cannot be embedded (too short, no finite sample, rate out of range), or None."""
-    from ..inputs import check_fs
-
+def _window_starts(signal: np.ndarray, fs: float, options: dict[str, Any]) -> np.ndarray | str:
+    """Where the lead's windows start (s), or why it cannot be embedded (too short, no finite sample, bad rate)."""
     try:
         check_fs(fs)
     except ValueError as exc:
@@ -67,17 +65,18 @@ def _checked(signal: np.ndarray, fs: float, options: dict[str, Any]) -> str | No
     if np.isinf(signal).any():
         return "infinite values"
     try:
-        plan_windows(signal.shape[0], fs, stride_seconds=options["stride_seconds"], tail=options["tail"])
+        plan = plan_windows(signal.shape[0], fs, stride_seconds=options["stride_seconds"], tail=options["tail"])
     except ValueError:
         return f"too short: {signal.shape[0] / fs:.1f} s (a 10 s window is needed; tail='pad' embeds 1-10 s)"
-    return None
+    return plan.starts / TARGET_FS
 
 
 def _read_part(source: Source, records: Sequence[str], leads: Sequence[str], options: dict[str, Any]) -> dict[str, Any]:
-    """Read and check one part's records (runs in a reader process): signals, rates, and what is skipped."""
-    items: list[tuple[str, str, np.ndarray, float]] = []
-    windows: list[tuple[str, str, np.ndarray, float]] = []  # preprocessed windows (a store)
+    """Read and check one part's records (runs in a reader process). ``items``: ``(record, lead, data, fs,
+    window starts in s)``, where data is a raw lead, or, with ``preprocessed``, a store's windows."""
+    items: list[tuple[str, str, np.ndarray, float, np.ndarray]] = []
     skipped: list[dict[str, str]] = []
+    preprocessed = False
     for record in records:
         try:
             read = source.read(record, leads)
@@ -87,95 +86,78 @@ def _read_part(source: Source, records: Sequence[str], leads: Sequence[str], opt
         for lead, reason in read.missing.items():
             skipped.append({"record": record, "lead": lead, "reason": reason})
         for lead in sorted(read.signals):
-            problem = _checked(read.signals[lead], read.fs, options)
-            if problem:
-                skipped.append({"record": record, "lead": lead, "reason": problem})
+            starts = _window_starts(read.signals[lead], read.fs, options)
+            if isinstance(starts, str):
+                skipped.append({"record": record, "lead": lead, "reason": starts})
             else:
-                items.append((record, lead, read.signals[lead], read.fs))
+                items.append((record, lead, read.signals[lead], read.fs, starts))
         for lead in sorted(read.windows):
-            windows.append((record, lead, read.windows[lead], float(TARGET_FS)))
-    return {"items": items, "windows": windows, "skipped": skipped}
+            stored = read.windows[lead]
+            items.append((record, lead, stored, float(TARGET_FS), WINDOW_SECONDS * np.arange(len(stored))))
+            preprocessed = True
+    return {"items": items, "preprocessed": preprocessed, "skipped": skipped}
 
 
 def _embed_part(
     read: dict[str, Any], encoder: ClefEncoder, options: dict[str, Any], device: str | None, batch_size: int | None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    items = read["items"] or read.get("windows", [])
+    items = read["items"]
     dim = encoder.embed_dim
     dtype = np.float16 if options["dtype"] == "float16" else np.float32
-    columns: dict[str, list[Any]] = {"record": [], "lead": [], "n_windows": [], "n_used": [], "fs": []}
-    if options["per_window"]:
-        columns.update(window=[], start_s=[], usable=[])
+    per_window = options["per_window"]
+    names = ["record", "lead", "n_windows", "n_used", "fs"] + (["window", "start_s", "usable"] if per_window else [])
     if not items:
-        return pd.DataFrame(columns), np.empty((0, dim), dtype=dtype)
+        return pd.DataFrame({name: [] for name in names}), np.empty((0, dim), dtype=dtype)
     signals = [item[2] for item in items]
-    rates = [item[3] for item in items]
-    kwargs = dict(
-        model=encoder,
-        pooling=None,
-        batch_size=batch_size,
-        device=device,
-        progress=False,
-        stride_seconds=options["stride_seconds"],
-        tail=options["tail"],
-        precision=options["precision"],
-        backend=options.get("backend", "auto"),
-    )
-    if read.get("windows"):
+    if read["preprocessed"]:
         if options["quality"] == "drop":
             raise ValueError("quality='drop' needs the raw signal; a store holds band-passed windows only")
         windows: Any = _embed_windows(signals, encoder, options["precision"], batch_size)
         usable = [np.ones(len(w), dtype=bool) for w in windows]
-    elif options["quality"] == "drop":
-        windows, qualities = embed(signals, fs=rates, quality="return", **kwargs)
-        usable = [np.asarray(q.usable) for q in qualities]  # type: ignore[union-attr]
     else:
-        windows = embed(signals, fs=rates, **kwargs)
-        usable = [np.ones(len(w), dtype=bool) for w in windows]
-    rows: list[np.ndarray] = []
-    for (record, lead, _, fs), per_window, keep in zip(items, windows, usable):
-        n_windows, n_used = len(per_window), int(keep.sum())
-        if options["per_window"]:
-            stride = options["stride_seconds"] or 10.0
-            for index, row in enumerate(per_window):
-                for name, value in (
-                    ("record", record),
-                    ("lead", lead),
-                    ("n_windows", n_windows),
-                    ("n_used", n_used),
-                    ("fs", fs),
-                    ("window", index),
-                    ("start_s", index * stride),
-                    ("usable", bool(keep[index])),
-                ):
-                    columns[name].append(value)
-                rows.append(row)
-            continue
-        chosen = per_window[keep]
-        if options["pooling"] == "mean":
-            pooled = chosen.astype(np.float64).sum(axis=0) / max(n_used, 1)
+        result: Any = embed(
+            signals,
+            fs=[item[3] for item in items],
+            model=encoder,
+            pooling=None,
+            batch_size=batch_size,
+            device=device,
+            progress=False,
+            stride_seconds=options["stride_seconds"],
+            tail=options["tail"],
+            precision=options["precision"],
+            backend=options.get("backend", "auto"),
+            quality="return" if options["quality"] == "drop" else None,
+        )
+        if options["quality"] == "drop":
+            windows, qualities = result
+            usable = [np.asarray(q.usable) for q in qualities]
         else:
-            pooled = chosen.max(axis=0) if n_used else np.zeros(dim)
-        if not n_used:
-            pooled = np.full(dim, np.nan)
-        for name, value in (
-            ("record", record),
-            ("lead", lead),
-            ("n_windows", n_windows),
-            ("n_used", n_used),
-            ("fs", fs),
-        ):
-            columns[name].append(value)
-        rows.append(pooled.astype(np.float32))
-    ids = pd.DataFrame(columns)
-    ids = ids.astype({"n_windows": np.int32, "n_used": np.int32, "fs": np.float64})
-    if options["per_window"]:
-        ids = ids.astype({"window": np.int32, "start_s": np.float64})
-    values = np.stack(rows).astype(dtype)
+            windows = result
+            usable = [np.ones(len(w), dtype=bool) for w in windows]
+    rows: list[dict[str, Any]] = []
+    vectors: list[np.ndarray] = []
+    for (record, lead, _, fs, starts), outputs, keep in zip(items, windows, usable):
+        ids = {"record": record, "lead": lead, "n_windows": len(outputs), "n_used": int(keep.sum()), "fs": fs}
+        if per_window:
+            rows.extend(
+                {**ids, "window": k, "start_s": starts[k], "usable": bool(keep[k])} for k in range(len(outputs))
+            )
+            vectors.extend(outputs)
+        elif not keep.any():
+            rows.append(ids)
+            vectors.append(np.full(dim, np.nan, dtype=np.float32))
+        else:
+            chosen = outputs[keep]
+            pooled = chosen.astype(np.float64).mean(axis=0) if options["pooling"] == "mean" else chosen.max(axis=0)
+            rows.append(ids)
+            vectors.append(pooled.astype(np.float32))
+    types = {"n_windows": np.int32, "n_used": np.int32, "fs": np.float64}
+    table = pd.DataFrame(rows, columns=names).astype({**types, **({"window": np.int32} if per_window else {})})
     order = np.lexsort(
-        tuple(ids[c].to_numpy() for c in reversed(["record", "lead"] + (["window"] if options["per_window"] else [])))
+        tuple(table[c].to_numpy() for c in reversed(["record", "lead"] + (["window"] if per_window else [])))
     )
-    return ids.iloc[order].reset_index(drop=True), values[order]
+    return table.iloc[order].reset_index(drop=True), np.stack(vectors).astype(dtype)[order]
 
 
 def _embed_windows(

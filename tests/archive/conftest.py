@@ -6,12 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+from archive_helpers import GOOD
 
 import clef_sdk as clef
-
-GOOD = ("1", "2", "3", "4", "5", "6", "7", "8")
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +37,3 @@ def archive(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def encoder(small_safetensors: Path) -> clef.ClefEncoder:
     """The model of the archive tests: the conformance checkpoint (CLEF-small) as a weights file."""
     return clef.load(small_safetensors, device="cpu")
-
-
-def reference(path: Path, lead: str, model: clef.ClefEncoder) -> np.ndarray:
-    """``clef.embed`` of one lead of one record, as a user would call it."""
-    return clef.embed(clef.WfdbSignal(path, lead), model=model)

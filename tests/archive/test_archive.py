@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GOOD, reference
+from archive_helpers import GOOD, reference
 
 import clef_sdk as clef
 from clef_sdk.archive import rank_from_environment

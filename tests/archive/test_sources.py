@@ -70,3 +70,15 @@ def test_a_dataset_is_a_source(data_dir: Path, small_safetensors: Path, tmp_path
         bad = tmp_path / "bad.csv"
         bad.write_text("id,file\n1,a.npy\n")
         open_source(bad)
+
+
+def test_window_starts_follow_the_stride_and_the_tail(manifest: Path, small_safetensors: Path, tmp_path: Path) -> None:
+    """60 s at a 7 s stride with tail='last': windows at 0, 7, ..., 49 s and one aligned with the end, at 50 s."""
+    run = clef.embed_archive(manifest, tmp_path / "w", model=small_safetensors, leads=["II"], per_window=True,
+                             stride_seconds=7.0, tail="last", progress=False)  # fmt: skip
+    table, values = clef.read_embeddings(run.output)
+    rows = (table["record"] == "mitdb-100").to_numpy()
+    assert table.loc[rows, "start_s"].tolist() == [0.0, 7.0, 14.0, 21.0, 28.0, 35.0, 42.0, 49.0, 50.0]
+    expected = clef.embed(np.load(manifest.parent / "a.npy"), fs=360, model=clef.load(small_safetensors, device="cpu"),
+                          pooling=None, stride_seconds=7.0, tail="last")  # fmt: skip
+    np.testing.assert_allclose(values[rows], expected, rtol=0, atol=ATOL)
