@@ -85,9 +85,16 @@ def read_part(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """One part's id columns (pandas) and embeddings ``(n_rows, dim)``, from Parquet or npy + index."""
     path = Path(path)
     if path.suffix == ".npy":
-        types = {"record": str, "lead": str, "n_windows": np.int32, "n_used": np.int32, "fs": np.float64}
+        types = {
+            "record": str,
+            "lead": str,
+            "n_windows": np.int32,
+            "n_used": np.int32,
+            "fs": np.float64,
+            "window": np.int32,
+        }
         index = Path(str(path)[: -len(".npy")] + ".index.csv")
-        ids = pd.read_csv(index, dtype={**types, "window": np.int32}, keep_default_na=False)
+        ids = pd.read_csv(index, dtype=types, keep_default_na=False)
         return ids, np.load(path, mmap_mode="r")
     pq = require("pyarrow.parquet", "reading Parquet parts")
     table = pq.read_table(path)

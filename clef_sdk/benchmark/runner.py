@@ -176,15 +176,15 @@ def run_benchmark(
     if not models or not tasks:
         raise ValueError("pass at least one model and one task")
     task_ids = [parse_task(spec) for spec in tasks]
-    missing = sorted({name for name, _ in task_ids} - {k.lower() for k in roots})
+    folders = {name.lower(): folder for name, folder in roots.items()}
+    missing = sorted({name for name, _ in task_ids} - set(folders))
     if missing:
         raise ValueError(f"no root folder for {', '.join(missing)}: pass roots={{'{missing[0]}': '/path/to/it'}}")
     chosen = [resolve_protocol(p, seed) for p in protocols]
     out = Path(output)
     rates = {k.lower(): float(v) for k, v in (fs or {}).items()}
     datasets = {
-        name: open_dataset(name, {k.lower(): v for k, v in roots.items()}[name], fs=rates.get(name))
-        for name in dict.fromkeys(n for n, _ in task_ids)
+        name: open_dataset(name, folders[name], fs=rates.get(name)) for name in dict.fromkeys(n for n, _ in task_ids)
     }
     benchmark_models = _models(models, random_baseline, seed)
     splits = {(d, t): task_splits(datasets[d], t, lead) for d, t in task_ids}

@@ -22,7 +22,7 @@ so keeping it would put one patient on both sides.
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -69,9 +69,9 @@ class MITBIH(Dataset):
     split_kind = "official"
     rates = (FS,)
 
-    @property
+    @cached_property
     def layout(self) -> str:
-        """``"wfdb"`` (PhysioNet's) or ``"npz"`` (tpcp's), from the files under ``root``."""
+        """``"wfdb"`` (PhysioNet's) or ``"npz"`` (tpcp's), from the files under ``root`` (looked up once)."""
         if any(self.root.glob("*.atr")):
             return "wfdb"
         if any(self.root.glob("*_pvc.csv")):

@@ -89,9 +89,8 @@ def test_metrics_equal_an_independent_computation_from_the_cached_embeddings(ben
     rows = bench["results"].rows
     model_key = json.loads((bench["output"] / "results.json").read_text())["protocol"]["models"]
     key = str(model_key["clef_small_lightning.ckpt"]["weights_sha256"])[:16]
-    cached = EmbeddingCache.__new__(EmbeddingCache)
-    cached.folder = bench["output"] / "embeddings" / key / "ludb-I-500"
-    embeddings = cached.load()
+    folder = bench["output"] / "embeddings" / key / "ludb-I-500"
+    embeddings = EmbeddingCache(folder, json.loads((folder / "manifest.json").read_text())).load()
     for task, metric in (("af", "auroc"), ("age", "mae")):
         X, y, _, split = dataset.task(task)
         E = np.stack([embeddings[i] for i in y.index])
