@@ -29,13 +29,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from http_ranges import requested_range
+
 __all__ = ["FakeHub", "LoggedRequest"]
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<filename>.+)$")
 _ZENODO_PAGE = re.compile(r"^/records/(?P<record>\d+)/files/(?P<filename>[^/]+)$")
 _ZENODO_CONTENT = re.compile(r"^/api/records/(?P<record>\d+)/files/(?P<filename>[^/]+)/content$")
 _CDN = re.compile(r"^/lfs/(?P<sha>[0-9a-f]{64})$")
-_RANGE = re.compile(r"^bytes=(?P<first>\d+)-(?P<last>\d*)$")
 _CHUNK = 64 * 1024
 
 
@@ -138,18 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
         if key in hub.tamper:
             data = _tampered(data)
         size = len(data)
-        first, last, status = 0, size - 1, 200
-        wanted = self.headers.get("Range")
-        if wanted and (match := _RANGE.match(wanted.strip())):
-            first = int(match["first"])
-            last = min(int(match["last"]), size - 1) if match["last"] else size - 1
-            if first >= size or first > last:
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return None
-            status = 206
+        answer = requested_range(self, size)
+        if answer is None:  # past the end: its 416 is sent
+            return None
+        first, last, status = answer
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Disposition", f'attachment; filename="{filename}"')

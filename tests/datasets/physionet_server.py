@@ -22,7 +22,6 @@ of just those records, so the result is both a PhysioNet project and a small LUD
 from __future__ import annotations
 
 import hashlib
-import re
 import socket
 import threading
 from collections.abc import Mapping, Sequence
@@ -32,10 +31,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from http_ranges import requested_range
+
 __all__ = ["LoggedRequest", "PhysioNetServer", "ludb_files", "publish_project", "tampered"]
 
 _PREFIX = "/files/"
-_RANGE = re.compile(r"^bytes=(?P<first>\d+)-(?P<last>\d*)$")
 _CHUNK = 16 * 1024
 
 
@@ -129,18 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, path: str, data: bytes, head: bool) -> None:
         size = len(data)
-        first, last, status = 0, size - 1, 200
-        wanted = self.headers.get("Range")
-        if wanted and (match := _RANGE.match(wanted.strip())):
-            first = int(match["first"])
-            last = min(int(match["last"]), size - 1) if match["last"] else size - 1
-            if first >= size or first > last:
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            status = 206
+        answer = requested_range(self, size)
+        if answer is None:  # past the end: its 416 is sent
+            return
+        first, last, status = answer
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
