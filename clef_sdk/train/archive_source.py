@@ -26,11 +26,7 @@ class StoreSource:
 
     def __init__(self, store: str | os.PathLike[str]):
         self.store = PretrainingStore(store)
-        paths = self.store.table["path"].astype(str).to_numpy()
-        self._rows: dict[str, list[int]] = {}
-        for row, path in enumerate(paths):
-            self._rows.setdefault(path, []).append(row)
-        self.records = sorted(self._rows)
+        self.records = sorted(self.store.rows_by_record)
         self.default_leads = tuple(self.store.leads)
 
     def describe(self) -> dict[str, Any]:
@@ -38,7 +34,7 @@ class StoreSource:
         return {"kind": "pretraining store", "store_json_sha256": hashlib.sha256(info).hexdigest()}
 
     def read(self, record: str, leads: Sequence[str]) -> RecordLeads:
-        rows = np.asarray(self._rows[record])
+        rows = self.store.rows_by_record[record]
         windows: dict[str, np.ndarray] = {}
         missing: dict[str, str] = {}
         for lead in leads:

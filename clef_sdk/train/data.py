@@ -512,6 +512,14 @@ class PretrainingStore:
         return table
 
     @cached_property
+    def rows_by_record(self) -> dict[str, np.ndarray]:
+        """The store's window rows of each record (``records.csv`` ``path``), in store order."""
+        grouped: dict[str, list[int]] = {}
+        for row, path in enumerate(self.table["path"].astype(str)):
+            grouped.setdefault(path, []).append(row)
+        return {path: np.asarray(rows) for path, rows in grouped.items()}
+
+    @cached_property
     def risk(self) -> np.ndarray:
         return self.table["score2_risk"].to_numpy(dtype=np.float32)
 

@@ -132,16 +132,13 @@ class StoreRecordings:
         if wanted not in self.store.leads:
             raise ValueError(f"the store has no lead {lead!r}; its leads are {list(self.store.leads)}")
         self.lead = self.store.leads.index(wanted)
-        paths = self.store.table["path"].astype(str).to_numpy()
-        by_record: dict[str, list[int]] = {}
-        for row, path in enumerate(paths):
-            by_record.setdefault(path, []).append(row)
+        by_record = self.store.rows_by_record
         self.records = list(records)
         missing = [record for record in self.records if record not in by_record]
         if missing:
             raise ValueError(f"{len(missing)} record(s) are not in the store {self.store.path} (e.g. {missing[:5]})")
         available = self.store.available[:, self.lead]
-        self.rows = [np.asarray(by_record[record]) for record in self.records]
+        self.rows = [by_record[record] for record in self.records]
         lacking = [record for record, rows in zip(self.records, self.rows) if not available[rows].any()]
         if lacking:
             raise ValueError(f"{len(lacking)} record(s) lack lead {wanted} in the store (e.g. {lacking[:5]})")
