@@ -4,8 +4,9 @@
 (``pip install "clef-sdk[onnx]"``). The session's file is exported once per weights (:func:`clef_sdk.export_onnx`)
 and cached under ``CLEF_SDK_HOME/onnx/`` by the SHA-256 of the weights' values, the SDK version and the opset, so
 changed weights (a fine-tuned encoder) get a new file; the file is written atomically under a lock, so processes
-that start together export it once. A session is kept per encoder and reused across calls and threads (ONNX
-Runtime's ``run`` is thread-safe).
+that start together export it once. Sessions are kept per encoder and thread count (torch's count when called, so
+:mod:`clef_sdk.threads` governs both backends) and reused across calls and threads (ONNX Runtime's ``run`` is
+thread-safe).
 
 ``backend="auto"`` (the default) picks ONNX Runtime where it was measured faster (:data:`AUTO_ONNXRUNTIME`: on
 the CPU, in fp32, for the sizes listed, when onnxruntime is installed) and PyTorch everywhere else.
@@ -85,7 +86,7 @@ class OnnxRuntimeNetwork:
     """The encoder's network as an ONNX Runtime session: called on ``(batch, 1, 5000)`` float32 windows, it
     returns ``(batch, embed_dim)`` float32, as the torch module does."""
 
-    def __init__(self, encoder: ClefEncoder, num_threads: int | None = None):
+    def __init__(self, encoder: ClefEncoder):
         ort = require("onnxruntime", "backend='onnxruntime'")
         from .onnx_export import export_onnx
         from .weights.cache import clef_home
@@ -100,15 +101,26 @@ class OnnxRuntimeNetwork:
             with FileLock(str(self.path) + ".lock"):
                 if not self.path.is_file():  # another process may have written it while this one waited
                     export_onnx(encoder, self.path, opset=_OPSET)  # written atomically
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        self._ort = ort
+        self._sessions: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def session(self, num_threads: int) -> Any:
+        """The ONNX Runtime session running on ``num_threads`` intra-op threads (made on first use)."""
+        with self._lock:
+            if num_threads not in self._sessions:
+                options = self._ort.SessionOptions()
+                options.intra_op_num_threads = num_threads
+                options.inter_op_num_threads = 1
+                self._sessions[num_threads] = self._ort.InferenceSession(
+                    str(self.path), options, providers=["CPUExecutionProvider"]
+                )
+            return self._sessions[num_threads]
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        session = self.session(torch.get_num_threads())
         array = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+        return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: array})[0])
 
 
 _SESSIONS: weakref.WeakKeyDictionary[ClefEncoder, OnnxRuntimeNetwork] = weakref.WeakKeyDictionary()

@@ -104,6 +104,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         precision=args.precision,
         quality=args.quality,
         backend=args.backend,
+        num_threads=args.threads,
     )
     inputs = _input_files(args.input)
     if args.quality == "return":
@@ -525,6 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "torch", "onnxruntime"],
         default="auto",
         help="what runs the network: torch, onnxruntime (CPU, fp32; needs clef-sdk[onnx]) or auto (default)",
+    )
+    embed.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads of the network (default: the cores this process may use that others leave idle; "
+        "CLEF_SDK_NUM_THREADS or OMP_NUM_THREADS when set)",
     )
     embed.add_argument(
         "--quality",

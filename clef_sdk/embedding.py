@@ -40,6 +40,7 @@ from .loading import ModelSpec, get_encoder
 from .precision import Precision, autocast, check_precision
 from .preprocessing import preprocess_chunk
 from .resampling import Recording
+from .threads import check_num_threads, torch_threads
 from .torch_preprocessing import recording_windows_torch
 from .windows import WindowPlan, plan_windows, warn_about_windows
 
@@ -178,6 +179,7 @@ def embed(
     precision: Precision = ...,
     compile: bool = ...,
     backend: Backend = ...,
+    num_threads: int | None = ...,
     quality: Literal["drop"] | None = ...,
 ) -> EmbeddingOutput: ...
 
@@ -197,6 +199,7 @@ def embed(
     precision: Precision = ...,
     compile: bool = ...,
     backend: Backend = ...,
+    num_threads: int | None = ...,
     quality: Literal["return"],
 ) -> tuple[EmbeddingOutput, SignalQuality | list[SignalQuality]]: ...
 
@@ -215,6 +218,7 @@ def embed(
     precision: Precision = "fp32",
     compile: bool = False,
     backend: Backend = "auto",
+    num_threads: int | None = None,
     quality: QualityMode = None,
 ) -> EmbeddingOutput | tuple[EmbeddingOutput, SignalQuality | list[SignalQuality]]:
     """CLEF embeddings of single-lead ECG at any sampling rate and length.
@@ -245,6 +249,9 @@ def embed(
         backend: what runs the network: ``"torch"``, ``"onnxruntime"`` (CPU, fp32; ``pip install
             "clef-sdk[onnx]"``: the same weights exported once and cached, see :mod:`clef_sdk.backends`) or
             ``"auto"`` (ONNX Runtime where it measured faster, torch elsewhere).
+        num_threads: CPU threads of the network; ``None`` (default) takes ``CLEF_SDK_NUM_THREADS`` or
+            ``OMP_NUM_THREADS`` when set, else the cores this process may use that other processes leave idle,
+            re-checked once a second (see :mod:`clef_sdk.threads`). Pass a number for bit-identical reruns.
 
     Returns:
         float32 numpy: ``(embed_dim,)`` for one recording, ``(n_records, embed_dim)`` for several. With
@@ -259,6 +266,7 @@ def embed(
             "embeddings use quality='return' and keep the rows where result.usable is true"
         )
     batch_size = check_batch_size(batch_size)
+    num_threads = check_num_threads(num_threads)
     recordings, single = as_recordings(signal)
     rates = per_record_fs(fs, recordings)
     plans = [
@@ -306,10 +314,12 @@ def embed(
         # they take the cores torch needs next (measured on 2 cores: 290 -> 516 windows/s with one BLAS thread).
         with (
             threadpool_limits(limits=1, user_api="blas"),
+            torch_threads(num_threads) as threads,
             torch.inference_mode(),
             tqdm(total=int(counts.sum()), unit="window", desc=f"embedding ({encoder.name})", disable=not show) as bar,
         ):
             for windows, owners in _prefetched(batches) if on_accelerator else batches:
+                threads.update()
                 batch = windows.to(target, torch.float32, non_blocking=True).unsqueeze(1)
                 n = len(batch)
                 if compile and n < batch_size:  # one input shape: no recompilation for the last batch

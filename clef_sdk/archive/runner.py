@@ -168,6 +168,7 @@ def _embed_windows(
 
     from ..embedding import auto_batch_size
     from ..precision import autocast, check_precision
+    from ..threads import torch_threads
 
     device = encoder.device
     chosen = check_precision(precision, device)
@@ -177,8 +178,9 @@ def _embed_windows(
     was_training = encoder.training
     encoder.eval()
     try:
-        with torch.inference_mode():
+        with torch_threads() as threads, torch.inference_mode():
             for start in range(0, len(stacked), size):
+                threads.update()
                 batch = torch.from_numpy(stacked[start : start + size]).to(device).unsqueeze(1)
                 with autocast(chosen, device):
                     out[start : start + len(batch)] = encoder(batch).float().cpu().numpy()

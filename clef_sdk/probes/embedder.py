@@ -16,6 +16,7 @@ from ..inputs import as_recordings, check_batch_size, check_choice, check_fs, re
 from ..loading import ModelSpec, get_encoder
 from ..models import ARCHITECTURES, ClefEncoder
 from ..precision import Precision, check_precision
+from ..threads import check_num_threads
 from ..windows import plan_windows
 
 __all__ = ["EMBED_DIMS", "ClefEmbedder", "checked_embeddings", "looks_like_embeddings"]
@@ -45,6 +46,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         quality: ``None`` (default) or ``"drop"``: pool only the windows :func:`clef_sdk.signal_quality` rates
             usable (a recording with none gives a NaN row and a warning).
         backend: ``"auto"``, ``"torch"`` or ``"onnxruntime"``, as in :func:`clef_sdk.embed`.
+        num_threads: CPU threads of the network; ``None`` chooses from the free cores, as in :func:`clef_sdk.embed`.
 
     ``X`` is a 2-D array ``(n_records, n_samples)`` of equal-length recordings or a list of 1-D recordings
     (any lengths of at least 10 s). NaN gaps are interpolated as in pretraining.
@@ -60,6 +62,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         precision: Precision = "fp32",
         quality: Literal["drop"] | None = None,
         backend: Backend = "auto",
+        num_threads: int | None = None,
     ):
         self.model = model
         self.fs = fs
@@ -69,6 +72,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         self.precision = precision
         self.quality = quality
         self.backend = backend
+        self.num_threads = num_threads
 
     # -- validation -------------------------------------------------------------------------------------
 
@@ -80,6 +84,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         check_choice(self.backend, BACKENDS, "ClefEmbedder backend")
         try:
             check_batch_size(self.batch_size)
+            check_num_threads(self.num_threads)
         except ValueError as exc:
             raise ValueError(f"ClefEmbedder {exc}") from None
         if self.fs is None:
@@ -129,6 +134,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
             precision=self.precision,
             quality=self.quality,
             backend=self.backend,
+            num_threads=self.num_threads,
         )
         assert isinstance(embeddings, np.ndarray)  # pooled: one row per recording
         return embeddings
