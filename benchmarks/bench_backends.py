@@ -1,17 +1,21 @@
 """The network's windows/s by model size, backend, precision and batch size on this CPU, measured side by side.
 
 Every configuration runs on the same real preprocessed windows (MIT-BIH resampled to 500 Hz); within each repeat
-the configurations run one after another in a fixed interleaved order, and the table gives medians over repeats,
-with the ratio of ONNX Runtime to torch fp32 at the same batch. The cosine of each backend's embeddings to torch
-fp32 is reported too.
+the configurations (torch, each installed engine: ONNX Runtime, OpenVINO; fp32, and bf16 where the CPU has it
+natively) run one after another in a fixed interleaved order, and the table gives medians over repeats, with the
+ratio to torch fp32 at the same batch. Large runs on a quarter of the windows. The cosine of each backend's
+embeddings to torch fp32 is reported too.
 
     python benchmarks/bench_backends.py                          # small and medium, batches 1, 8, 16, 32, 64
+    python benchmarks/bench_backends.py --sizes large --batches 1,16,32 --repeats 3
     python benchmarks/bench_backends.py --sizes small --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import statistics
 import sys
 import time
@@ -24,13 +28,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import encoder_for, long_recording, machine, print_table, require_shared, row_cosines, write_json
 
 import clef_sdk as clef
-from clef_sdk.backends import network_forward
+from clef_sdk.backends import ENGINES, exported_network
 from clef_sdk.precision import autocast, check_precision
+
+#: large is ~4x medium's work: measured on this many times fewer windows
+LARGE_FACTOR = 4
 
 
 def windows_per_second(forward, windows: np.ndarray, batch: int, precision: str) -> float:
     device = torch.device("cpu")
     chosen = check_precision(precision, device)
+    with torch.inference_mode(), autocast(chosen, device):  # warm-up: the first call of a shape picks kernels
+        forward(torch.from_numpy(windows[:batch]).unsqueeze(1))
     started = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(windows), batch):
@@ -57,29 +66,42 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         bf16 = False  # emulated on this CPU: clef refuses it
     rows, results = [], {}
+    engines = [engine for engine in ENGINES if importlib.util.find_spec(engine) is not None]
     for size in args.sizes.split(","):
         encoder = encoder_for(size)[0].eval()
-        onnx = network_forward(encoder, "onnxruntime")  # exported once here (cached), not timed
-        configs = [("torch", "fp32"), ("onnxruntime", "fp32")] + ([("torch", "bf16")] if bf16 else [])
+        exported = {engine: exported_network(encoder, engine) for engine in engines}  # exported once, not timed
+        configs = [("torch", "fp32")] + [(engine, "fp32") for engine in engines]
+        if bf16:
+            configs += [("torch", "bf16")] + ([("openvino", "bf16")] if "openvino" in engines else [])
+        count = max(16, args.windows // LARGE_FACTOR) if size == "large" else args.windows
         times: dict[tuple[str, str, int], list[float]] = {}
         for _ in range(args.repeats):
             for batch in batches:
                 for backend, precision in configs:
-                    forward = encoder if backend == "torch" else onnx
-                    speed = windows_per_second(forward, windows, batch, precision)
+                    if backend == "torch":
+                        forward = encoder
+                    else:
+                        forward = functools.partial(exported[backend], precision=precision)
+                    speed = windows_per_second(forward, windows[:count], batch, precision)
                     times.setdefault((backend, precision, batch), []).append(speed)
         with torch.inference_mode():
             x = torch.from_numpy(windows[:64]).unsqueeze(1)
             reference = encoder(x).numpy()
-            cosine = float(np.min(row_cosines(onnx(x).numpy(), reference)))
+            for backend, precision in configs[1:]:
+                if backend == "torch":
+                    with autocast(precision, torch.device("cpu")):
+                        other = encoder(x).float().numpy()
+                else:
+                    other = exported[backend](x, precision=precision).numpy()
+                cosine = float(np.min(row_cosines(other, reference)))
+                results[f"{size}/{backend}/{precision}/min_cosine"] = cosine
+                print(f"{size}: {backend} {precision} vs torch fp32, min cosine over 64 windows {cosine:.8f}")
         for batch in batches:
             base = statistics.median(times[("torch", "fp32", batch)])
             for backend, precision in configs:
                 median = statistics.median(times[(backend, precision, batch)])
                 rows.append((size, backend, precision, batch, f"{median:.0f}", f"{median / base:.2f}"))
                 results[f"{size}/{backend}/{precision}/{batch}"] = median
-        results[f"{size}/onnxruntime_min_cosine"] = cosine
-        print(f"{size}: onnxruntime vs torch fp32, min cosine over 64 windows {cosine:.8f}")
     print(f"windows/s, {args.windows} real windows, median of {args.repeats} interleaved repeats; "
           f"{torch.get_num_threads()} torch threads")  # fmt: skip
     print_table(("size", "backend", "precision", "batch", "windows/s", "vs torch fp32"), rows)

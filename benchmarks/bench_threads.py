@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import encoder_for, long_recording, machine, print_table, require_shared, write_json
+from _common import encoder_for, long_recording, print_table, require_shared, write_json
 
 import clef_sdk as clef
 from clef_sdk.threads import available_cpus
@@ -32,9 +32,7 @@ NEIGHBOURS = {
     # one thread spinning on a core: an unrelated busy process
     "spin": "while True: pass",
     # two torch threads multiplying matrices: a training job beside the call
-    "torch": (
-        "import torch; torch.set_num_threads(2); a = torch.randn(512, 512)\nwhile True: a = (a @ a).tanh()"
-    ),
+    "torch": ("import torch; torch.set_num_threads(2); a = torch.randn(512, 512)\nwhile True: a = (a @ a).tanh()"),
 }
 
 

@@ -12,7 +12,8 @@ back (6 h) as often as needed. Each configuration runs in a fresh interpreter, s
   (``scipy.signal.resample``), ``filtfilt`` with the b/a Butterworth, z-score, the model in eager float32 on a
   batch of one;
 - ``clef fp32``: ``clef.embed(signal, 250, pooling=None)`` (streaming, batches of 32);
-- ``clef bf16``: the same with ``precision="bf16"`` (only on CPUs with native bf16, or GPUs).
+- ``clef bf16``: the same with ``precision="bf16"`` (only on CPUs with native bf16, or GPUs);
+- ``clef onnxruntime``: fp32 with ``backend="onnxruntime"`` (CPU, where onnxruntime is installed).
 
 ``extra RSS`` is the peak minus the resident memory just before embedding (interpreter, torch, weights and the
 input already loaded). The configurations run in turn ``--repeats`` times; times are medians and speed-ups the
@@ -23,6 +24,7 @@ median of the ratios of runs made side by side. Prints a table and writes
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -72,15 +74,18 @@ def child(mode: str, size: str, path: str, device: str, output: str) -> None:
     minute = np.asarray(signal[: 60 * FS])
     if mode == "naive":  # warm-up: first calls allocate and pick kernels
         naive_embed(encoder, minute, FS)
-    else:
-        clef.embed(minute, FS, model=encoder, progress=False, precision=mode.split()[-1], device=device)
+    options = {
+        "precision": "bf16" if mode == "clef bf16" else "fp32",
+        "backend": "onnxruntime" if mode == "clef onnxruntime" else "auto",
+    }
+    if mode != "naive":
+        clef.embed(minute, FS, model=encoder, progress=False, device=device, **options)
     before = current_rss_mib()
     if mode == "naive":
         seconds, embeddings = timed(naive_embed, encoder, signal, FS)
     else:
-        precision = mode.split()[-1]
         seconds, embeddings = timed(
-            clef.embed, signal, FS, model=encoder, pooling=None, precision=precision, progress=False, device=device
+            clef.embed, signal, FS, model=encoder, pooling=None, progress=False, device=device, **options
         )
     np.save(output, embeddings)
     print(
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     bf16 = cpu_has_native_bf16() if args.device == "cpu" else torch.cuda.is_bf16_supported()
     modes = (["naive"] if not args.no_naive else []) + ["clef fp32"] + (["clef bf16"] if bf16 else [])
+    if args.device == "cpu" and importlib.util.find_spec("onnxruntime") is not None:
+        modes.append("clef onnxruntime")
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         recording = Path(tmp) / "recording.npy"

@@ -14,6 +14,7 @@ EXTRAS = {
     "onnx": "onnx",
     "onnxscript": "onnx",
     "onnxruntime": "onnx",
+    "openvino": "openvino",
     "matplotlib": "examples",
     "captum": "explain",
     "pyarrow": "archive",

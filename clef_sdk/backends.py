@@ -1,22 +1,26 @@
-"""Inference backends of the network: PyTorch, or an ONNX Runtime session of the same weights on the CPU.
+"""Inference backends of the network: PyTorch, or the same weights exported to ONNX and run by ONNX Runtime or
+OpenVINO on the CPU.
 
-``clef.embed(..., backend="onnxruntime")`` keeps the numpy preprocessing and runs the network in ONNX Runtime
-(``pip install "clef-sdk[onnx]"``). The session's file is exported once per weights (:func:`clef_sdk.export_onnx`)
-and cached under ``CLEF_SDK_HOME/onnx/`` by the SHA-256 of the weights' values, the SDK version and the opset, so
-changed weights (a fine-tuned encoder) get a new file; the file is written atomically under a lock, so processes
-that start together export it once. Sessions are kept per encoder and thread count (torch's count when called, so
-:mod:`clef_sdk.threads` governs both backends) and reused across calls and threads (ONNX Runtime's ``run`` is
-thread-safe).
+``clef.embed(..., backend="onnxruntime")`` (``pip install "clef-sdk[onnx]"``) or ``backend="openvino"`` (``pip
+install "clef-sdk[openvino]"``) keeps the numpy preprocessing and runs the network in that engine. The ONNX file is
+exported once per weights (:func:`clef_sdk.export_onnx`) and cached under ``CLEF_SDK_HOME/onnx/`` by the SHA-256 of
+the weights' values, the SDK version and the opset, so changed weights (a fine-tuned encoder) get a new file; the
+file is written atomically under a lock, so processes that start together export it once. Each engine's compiled
+network is kept per encoder, thread count (torch's count when called, so :mod:`clef_sdk.threads` governs every
+backend) and precision, and reused across calls and threads.
 
-``backend="auto"`` (the default) picks ONNX Runtime where it was measured faster (:data:`AUTO_ONNXRUNTIME`: on
-the CPU, in fp32, for the sizes listed, when onnxruntime is installed) and PyTorch everywhere else.
+``backend="auto"`` (the default) takes, on the CPU in fp32, the first installed engine that
+:data:`AUTO_CPU_ENGINES` lists for the model's size (measured faster than torch there), and torch everywhere else.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,46 +33,51 @@ from .inputs import check_choice
 from .models import ClefEncoder, weights_digest
 
 __all__ = [
-    "AUTO_ONNXRUNTIME",
+    "AUTO_CPU_ENGINES",
     "BACKENDS",
+    "ENGINES",
     "Backend",
+    "ExportedNetwork",
     "OnnxRuntimeNetwork",
+    "OpenVinoNetwork",
     "cached_onnx_files",
+    "exported_network",
     "network_forward",
     "resolve_backend",
 ]
 
-Backend = Literal["auto", "torch", "onnxruntime"]
-BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnxruntime")
-#: sizes for which ``backend="auto"`` takes ONNX Runtime on the CPU in fp32 (measured faster there: see the
-#: performance guide's backend table)
-AUTO_ONNXRUNTIME: frozenset[str] = frozenset()
+Backend = Literal["auto", "torch", "onnxruntime", "openvino"]
+BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnxruntime", "openvino")
+#: what ``backend="auto"`` tries on the CPU in fp32, per size, first installed engine first (measured faster than
+#: torch there: see the performance guide's backend table); torch for the sizes not listed and everywhere else
+AUTO_CPU_ENGINES: dict[str, tuple[str, ...]] = {}
 _OPSET = 18
+#: the module each engine needs
+_ENGINE_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
-def _onnxruntime_installed() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def resolve_backend(backend: object, encoder: ClefEncoder, device: torch.device, precision: str, compile: bool) -> str:
-    """``"torch"`` or ``"onnxruntime"`` for this call; refuses combinations ONNX Runtime cannot run."""
+    """``"torch"``, ``"onnxruntime"`` or ``"openvino"`` for this call; refuses combinations an engine cannot run."""
     chosen = check_choice(backend, BACKENDS, "backend")
     if chosen == "auto":
-        fits = device.type == "cpu" and precision == "fp32" and not compile
-        size = getattr(encoder.architecture, "name", None)
-        return "onnxruntime" if fits and size in AUTO_ONNXRUNTIME and _onnxruntime_installed() else "torch"
-    if chosen == "onnxruntime":
+        if device.type != "cpu" or precision != "fp32" or compile:
+            return "torch"
+        size = getattr(encoder.architecture, "name", "")
+        return next((e for e in AUTO_CPU_ENGINES.get(size, ()) if _installed(_ENGINE_MODULES[e])), "torch")
+    if chosen != "torch":
         if device.type != "cpu":
-            raise ValueError(f"backend='onnxruntime' runs on the CPU; on {device.type} use backend='torch'")
-        if precision != "fp32":
-            raise ValueError("backend='onnxruntime' runs fp32 only; use precision='fp32' or backend='torch' for bf16")
+            raise ValueError(f"backend={chosen!r} runs on the CPU; on {device.type} use backend='torch'")
+        if precision != "fp32" and chosen == "onnxruntime":
+            raise ValueError(
+                "backend='onnxruntime' runs fp32 only; use precision='fp32', or backend='torch' or 'openvino' for bf16"
+            )
         if compile:
-            raise ValueError("compile=True compiles the torch network; it does not apply to backend='onnxruntime'")
-        require("onnxruntime", "backend='onnxruntime'")
+            raise ValueError(f"compile=True compiles the torch network; it does not apply to backend={chosen!r}")
+        require(_ENGINE_MODULES[chosen], f"backend={chosen!r}")
     return chosen
 
 
@@ -82,12 +91,15 @@ def _version_stamp(encoder: ClefEncoder) -> tuple[int, ...]:
     return tuple(t._version for t in encoder.state_dict(keep_vars=True).values())
 
 
-class OnnxRuntimeNetwork:
-    """The encoder's network as an ONNX Runtime session: called on ``(batch, 1, 5000)`` float32 windows, it
-    returns ``(batch, embed_dim)`` float32, as the torch module does."""
+class ExportedNetwork:
+    """The encoder's network exported to ONNX (once per weights, cached) and run by another engine on the CPU:
+    called on ``(batch, 1, 5000)`` float32 windows, it returns ``(batch, embed_dim)`` float32, as the torch module
+    does. An engine's compiled network is made per thread count (torch's count when called, so
+    :mod:`clef_sdk.threads` governs every backend) on first use."""
+
+    engine = ""
 
     def __init__(self, encoder: ClefEncoder):
-        ort = require("onnxruntime", "backend='onnxruntime'")
         from .onnx_export import export_onnx
         from .weights.cache import clef_home
 
@@ -101,41 +113,101 @@ class OnnxRuntimeNetwork:
             with FileLock(str(self.path) + ".lock"):
                 if not self.path.is_file():  # another process may have written it while this one waited
                     export_onnx(encoder, self.path, opset=_OPSET)  # written atomically
-        self._ort = ort
-        self._sessions: dict[int, Any] = {}
+        self._compiled: dict[tuple[int, str], Any] = {}
         self._lock = threading.Lock()
 
-    def session(self, num_threads: int) -> Any:
-        """The ONNX Runtime session running on ``num_threads`` intra-op threads (made on first use)."""
+    def compiled(self, num_threads: int, precision: str = "fp32") -> Any:
+        """The engine's network on ``num_threads`` threads in ``precision`` (made on first use)."""
         with self._lock:
-            if num_threads not in self._sessions:
-                options = self._ort.SessionOptions()
-                options.intra_op_num_threads = num_threads
-                options.inter_op_num_threads = 1
-                self._sessions[num_threads] = self._ort.InferenceSession(
-                    str(self.path), options, providers=["CPUExecutionProvider"]
-                )
-            return self._sessions[num_threads]
+            key = (num_threads, precision)
+            if key not in self._compiled:
+                self._compiled[key] = self._compile(num_threads, precision)
+            return self._compiled[key]
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        session = self.session(torch.get_num_threads())
+    @property
+    def thread_counts(self) -> list[int]:
+        """The thread counts compiled so far."""
+        return sorted({threads for threads, _ in self._compiled})
+
+    def _compile(self, num_threads: int, precision: str) -> Any:
+        raise NotImplementedError
+
+    def _run(self, compiled: Any, array: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, batch: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+        compiled = self.compiled(torch.get_num_threads(), precision)
         array = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
-        return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: array})[0])
+        return torch.from_numpy(np.asarray(self._run(compiled, array), dtype=np.float32))
 
 
-_SESSIONS: weakref.WeakKeyDictionary[ClefEncoder, OnnxRuntimeNetwork] = weakref.WeakKeyDictionary()
+class OnnxRuntimeNetwork(ExportedNetwork):
+    """The network in an ONNX Runtime session (fp32); ``run`` is thread-safe, so threads share a session."""
+
+    engine = "onnxruntime"
+
+    def _compile(self, num_threads: int, precision: str) -> Any:
+        ort = require("onnxruntime", "backend='onnxruntime'")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def _run(self, compiled: Any, array: np.ndarray) -> np.ndarray:
+        return compiled.run(None, {compiled.get_inputs()[0].name: array})[0]
+
+
+class OpenVinoNetwork(ExportedNetwork):
+    """The network compiled by OpenVINO for the CPU, in fp32 (the precision hint is set: OpenVINO would otherwise
+    run bf16 on CPUs that have it) or bf16; each thread has its own infer request (they are not thread-safe)."""
+
+    engine = "openvino"
+
+    def _compile(self, num_threads: int, precision: str) -> Any:
+        ov = require("openvino", "backend='openvino'")
+        core = ov.Core()
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": num_threads,
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        }
+        return core.compile_model(core.read_model(str(self.path)), "CPU", config), threading.local()
+
+    def _run(self, compiled: Any, array: np.ndarray) -> np.ndarray:
+        model, local = compiled
+        if not hasattr(local, "request"):
+            local.request = model.create_infer_request()
+        return local.request.infer({0: array})[0].copy()  # the request's buffer is reused by its next call
+
+
+ENGINES: dict[str, type[ExportedNetwork]] = {"onnxruntime": OnnxRuntimeNetwork, "openvino": OpenVinoNetwork}
+
+
+_NETWORKS: dict[str, weakref.WeakKeyDictionary[ClefEncoder, ExportedNetwork]] = {
+    engine: weakref.WeakKeyDictionary() for engine in ENGINES
+}
 _LOCK = threading.Lock()
 
 
-def network_forward(encoder: ClefEncoder, backend: str) -> Any:
-    """What runs the network: the encoder itself (torch) or its cached ONNX Runtime session."""
+def exported_network(encoder: ClefEncoder, engine: str) -> ExportedNetwork:
+    """The encoder's cached network for ``engine`` (``"onnxruntime"`` or ``"openvino"``), rebuilt when its weights
+    have changed since."""
+    with _LOCK:
+        networks = _NETWORKS[engine]
+        network = networks.get(encoder)
+        if network is None or network.stamp != _version_stamp(encoder):
+            network = networks[encoder] = ENGINES[engine](encoder)
+    return network
+
+
+def network_forward(
+    encoder: ClefEncoder, backend: str, precision: str = "fp32"
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What runs the network on ``(batch, 1, 5000)`` windows: the encoder itself (torch, under the caller's
+    autocast) or its exported network in ``precision``."""
     if backend == "torch":
         return encoder
-    with _LOCK:
-        network = _SESSIONS.get(encoder)
-        if network is None or network.stamp != _version_stamp(encoder):
-            network = _SESSIONS[encoder] = OnnxRuntimeNetwork(encoder)
-    return network
+    return functools.partial(exported_network(encoder, backend), precision=precision)
 
 
 def cached_onnx_files() -> list[Path]:

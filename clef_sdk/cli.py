@@ -523,9 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     embed.add_argument(
         "--backend",
-        choices=["auto", "torch", "onnxruntime"],
+        choices=["auto", "torch", "onnxruntime", "openvino"],
         default="auto",
-        help="what runs the network: torch, onnxruntime (CPU, fp32; needs clef-sdk[onnx]) or auto (default)",
+        help="what runs the network: torch, onnxruntime (CPU, fp32; needs clef-sdk[onnx]), openvino (CPU; needs "
+        "clef-sdk[openvino]) or auto (default: an installed engine where measured faster, else torch)",
     )
     embed.add_argument(
         "--threads",

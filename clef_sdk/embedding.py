@@ -247,8 +247,9 @@ def embed(
         compile: ``torch.compile`` the encoder (first batch pays the compilation). Meant for GPUs; on the CPUs
             measured it did not pay (see the performance guide).
         backend: what runs the network: ``"torch"``, ``"onnxruntime"`` (CPU, fp32; ``pip install
-            "clef-sdk[onnx]"``: the same weights exported once and cached, see :mod:`clef_sdk.backends`) or
-            ``"auto"`` (ONNX Runtime where it measured faster, torch elsewhere).
+            "clef-sdk[onnx]"``), ``"openvino"`` (CPU, fp32 or bf16; ``pip install "clef-sdk[openvino]"``), both
+            on the same weights exported once and cached (see :mod:`clef_sdk.backends`), or ``"auto"`` (an
+            installed engine where it measured faster than torch, torch elsewhere).
         num_threads: CPU threads of the network; ``None`` (default) takes ``CLEF_SDK_NUM_THREADS`` or
             ``OMP_NUM_THREADS`` when set, else the cores this process may use that other processes leave idle,
             re-checked once a second (see :mod:`clef_sdk.threads`). Pass a number for bit-identical reruns.
@@ -277,7 +278,7 @@ def embed(
     precision = check_precision(precision, target)
     batch_size = batch_size or auto_batch_size(encoder, precision, target)
     chosen_backend = resolve_backend(backend, encoder, target, precision, compile)
-    forward = compiled(encoder) if compile else network_forward(encoder, chosen_backend)
+    forward = compiled(encoder) if compile else network_forward(encoder, chosen_backend, precision)
     dim = encoder.embed_dim
     counts = np.array([len(plan) for plan in plans])
     qualities: list[SignalQuality] = []

@@ -1,7 +1,8 @@
-"""``backend="onnxruntime"``: the same weights in an ONNX Runtime session, cached, agreeing with torch."""
+"""``backend="onnxruntime"`` / ``"openvino"``: the same weights exported once, cached, agreeing with torch."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 import clef_sdk as clef
+from clef_sdk import backends
 from clef_sdk.backends import cached_onnx_files, resolve_backend
 
 pytest.importorskip("onnxruntime")
@@ -40,22 +42,34 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def test_onnxruntime_agrees_with_torch_per_window(home: Path, small_encoder, mitdb_record: np.ndarray) -> None:
+ENGINES = [
+    pytest.param(engine, marks=pytest.mark.skipif(importlib.util.find_spec(engine) is None, reason=f"{engine} absent"))
+    for engine in ("onnxruntime", "openvino")
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_engine_agrees_with_torch_per_window(
+    engine: str, home: Path, small_encoder, mitdb_record: np.ndarray
+) -> None:
     signal = mitdb_record[: 360 * 120].astype(np.float64)  # 2 min of MIT-BIH 100 at 360 Hz: 12 windows
     torch_windows = clef.embed(signal, fs=360, model=small_encoder, pooling=None, backend="torch")
-    onnx_windows = clef.embed(signal, fs=360, model=small_encoder, pooling=None, backend="onnxruntime")
+    onnx_windows = clef.embed(signal, fs=360, model=small_encoder, pooling=None, backend=engine)
     assert onnx_windows.shape == torch_windows.shape == (12, 256)
-    # measured: cosine 1 - 6e-8 at worst, max abs difference 3.6e-7 on these windows
+    # measured: cosine 1 - 6e-8 at worst, max abs difference 3.6e-7 (onnxruntime) and 4.8e-7 (openvino)
     assert cosines(onnx_windows, torch_windows).min() >= 0.99999
     np.testing.assert_allclose(onnx_windows, torch_windows, rtol=0, atol=1e-5)
     assert len(cached_onnx_files()) == 1 and cached_onnx_files()[0].parent == home / "onnx"  # one weights, one file
 
 
-def test_a_recording_does_not_depend_on_its_batch(home: Path, small_encoder, mitdb_record: np.ndarray) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_recording_does_not_depend_on_its_batch(
+    engine: str, home: Path, small_encoder, mitdb_record: np.ndarray
+) -> None:
     first = mitdb_record[: 360 * 60].astype(np.float64)
     others = [mitdb_record[360 * 60 * k : 360 * 60 * (k + 1)].astype(np.float64) for k in (1, 2, 3)]
-    alone = clef.embed(first, fs=360, model=small_encoder, backend="onnxruntime", batch_size=4)
-    together = clef.embed([first, *others], fs=360, model=small_encoder, backend="onnxruntime", batch_size=4)[0]
+    alone = clef.embed(first, fs=360, model=small_encoder, backend=engine, batch_size=4)
+    together = clef.embed([first, *others], fs=360, model=small_encoder, backend=engine, batch_size=4)[0]
     # its windows fall in other batches beside other recordings' windows: equal to float32 round-off (measured 0)
     np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
 
@@ -108,6 +122,58 @@ def test_backend_choices_and_refusals(small_encoder) -> None:
         resolve_backend("onnxruntime", small_encoder, cpu, "fp32", True)
     with pytest.raises(ValueError, match="backend"):
         clef.embed(np.sin(np.arange(5000)), fs=500, model=small_encoder, backend="tensorrt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="backend='openvino' runs on the CPU"):
+        resolve_backend("openvino", small_encoder, cuda, "fp32", False)
+    with pytest.raises(ValueError, match="compile=True"):
+        resolve_backend("openvino", small_encoder, cpu, "fp32", True)
+
+
+def test_auto_takes_the_first_installed_engine_listed_for_the_size(
+    small_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(backends, "AUTO_CPU_ENGINES", {})
+    assert resolve_backend("auto", small_encoder, cpu, "fp32", False) == "torch"
+    monkeypatch.setattr(backends, "AUTO_CPU_ENGINES", {"small": ("not-an-engine", "onnxruntime")})
+    monkeypatch.setitem(backends._ENGINE_MODULES, "not-an-engine", "no_such_module_here")
+    assert resolve_backend("auto", small_encoder, cpu, "fp32", False) == "onnxruntime"  # the first installed one
+    assert resolve_backend("auto", small_encoder, cpu, "bf16", False) == "torch"  # listed for fp32 only
+    assert resolve_backend("auto", small_encoder, cpu, "fp32", True) == "torch"  # compile is torch's
+    assert resolve_backend("auto", small_encoder, torch.device("cuda"), "fp32", False) == "torch"
+    monkeypatch.setattr(backends, "AUTO_CPU_ENGINES", {"medium": ("onnxruntime",)})
+    assert resolve_backend("auto", small_encoder, cpu, "fp32", False) == "torch"  # listed for another size
+
+
+def test_the_shipped_auto_rule_names_real_sizes_and_engines() -> None:
+    for size, engines in backends.AUTO_CPU_ENGINES.items():
+        assert size in clef.list_models() and set(engines) <= set(backends.ENGINES)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino absent")
+def test_openvino_runs_bf16_where_the_cpu_has_it(home: Path, small_encoder, mitdb_record: np.ndarray) -> None:
+    from clef_sdk.precision import cpu_has_native_bf16
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16")
+    signal = mitdb_record[: 360 * 60].astype(np.float64)
+    fp32 = clef.embed(signal, fs=360, model=small_encoder, pooling=None, backend="torch")
+    bf16 = clef.embed(signal, fs=360, model=small_encoder, pooling=None, backend="openvino", precision="bf16")
+    # measured: cosine 1 - 8.3e-7 at worst (medium: 1 - 1.5e-6); the fast mode's contract is >= 0.9999
+    assert 0.9999 <= cosines(bf16, fp32).min() < 1 - 1e-9  # and it is bf16, not fp32 again
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino absent")
+def test_threads_share_an_openvino_network(home: Path, small_encoder, mitdb_record: np.ndarray) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = [mitdb_record[360 * 60 * k : 360 * 60 * (k + 1)].astype(np.float64) for k in range(6)]
+    alone = [clef.embed(p, fs=360, model=small_encoder, backend="openvino", num_threads=1) for p in parts]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(
+            pool.map(lambda p: clef.embed(p, fs=360, model=small_encoder, backend="openvino", num_threads=1), parts)
+        )
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)  # each thread its own infer request: no thread reads another's output
 
 
 def test_the_embedder_and_the_command_line_take_a_backend(home: Path, small_safetensors: Path, tmp_path: Path) -> None:

@@ -145,14 +145,13 @@ def test_onnxruntime_sessions_follow_the_thread_count(
 ) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from clef_sdk.backends import network_forward
+    from clef_sdk.backends import exported_network
 
     monkeypatch.setenv("CLEF_SDK_HOME", str(tmp_path))
     x = np.sin(np.arange(3 * 5000) / 40.0)
     one = clef.embed(x, fs=500, model=small_encoder, backend="onnxruntime", num_threads=1)
     two = clef.embed(x, fs=500, model=small_encoder, backend="onnxruntime", num_threads=2)
-    network = network_forward(small_encoder, "onnxruntime")
-    assert set(network._sessions) == {1, 2}
+    assert exported_network(small_encoder, "onnxruntime").thread_counts == [1, 2]
     np.testing.assert_allclose(one, two, rtol=0, atol=5e-6)
 
 

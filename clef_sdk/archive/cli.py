@@ -82,7 +82,9 @@ def add_archive_command(commands: Any) -> None:
     cmd.add_argument("--world-size", type=int, help="number of ranks (default: from torchrun/SLURM, else 1)")
     cmd.add_argument("--batch-size", type=int, help="windows per forward pass")
     cmd.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    cmd.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto", help="as clef embed's")
+    cmd.add_argument(
+        "--backend", choices=["auto", "torch", "onnxruntime", "openvino"], default="auto", help="as clef embed's"
+    )
     cmd.add_argument("--status", action="store_true", help="show the state of the job in OUT and exit")
     cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     cmd.set_defaults(handler=_cmd)

@@ -45,7 +45,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         precision: ``"fp32"`` (default) or ``"bf16"`` autocast, as in :func:`clef_sdk.embed`.
         quality: ``None`` (default) or ``"drop"``: pool only the windows :func:`clef_sdk.signal_quality` rates
             usable (a recording with none gives a NaN row and a warning).
-        backend: ``"auto"``, ``"torch"`` or ``"onnxruntime"``, as in :func:`clef_sdk.embed`.
+        backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``, as in :func:`clef_sdk.embed`.
         num_threads: CPU threads of the network; ``None`` chooses from the free cores, as in :func:`clef_sdk.embed`.
 
     ``X`` is a 2-D array ``(n_records, n_samples)`` of equal-length recordings or a list of 1-D recordings
