@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -29,12 +31,14 @@ import torch
 
 from ._optional import require
 from ._version import __version__
+from .errors import SettingsError
 from .inputs import check_choice
 from .models import ClefEncoder, weights_digest
 
 __all__ = [
     "AUTO_CPU_ENGINES",
     "BACKENDS",
+    "BACKEND_ENV",
     "ENGINES",
     "Backend",
     "ExportedNetwork",
@@ -50,24 +54,48 @@ Backend = Literal["auto", "torch", "onnxruntime", "openvino"]
 BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnxruntime", "openvino")
 #: what ``backend="auto"`` tries on the CPU in fp32, per size, first installed engine first (measured faster than
 #: torch there: see the performance guide's backend table); torch for the sizes not listed and everywhere else
-AUTO_CPU_ENGINES: dict[str, tuple[str, ...]] = {}
+AUTO_CPU_ENGINES: dict[str, tuple[str, ...]] = {
+    # OpenVINO fp32 against torch fp32 on 2 Xeon cores: small 1.4-2.4x, medium 1.2-1.7x at batches 1-64; ONNX
+    # Runtime was 0.8-1.1x at batch 16 and above, so it is not listed. Large (1.4-1.6x) stays on torch: its first
+    # export took 31 s and 7 GB, and each process's compilation 7.7 s
+    "small": ("openvino",),
+    "medium": ("openvino",),
+}
 _OPSET = 18
-#: the module each engine needs
-_ENGINE_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+logger = logging.getLogger("clef_sdk")
+#: the modules each engine needs (the export too: torch.onnx's exporter runs on onnx and onnxscript)
+_ENGINE_MODULES: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("onnxruntime", "onnx", "onnxscript"),
+    "openvino": ("openvino", "onnx", "onnxscript"),
+}
+#: environment variable with the backend that ``backend="auto"`` stands for (e.g. ``torch`` for bit-faithful runs)
+BACKEND_ENV = "CLEF_SDK_BACKEND"
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+def _installed(engine: str) -> bool:
+    return all(importlib.util.find_spec(module) is not None for module in _ENGINE_MODULES[engine])
+
+
+def _from_environment() -> str:
+    text = (os.environ.get(BACKEND_ENV) or "").strip().lower() or "auto"
+    if text not in BACKENDS:
+        raise SettingsError(f"environment variable {BACKEND_ENV}={text!r} must be one of {', '.join(BACKENDS)}")
+    return text
 
 
 def resolve_backend(backend: object, encoder: ClefEncoder, device: torch.device, precision: str, compile: bool) -> str:
-    """``"torch"``, ``"onnxruntime"`` or ``"openvino"`` for this call; refuses combinations an engine cannot run."""
-    chosen = check_choice(backend, BACKENDS, "backend")
+    """``"torch"``, ``"onnxruntime"`` or ``"openvino"`` for this call; refuses combinations an engine cannot run.
+
+    ``"auto"`` stands for the backend in ``CLEF_SDK_BACKEND`` when that is set; otherwise, on the CPU in fp32, for
+    the first installed engine :data:`AUTO_CPU_ENGINES` lists for the model's size, and for torch elsewhere."""
+    chosen: str = check_choice(backend, BACKENDS, "backend")
+    if chosen == "auto":
+        chosen = _from_environment()
     if chosen == "auto":
         if device.type != "cpu" or precision != "fp32" or compile:
             return "torch"
         size = getattr(encoder.architecture, "name", "")
-        return next((e for e in AUTO_CPU_ENGINES.get(size, ()) if _installed(_ENGINE_MODULES[e])), "torch")
+        return next((e for e in AUTO_CPU_ENGINES.get(size, ()) if _installed(e)), "torch")
     if chosen != "torch":
         if device.type != "cpu":
             raise ValueError(f"backend={chosen!r} runs on the CPU; on {device.type} use backend='torch'")
@@ -77,7 +105,8 @@ def resolve_backend(backend: object, encoder: ClefEncoder, device: torch.device,
             )
         if compile:
             raise ValueError(f"compile=True compiles the torch network; it does not apply to backend={chosen!r}")
-        require(_ENGINE_MODULES[chosen], f"backend={chosen!r}")
+        for module in _ENGINE_MODULES[chosen]:
+            require(module, f"backend={chosen!r}")
     return chosen
 
 
@@ -112,6 +141,12 @@ class ExportedNetwork:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(self.path) + ".lock"):
                 if not self.path.is_file():  # another process may have written it while this one waited
+                    logger.info(
+                        "exporting %s to ONNX for %s, once for these weights (about 10 s for small and medium): %s",
+                        encoder.name,
+                        self.engine,
+                        self.path,
+                    )
                     export_onnx(encoder, self.path, opset=_OPSET)  # written atomically
         self._compiled: dict[tuple[int, str], Any] = {}
         self._lock = threading.Lock()

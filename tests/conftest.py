@@ -26,6 +26,10 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
+# backend="auto" would take OpenVINO (installed by [dev]) for small and medium: the suite's numeric checks compare
+# against the torch network, so "auto" means torch here; the backend tests pass their backend or unset this.
+os.environ.setdefault("CLEF_SDK_BACKEND", "torch")
+
 
 #: the fixtures that read ../shared; a test using any of them (directly or through another fixture) is marked
 #: ``shared``, so a bare clone's check (``-m shared`` without the folder) can confirm that each of them skips

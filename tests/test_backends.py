@@ -15,6 +15,7 @@ import torch
 import clef_sdk as clef
 from clef_sdk import backends
 from clef_sdk.backends import cached_onnx_files, resolve_backend
+from clef_sdk.errors import SettingsError
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -132,10 +133,11 @@ def test_auto_takes_the_first_installed_engine_listed_for_the_size(
     small_encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cpu = torch.device("cpu")
+    monkeypatch.delenv(backends.BACKEND_ENV)
     monkeypatch.setattr(backends, "AUTO_CPU_ENGINES", {})
     assert resolve_backend("auto", small_encoder, cpu, "fp32", False) == "torch"
     monkeypatch.setattr(backends, "AUTO_CPU_ENGINES", {"small": ("not-an-engine", "onnxruntime")})
-    monkeypatch.setitem(backends._ENGINE_MODULES, "not-an-engine", "no_such_module_here")
+    monkeypatch.setitem(backends._ENGINE_MODULES, "not-an-engine", ("no_such_module_here",))
     assert resolve_backend("auto", small_encoder, cpu, "fp32", False) == "onnxruntime"  # the first installed one
     assert resolve_backend("auto", small_encoder, cpu, "bf16", False) == "torch"  # listed for fp32 only
     assert resolve_backend("auto", small_encoder, cpu, "fp32", True) == "torch"  # compile is torch's
@@ -147,6 +149,31 @@ def test_auto_takes_the_first_installed_engine_listed_for_the_size(
 def test_the_shipped_auto_rule_names_real_sizes_and_engines() -> None:
     for size, engines in backends.AUTO_CPU_ENGINES.items():
         assert size in clef.list_models() and set(engines) <= set(backends.ENGINES)
+
+
+def test_the_environment_sets_what_auto_stands_for(small_encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(backends, "AUTO_CPU_ENGINES", {"small": ("onnxruntime",)})
+    monkeypatch.setenv(backends.BACKEND_ENV, "torch")
+    assert resolve_backend("auto", small_encoder, cpu, "fp32", False) == "torch"
+    assert resolve_backend("onnxruntime", small_encoder, cpu, "fp32", False) == "onnxruntime"  # given wins
+    monkeypatch.setenv(backends.BACKEND_ENV, " AUTO ")
+    assert resolve_backend("auto", small_encoder, cpu, "fp32", False) == "onnxruntime"
+    monkeypatch.setenv(backends.BACKEND_ENV, "tensorrt")
+    with pytest.raises(SettingsError, match="CLEF_SDK_BACKEND='tensorrt' must be one of auto, torch"):
+        resolve_backend("auto", small_encoder, cpu, "fp32", False)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino absent")
+def test_a_default_call_runs_the_listed_engine(fresh_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(backends.BACKEND_ENV)
+    monkeypatch.setattr(backends, "AUTO_CPU_ENGINES", {"small": ("openvino",)})
+    encoder = clef.build("small", seed=4).eval()
+    x = np.sin(np.arange(3 * 5000) / 40.0)
+    default = clef.embed(x, fs=500, model=encoder)
+    assert len(cached_onnx_files()) == 1  # the default call exported the network for OpenVINO
+    assert backends.exported_network(encoder, "openvino").thread_counts  # and compiled it
+    np.testing.assert_array_equal(default, clef.embed(x, fs=500, model=encoder, backend="openvino"))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino absent")

@@ -111,7 +111,8 @@ def test_gpu_fast_mode_matches_fp32(size, small_encoder, medium_rule_state_dict,
     gpu_fp32 = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, device="cuda")
     gpu_fast = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, device="cuda", precision="bf16", compile=True)
     assert row_cosines(gpu_fp32, cpu).min() >= 0.99999  # GPU preprocessing in float64 and fp32 model: faithful
-    assert row_cosines(gpu_fast, cpu).min() >= 0.999  # the bound for the fast mode
+    # the fast mode's bound; bf16 on a CPU measured 1 - 6e-6 (small) and 1 - 9e-6 (medium) on these windows
+    assert row_cosines(gpu_fast, cpu).min() >= 0.9999
     with torch.inference_mode():
         windows = torch.from_numpy(conformance_windows).unsqueeze(1)
         reference = encoder.cpu()(windows).numpy()

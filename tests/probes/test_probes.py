@@ -70,6 +70,7 @@ def test_embedder_estimator_protocol(windows, model, embeddings):
         "precision": "fp32",
         "quality": None,
         "backend": "auto",
+        "num_threads": None,
     }
     twin = clone(embedder)
     assert twin is not embedder and twin.get_params() == embedder.get_params()
