@@ -11,8 +11,10 @@ back (6 h) as often as needed. Each configuration runs in a fresh interpreter, s
 - ``naive``: one window at a time, as the authors' loaders do: FFT resampling of the 10 s window
   (``scipy.signal.resample``), ``filtfilt`` with the b/a Butterworth, z-score, the model in eager float32 on a
   batch of one;
-- ``clef fp32``: ``clef.embed(signal, 250, pooling=None)`` (streaming, batches of 32);
-- ``clef bf16``: the same with ``precision="bf16"`` (only on CPUs with native bf16, or GPUs);
+- ``clef fp32``: ``clef.embed(signal, 250, pooling=None)`` with the default settings (streaming, batches of 32,
+  ``backend="auto"``: OpenVINO for small and medium on a CPU where it is installed, else torch);
+- ``clef torch``: the same with ``backend="torch"``;
+- ``clef bf16``: torch with ``precision="bf16"`` (only on CPUs with native bf16, or GPUs);
 - ``clef onnxruntime``: fp32 with ``backend="onnxruntime"`` (CPU, where onnxruntime is installed).
 
 ``extra RSS`` is the peak minus the resident memory just before embedding (interpreter, torch, weights and the
@@ -48,6 +50,13 @@ from _common import (
 )
 
 FS = 250
+#: clef.embed's options per mode; "clef fp32" is the default settings (backend="auto")
+MODES: dict[str, dict[str, str]] = {
+    "clef fp32": {},
+    "clef torch": {"backend": "torch"},
+    "clef bf16": {"precision": "bf16", "backend": "torch"},
+    "clef onnxruntime": {"backend": "onnxruntime"},
+}
 
 
 def naive_embed(encoder: torch.nn.Module, signal: np.ndarray, fs: int) -> np.ndarray:
@@ -74,10 +83,7 @@ def child(mode: str, size: str, path: str, device: str, output: str) -> None:
     minute = np.asarray(signal[: 60 * FS])
     if mode == "naive":  # warm-up: first calls allocate and pick kernels
         naive_embed(encoder, minute, FS)
-    options = {
-        "precision": "bf16" if mode == "clef bf16" else "fp32",
-        "backend": "onnxruntime" if mode == "clef onnxruntime" else "auto",
-    }
+    options = MODES.get(mode, {})
     if mode != "naive":
         clef.embed(minute, FS, model=encoder, progress=False, device=device, **options)
     before = current_rss_mib()
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from clef_sdk.precision import cpu_has_native_bf16
 
     bf16 = cpu_has_native_bf16() if args.device == "cpu" else torch.cuda.is_bf16_supported()
-    modes = (["naive"] if not args.no_naive else []) + ["clef fp32"] + (["clef bf16"] if bf16 else [])
+    modes = (["naive"] if not args.no_naive else []) + ["clef fp32", "clef torch"] + (["clef bf16"] if bf16 else [])
     if args.device == "cpu" and importlib.util.find_spec("onnxruntime") is not None:
         modes.append("clef onnxruntime")
     results: list[dict[str, object]] = []
