@@ -31,7 +31,6 @@ import torch
 
 from ._optional import require
 from ._version import __version__
-from .constants import WINDOW_SAMPLES
 from .errors import SettingsError
 from .inputs import check_choice
 from .models import ClefEncoder, weights_digest
@@ -149,46 +148,32 @@ class ExportedNetwork:
                         self.path,
                     )
                     export_onnx(encoder, self.path, opset=_OPSET)  # written atomically
-        self._compiled: dict[tuple[int, str, int], Any] = {}
+        self._compiled: dict[tuple[int, str], Any] = {}
         self._lock = threading.Lock()
 
-    def compiled(self, num_threads: int, precision: str = "fp32", batch: int = 0) -> Any:
-        """The engine's network on ``num_threads`` threads in ``precision`` for ``batch`` windows (0: any number),
-        made on first use."""
+    def compiled(self, num_threads: int, precision: str = "fp32") -> Any:
+        """The engine's network on ``num_threads`` threads in ``precision`` (made on first use)."""
         with self._lock:
-            key = (num_threads, precision, batch)
+            key = (num_threads, precision)
             if key not in self._compiled:
-                self._compiled[key] = self._compile(num_threads, precision, batch)
+                self._compiled[key] = self._compile(num_threads, precision)
             return self._compiled[key]
 
     @property
     def thread_counts(self) -> list[int]:
         """The thread counts compiled so far."""
-        return sorted({threads for threads, _, _ in self._compiled})
+        return sorted({threads for threads, _ in self._compiled})
 
-    @property
-    def batch_sizes(self) -> list[int]:
-        """The batch sizes compiled so far (0: any)."""
-        return sorted({batch for _, _, batch in self._compiled})
-
-    def compiled_batch(self, n: int) -> int:
-        """The batch size the engine runs ``n`` windows as (0: the batch as it is); rows beyond ``n`` are zeros."""
-        return 0
-
-    def _compile(self, num_threads: int, precision: str, batch: int) -> Any:
+    def _compile(self, num_threads: int, precision: str) -> Any:
         raise NotImplementedError
 
     def _run(self, compiled: Any, array: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def __call__(self, batch: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+        compiled = self.compiled(torch.get_num_threads(), precision)
         array = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
-        n = len(array)
-        size = self.compiled_batch(n)
-        if size > n:
-            array = np.concatenate([array, np.zeros((size - n, *array.shape[1:]), dtype=np.float32)])
-        compiled = self.compiled(torch.get_num_threads(), precision, size)
-        return torch.from_numpy(np.asarray(self._run(compiled, array)[:n], dtype=np.float32))
+        return torch.from_numpy(np.asarray(self._run(compiled, array), dtype=np.float32))
 
 
 class OnnxRuntimeNetwork(ExportedNetwork):
@@ -196,7 +181,7 @@ class OnnxRuntimeNetwork(ExportedNetwork):
 
     engine = "onnxruntime"
 
-    def _compile(self, num_threads: int, precision: str, batch: int) -> Any:
+    def _compile(self, num_threads: int, precision: str) -> Any:
         ort = require("onnxruntime", "backend='onnxruntime'")
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
@@ -209,20 +194,16 @@ class OnnxRuntimeNetwork(ExportedNetwork):
 
 class OpenVinoNetwork(ExportedNetwork):
     """The network compiled by OpenVINO for the CPU, in fp32 (the precision hint is set: OpenVINO would otherwise
-    run bf16 on CPUs that have it) or bf16. Each batch size is compiled as a static shape, rounded up to a power of
-    two (a static shape ran 12% faster than a dynamic one for small at batch 32; the rounding bounds the number of
-    compilations, each 0.1-0.3 s for small). Each thread has its own infer request (they are not thread-safe)."""
+    run bf16 on CPUs that have it) or bf16, for any batch size: static shapes ran 12% faster for small at batch 32,
+    but a one-off job paid more in compilations (one per new batch size) than it gained (2 h of ECG: 1.98 s
+    against 1.50 s). Each thread has its own infer request (they are not thread-safe)."""
 
     engine = "openvino"
 
-    def compiled_batch(self, n: int) -> int:
-        return 1 << max(0, n - 1).bit_length()
-
-    def _compile(self, num_threads: int, precision: str, batch: int) -> Any:
+    def _compile(self, num_threads: int, precision: str) -> Any:
         ov = require("openvino", "backend='openvino'")
         core = ov.Core()
         model = core.read_model(str(self.path))
-        model.reshape([batch, 1, WINDOW_SAMPLES])
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": num_threads,

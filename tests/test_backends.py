@@ -232,18 +232,3 @@ def test_a_task_model_predicts_through_onnxruntime(home: Path, mitdb_record: np.
     np.testing.assert_array_equal(
         windows.argmax(axis=1), model.predict_windows(signal, fs=360, backend="torch").argmax(axis=1)
     )
-
-
-@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino absent")
-def test_openvino_compiles_batches_as_powers_of_two(home: Path, small_encoder, conformance_windows: np.ndarray) -> None:
-    from clef_sdk.backends import exported_network
-
-    network = exported_network(small_encoder, "openvino")
-    windows = torch.from_numpy(conformance_windows[:5].astype(np.float32)).unsqueeze(1)
-    together = network(windows).numpy()  # 5 windows run as a static batch of 8, zero-padded
-    alone = np.concatenate([network(windows[k : k + 1]).numpy() for k in range(5)])
-    assert together.shape == (5, 256) and {1, 8} <= set(network.batch_sizes)
-    # measured: identical (max abs difference 0) between the batch of 8 and batches of 1
-    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-5)
-    with torch.inference_mode():
-        np.testing.assert_allclose(together, small_encoder(windows).numpy(), rtol=0, atol=1e-5)
