@@ -238,8 +238,9 @@ def embed(
         progress: show a progress bar; ``None`` shows one for long jobs (1,024 windows or more).
         stride_seconds: distance between window starts (default 10 s: consecutive windows).
         tail: the end shorter than 10 s: ``"drop"`` (default, as in pretraining), ``"pad"`` or ``"last"``.
-        precision: ``"fp32"`` (default, faithful) or ``"bf16"``: bf16 autocast, 1.4-1.7x faster on CPUs with native
-            bf16 (AVX-512 BF16, AMX, Arm BF16) and on GPUs, at cosine >= 0.9999 to fp32; refused where emulated.
+        precision: ``"fp32"`` (default, faithful) or ``"bf16"``: bf16 autocast at cosine >= 0.9999 to fp32, for GPUs
+            and CPUs with native bf16 (AVX-512 BF16, AMX, Arm BF16; refused where emulated). Measured 1.4-1.7x
+            faster on a Zen 4 CPU, but slower than fp32 on a Xeon without AMX: measure on yours.
         quality: ``None`` (default) embeds every window; ``"drop"`` pools only the windows that
             :func:`signal_quality` rates usable (a recording with none gets NaN and a :class:`QualityWarning`);
             ``"return"`` also returns the per-window quality, as ``(embeddings, SignalQuality)`` (a list of them
