@@ -250,3 +250,27 @@ def test_bench_download_quick(conformance_dir: Path, tmp_path: Path) -> None:
     result = _run(BENCHMARKS / "bench_download.py", ["--quick"], tmp_path, shared=conformance_dir.parent)
     for line in ("1 cold-cache repeats through 127.0.0.1", "zenodo first load", "md5 + sha256 of the .ckpt"):
         assert line in result.stdout
+
+
+# benchmark -> (its smallest run, lines it must print); each writes its JSON under the test's folder
+SMALL_BENCHMARK_RUNS: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "bench_threads": (["--minutes", "1", "--repeats", "1", "--busy", "0,1"], ("busy processes", "all cores")),
+    "profile_network": (["--batch", "2", "--steps", "1", "--top", "3"], ("operator calls per forward",)),
+    "bench_backends": (
+        ["--sizes", "small", "--batches", "2", "--windows", "4", "--repeats", "1"],
+        ("vs torch fp32", "min cosine over 64 windows"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_BENCHMARK_RUNS))
+def test_a_benchmark_runs_at_its_smallest(name: str, conformance_dir: Path, tmp_path: Path) -> None:
+    args, lines = SMALL_BENCHMARK_RUNS[name]
+    if name == "bench_backends":
+        pytest.importorskip("onnxruntime")
+    result = _run(
+        BENCHMARKS / f"{name}.py", [*args, "--json", str(tmp_path / "out.json")], tmp_path, conformance_dir.parent
+    )
+    for line in lines:
+        assert line in result.stdout
+    assert (tmp_path / "out.json").is_file()
