@@ -1,0 +1,182 @@
+"""Labelled 10 s windows for judging a signal-quality score on sources it was not tuned on.
+
+Every window comes from the real recordings of ``../shared/data``; a source is one database, so a score can be
+tuned without a source and tested on it (leave-one-source-out). Each window is 10 s at one of several rates
+(128-1000 Hz) and in one of several units (mV, µV, ADC counts with an offset), labelled ``usable``,
+``unusable`` or ``ambiguous`` (kept out of the scores, shown in the tables):
+
+- recorded windows, as recorded:
+  - LUDB lead II, 200 records: usable;
+  - MIT-BIH, 20 windows of each of the 12 records: usable, except records 105 and 108, which the MIT-BIH
+    directory describes as noisy (ambiguous);
+  - CPSC 2019, 50 records: labelled by eye (``quality_labels/cpsc2019.csv``, with a note per record);
+  - NSTDB 118 with recorded electrode-motion noise: 24 dB usable, 12 and 6 dB ambiguous, 0 dB unusable;
+  - NeuroKit's 1000 Hz recording: usable;
+- the usable windows of each source with a corruption added, at the window's own rate, before the unit:
+  muscle noise (20-150 Hz) and motion noise (0.5-15 Hz, bursts) at 12 dB (usable), 6 dB (ambiguous), 0 and
+  -6 dB (unusable); baseline wander (0.05-0.4 Hz) at 0 dB (usable: the band-pass removes it); lead-off (6 s
+  flat), a dropout (6 s of NaN), saturation (wander clipped at the rails), a short artefact (0.5-1 s at 5-10x
+  the QRS amplitude), a baseline step of 10x the QRS amplitude: unusable.
+
+SNR is the power of the window over the power of the noise added, both band-passed to 0.5-40 Hz (where CLEF
+looks; baseline wander, below the band, is scaled to the window's power unfiltered). NSTDB's own noise
+records (bw, ma, em) are not in ``../shared``; the noises here are generated, so the NSTDB excerpts are the only
+recorded noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import signal as sps
+
+SOURCES = ("ludb", "mitdb", "cpsc2019", "nstdb", "neurokit")
+RATES = (128.0, 250.0, 360.0, 500.0, 1000.0)
+UNITS = ("mV", "uV", "adc")
+LABELS = ("usable", "unusable", "ambiguous")
+NOISY_MITDB = ("105", "108")
+NSTDB_LABELS = {24: "usable", 12: "ambiguous", 6: "ambiguous", 0: "unusable"}
+SNR_LABELS = {12: "usable", 6: "ambiguous", 0: "unusable", -6: "unusable"}
+#: usable recorded windows of each source that are corrupted (all of them where a source has fewer)
+CORRUPTED_PER_SOURCE = 40
+LABEL_FOLDER = Path(__file__).resolve().parent / "quality_labels"
+
+
+@dataclass(frozen=True)
+class LabelledWindow:
+    """One 10 s window ``signal`` ``(n_samples,)`` at ``fs`` Hz in ``unit``, with where it came from and its label."""
+
+    source: str
+    record: str
+    kind: str  # "recorded", or the corruption: "muscle", "motion", "wander", "lead_off", ...
+    label: str
+    signal: np.ndarray
+    fs: float
+    unit: str
+    snr_db: float | None = None
+
+
+def _seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256(" ".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+def _band(x: np.ndarray, fs: float, low: float, high: float) -> np.ndarray:
+    sos = sps.butter(4, [low, min(high, 0.45 * fs)], btype="band", fs=fs, output="sos")
+    return sps.sosfiltfilt(sos, x)
+
+
+def _recorded(shared: Path) -> Iterator[tuple[str, str, str, np.ndarray, float]]:
+    """(source, record, label, signal in mV, fs) of every recorded window."""
+    import scipy.io
+    import wfdb
+
+    data = shared / "data"
+    for header in sorted((data / "ludb" / "data").glob("*.hea"), key=lambda p: int(p.stem)):
+        record = wfdb.rdrecord(str(header.with_suffix("")), channel_names=["ii"])
+        yield "ludb", header.stem, "usable", record.p_signal[:5000, 0].astype(np.float64), 500.0
+    for path in sorted((data / "mitdb-tpcp").glob("*.npz")):
+        ecg = np.load(path)["ecg"].astype(np.float64)
+        label = "ambiguous" if path.stem in NOISY_MITDB else "usable"
+        for k, start in enumerate(np.linspace(0, len(ecg) - 3600, 20).astype(int)):
+            yield "mitdb", f"{path.stem}:{k}", label, ecg[start : start + 3600], 360.0
+    with open(LABEL_FOLDER / "cpsc2019.csv", newline="") as handle:
+        labels = {row["record"]: row["label"] for row in csv.DictReader(handle)}
+    for path in sorted((data / "cpsc2019-sample" / "data").glob("*.mat")):
+        yield "cpsc2019", path.stem, labels[path.stem], scipy.io.loadmat(path)["ecg"][:, 0].astype(np.float64), 500.0
+    for snr, label in NSTDB_LABELS.items():
+        ecg = np.loadtxt(data / "nstdb-118" / f"118e{snr:02d}.csv")
+        for k in range(len(ecg) // 3600):
+            yield "nstdb", f"118e{snr:02d}:{k}", label, ecg[k * 3600 : (k + 1) * 3600], 360.0
+    ecg = np.loadtxt(data / "neurokit-ecg" / "ecg_1000hz.csv", skiprows=1)
+    for k in range(len(ecg) // 10000):
+        yield "neurokit", f"ecg_1000hz:{k}", "usable", ecg[k * 10000 : (k + 1) * 10000], 1000.0
+
+
+def _resampled(x: np.ndarray, fs: float, rate: float) -> np.ndarray:
+    n = int(round(10 * rate))
+    if rate == fs:
+        return x[:n]
+    from fractions import Fraction
+
+    ratio = Fraction(rate / fs).limit_denominator(1000)
+    return sps.resample_poly(x, ratio.numerator, ratio.denominator, padtype="line")[:n]
+
+
+def _noise(kind: str, n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(n) / fs
+    if kind == "muscle":
+        return _band(rng.standard_normal(n), fs, 20.0, 150.0)
+    if kind == "motion":
+        bursts = _band(np.abs(rng.standard_normal(n)), fs, 0.05, 0.5) > 0  # on for about half the time
+        return _band(rng.standard_normal(n), fs, 0.5, 15.0) * (0.2 + bursts)
+    # baseline wander: a few slow sinusoids
+    frequencies = rng.uniform(0.05, 0.4, 3)
+    return sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in frequencies)
+
+
+def _corruptions(
+    x: np.ndarray, fs: float, rng: np.random.Generator
+) -> Iterator[tuple[str, str, np.ndarray, float | None]]:
+    """(kind, label, corrupted signal, SNR) for one usable window ``x`` at ``fs``."""
+    band = _band(x, fs, 0.5, 40.0)
+    power = float(np.var(band))
+    qrs = float(np.median([np.ptp(band[k : k + int(fs)]) for k in range(0, len(band) - int(fs) + 1, int(fs))]))
+    for kind in ("muscle", "motion"):
+        for snr, label in SNR_LABELS.items():
+            noise = _noise(kind, len(x), fs, rng)
+            in_band = float(np.var(_band(noise, fs, 0.5, 40.0)))  # the SNR is measured where CLEF looks
+            yield kind, label, x + noise * np.sqrt(power / 10 ** (snr / 10) / in_band), float(snr)
+    wander = _noise("wander", len(x), fs, rng)
+    yield "wander", "usable", x + wander * np.sqrt(power / np.var(wander)), 0.0
+    n6 = int(6 * fs)
+    start = int(rng.integers(0, len(x) - n6))
+    flat = x.copy()
+    flat[start : start + n6] = flat[start]
+    yield "lead_off", "unusable", flat, None
+    gap = x.copy()
+    gap[start : start + n6] = np.nan
+    yield "dropout", "unusable", gap, None
+    swing = x + 20 * qrs * _noise("wander", len(x), fs, rng)
+    rail = np.percentile(swing, [30, 70])
+    yield "saturation", "unusable", np.clip(swing, rail[0], rail[1]), None
+    length = int(rng.uniform(0.5, 1.0) * fs)
+    at = int(rng.integers(0, len(x) - length))
+    burst = _band(rng.standard_normal(length + int(fs)), fs, 1.0, 10.0)[int(fs) // 2 : int(fs) // 2 + length]
+    artefact = x.copy()
+    artefact[at : at + length] += burst / np.max(np.abs(burst)) * rng.uniform(5, 10) * qrs * np.hanning(length)
+    yield "short_artefact", "unusable", artefact, None
+    step = x.copy()
+    step[int(rng.integers(int(fs), len(x) - int(fs))) :] += 10 * qrs
+    yield "baseline_step", "unusable", step, None
+
+
+def _in_unit(x: np.ndarray, unit: str) -> np.ndarray:
+    if unit == "mV":
+        return x
+    if unit == "uV":
+        return x * 1000.0
+    return np.round(x * 200.0 + 1024.0)  # 200 ADC units per mV on a 1024 baseline, as in MIT-BIH's format 212
+
+
+def quality_windows(shared: Path, corrupted_per_source: int = CORRUPTED_PER_SOURCE) -> list[LabelledWindow]:
+    """Every labelled window (recorded and corrupted), deterministic: the rate, unit and noise of each window
+    follow from its source and record name."""
+    windows: list[LabelledWindow] = []
+    corrupted: dict[str, int] = {}
+    for source, record, label, ecg, fs in _recorded(shared):
+        seed = _seed(source, record)
+        rate, unit = RATES[seed % len(RATES)], UNITS[(seed // len(RATES)) % len(UNITS)]
+        x = _resampled(ecg, fs, rate)
+        windows.append(LabelledWindow(source, record, "recorded", label, _in_unit(x, unit), rate, unit))
+        if label != "usable" or corrupted.get(source, 0) >= corrupted_per_source:
+            continue
+        corrupted[source] = corrupted.get(source, 0) + 1
+        rng = np.random.default_rng(seed)
+        for kind, corrupted_label, y, snr in _corruptions(x, rate, rng):
+            windows.append(LabelledWindow(source, record, kind, corrupted_label, _in_unit(y, unit), rate, unit, snr))
+    return windows

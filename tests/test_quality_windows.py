@@ -1,0 +1,70 @@
+"""The labelled quality benchmark (benchmarks/quality_windows.py): every source, every rate and unit, labels as
+documented, noise at the SNR it claims, deterministic."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import quality_windows as qw
+
+
+@pytest.fixture(scope="module")
+def windows(data_dir: Path) -> list[qw.LabelledWindow]:
+    return qw.quality_windows(data_dir.parent, corrupted_per_source=3)
+
+
+def test_every_source_rate_unit_and_label_is_there(windows) -> None:
+    assert {w.source for w in windows} == set(qw.SOURCES)
+    assert {w.fs for w in windows} == set(qw.RATES)
+    assert {w.unit for w in windows} == set(qw.UNITS)
+    for source in qw.SOURCES:
+        labels = Counter(w.label for w in windows if w.source == source)
+        assert labels["usable"] > 0 and labels["unusable"] > 0, (source, labels)
+    assert all(len(w.signal) == round(10 * w.fs) for w in windows)  # 10 s each
+
+
+def test_labels_follow_the_documented_rules(windows) -> None:
+    for w in windows:
+        if w.kind == "recorded" and w.source == "ludb":
+            assert w.label == "usable"
+        if w.kind == "recorded" and w.source == "mitdb":
+            assert w.label == ("ambiguous" if w.record.split(":")[0] in qw.NOISY_MITDB else "usable")
+        if w.kind == "recorded" and w.source == "nstdb":
+            assert w.label == qw.NSTDB_LABELS[int(w.record[4:6])]
+        if w.kind in ("muscle", "motion"):
+            assert w.label == qw.SNR_LABELS[int(w.snr_db)]
+        if w.kind in ("lead_off", "dropout", "saturation", "short_artefact", "baseline_step"):
+            assert w.label == "unusable"
+    cpsc = {w.record: w.label for w in windows if w.source == "cpsc2019" and w.kind == "recorded"}
+    assert len(cpsc) == 50 and cpsc["data_00126"] == "unusable" and cpsc["data_00259"] == "usable"
+
+
+def test_noise_is_added_at_the_snr_it_claims(windows) -> None:
+    by_record = {(w.source, w.record): w for w in windows if w.kind == "recorded"}
+    checked = 0
+    for w in windows:
+        if w.kind not in ("muscle", "motion"):
+            continue
+        clean = by_record[(w.source, w.record)]
+        scale = {"mV": 1.0, "uV": 1000.0, "adc": 200.0}[w.unit]
+        signal, noise = clean.signal / scale, (w.signal - clean.signal) / scale
+        band = [qw._band(x, w.fs, 0.5, 40.0) for x in (signal, noise)]
+        snr = 10 * np.log10(np.var(band[0]) / np.var(band[1]))
+        # measured: exact in mV and µV; ADC counts are rounded to integers: at most 0.021 dB off
+        assert abs(snr - w.snr_db) < 0.1, (w.record, w.kind, w.unit, snr, w.snr_db)
+        checked += 1
+    assert checked > 20
+
+
+def test_the_benchmark_is_deterministic(windows, data_dir: Path) -> None:
+    again = qw.quality_windows(data_dir.parent, corrupted_per_source=3)
+    assert [(w.source, w.record, w.kind, w.fs, w.unit) for w in again] == [
+        (w.source, w.record, w.kind, w.fs, w.unit) for w in windows
+    ]
+    assert all(np.array_equal(a.signal, b.signal, equal_nan=True) for a, b in zip(again, windows))
