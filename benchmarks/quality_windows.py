@@ -10,7 +10,8 @@ tuned without a source and tested on it (leave-one-source-out). Each window is 1
   - MIT-BIH, 20 windows of each of the 12 records: usable, except records 105 and 108, which the MIT-BIH
     directory describes as noisy (ambiguous);
   - CPSC 2019, 50 records: labelled by eye (``quality_labels/cpsc2019.csv``, with a note per record);
-  - NSTDB 118 with recorded electrode-motion noise: 24 dB usable, 12 and 6 dB ambiguous, 0 dB unusable;
+  - NSTDB 118 with recorded electrode-motion noise: 24 dB usable, 12 and 6 dB ambiguous, 0 dB unusable, but
+    the first 40 s of each excerpt, before the noise starts, usable at every level;
   - NeuroKit's 1000 Hz recording: usable;
 - the usable windows of each source with a corruption added, at the window's own rate, before the unit:
   muscle noise (20-150 Hz) and motion noise (0.5-15 Hz, bursts) at 12 dB (usable), 6 dB (ambiguous), 0 and
@@ -41,6 +42,7 @@ UNITS = ("mV", "uV", "adc")
 LABELS = ("usable", "unusable", "ambiguous")
 NOISY_MITDB = ("105", "108")
 NSTDB_LABELS = {24: "usable", 12: "ambiguous", 6: "ambiguous", 0: "unusable"}
+NSTDB_CLEAN_WINDOWS = 4
 SNR_LABELS = {12: "usable", 6: "ambiguous", 0: "unusable", -6: "unusable"}
 #: usable recorded windows of each source that are corrupted (all of them where a source has fewer)
 CORRUPTED_PER_SOURCE = 40
@@ -91,7 +93,9 @@ def _recorded(shared: Path) -> Iterator[tuple[str, str, str, np.ndarray, float]]
     for snr, label in NSTDB_LABELS.items():
         ecg = np.loadtxt(data / "nstdb-118" / f"118e{snr:02d}.csv")
         for k in range(len(ecg) // 3600):
-            yield "nstdb", f"118e{snr:02d}:{k}", label, ecg[k * 3600 : (k + 1) * 3600], 360.0
+            # the noise starts about 40 s into each excerpt: its first 4 windows are clean at every level
+            clean = k < NSTDB_CLEAN_WINDOWS
+            yield "nstdb", f"118e{snr:02d}:{k}", "usable" if clean else label, ecg[k * 3600 : (k + 1) * 3600], 360.0
     ecg = np.loadtxt(data / "neurokit-ecg" / "ecg_1000hz.csv", skiprows=1)
     for k in range(len(ecg) // 10000):
         yield "neurokit", f"ecg_1000hz:{k}", "usable", ecg[k * 10000 : (k + 1) * 10000], 1000.0
