@@ -76,6 +76,14 @@ def _installed(engine: str) -> bool:
     return all(importlib.util.find_spec(module) is not None for module in _ENGINE_MODULES[engine])
 
 
+def _plain(encoder: ClefEncoder) -> bool:
+    """Whether the exported network computes what the module does: a ClefEncoder itself (not a subclass with its
+    own forward) without forward hooks, which an engine would not run."""
+    if type(encoder) is not ClefEncoder:
+        return False
+    return not any(module._forward_hooks or module._forward_pre_hooks for module in encoder.modules())
+
+
 def _from_environment() -> str:
     text = (os.environ.get(BACKEND_ENV) or "").strip().lower() or "auto"
     if text not in BACKENDS:
@@ -87,12 +95,13 @@ def resolve_backend(backend: object, encoder: ClefEncoder, device: torch.device,
     """``"torch"``, ``"onnxruntime"`` or ``"openvino"`` for this call; refuses combinations an engine cannot run.
 
     ``"auto"`` stands for the backend in ``CLEF_SDK_BACKEND`` when that is set; otherwise, on the CPU in fp32, for
-    the first installed engine :data:`AUTO_CPU_ENGINES` lists for the model's size, and for torch elsewhere."""
+    the first installed engine :data:`AUTO_CPU_ENGINES` lists for the model's size, and for torch elsewhere (also
+    for an encoder with forward hooks or a subclass's own forward, which an exported network would skip)."""
     chosen: str = check_choice(backend, BACKENDS, "backend")
     if chosen == "auto":
         chosen = _from_environment()
     if chosen == "auto":
-        if device.type != "cpu" or precision != "fp32" or compile:
+        if device.type != "cpu" or precision != "fp32" or compile or not _plain(encoder):
             return "torch"
         size = getattr(encoder.architecture, "name", "")
         return next((e for e in AUTO_CPU_ENGINES.get(size, ()) if _installed(e)), "torch")

@@ -144,6 +144,18 @@ def test_auto_takes_the_first_installed_engine_listed_for_the_size(
     assert resolve_backend("auto", small_encoder, torch.device("cuda"), "fp32", False) == "torch"
     monkeypatch.setattr(backends, "AUTO_CPU_ENGINES", {"medium": ("onnxruntime",)})
     assert resolve_backend("auto", small_encoder, cpu, "fp32", False) == "torch"  # listed for another size
+    monkeypatch.setattr(backends, "AUTO_CPU_ENGINES", {"small": ("onnxruntime",)})
+    hooked = clef.build("small")
+    handle = hooked.stage_list[0].register_forward_hook(lambda module, args, output: None)
+    assert resolve_backend("auto", hooked, cpu, "fp32", False) == "torch"  # an engine would skip the hook
+    handle.remove()
+    assert resolve_backend("auto", hooked, cpu, "fp32", False) == "onnxruntime"
+
+    class Wrapped(clef.ClefEncoder):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * 2
+
+    assert resolve_backend("auto", Wrapped(hooked.architecture), cpu, "fp32", False) == "torch"
 
 
 def test_the_shipped_auto_rule_names_real_sizes_and_engines() -> None:
