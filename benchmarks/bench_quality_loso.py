@@ -1,6 +1,6 @@
 """``clef.signal_quality`` on labelled windows of every source, leave-one-source-out.
 
-The windows are those of ``quality_windows.py`` (recorded ECG of five databases, and the same windows with
+The windows are those of ``_quality_windows.py`` (recorded ECG of five databases, and the same windows with
 noise and artefacts added, at 128-1000 Hz in three units). For each source held out in turn, the threshold is
 chosen on the other four: the largest that keeps at least 95% of their usable windows usable. The table gives, on
 the held-out source, the AUROC of usable against unusable windows (threshold-free), the fraction of its usable
@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, require_shared, write_json
-from quality_windows import NSTDB_CLEAN_WINDOWS, SOURCES, quality_windows
+from _quality_windows import NSTDB_CLEAN_WINDOWS, SOURCES, quality_windows
 
 import clef_sdk as clef
 from clef_sdk.quality import DEFAULT_THRESHOLD

@@ -27,7 +27,7 @@ BENCHMARKS = REPO / "benchmarks"
 EXAMPLES = REPO / "examples"
 LOCAL_DIRS = (BENCHMARKS, EXAMPLES, REPO / "tests")  # where the scripts' own modules (_common, _datasets, ...) live
 
-BENCHMARK_SCRIPTS = sorted(path for path in BENCHMARKS.glob("*.py") if path.name != "_common.py")
+BENCHMARK_SCRIPTS = sorted(path for path in BENCHMARKS.glob("*.py") if not path.name.startswith("_"))  # _*.py: helpers
 EXAMPLE_SCRIPTS = sorted(path for path in EXAMPLES.glob("*.py") if path.name != "_datasets.py")
 ALL_SCRIPTS = sorted(BENCHMARKS.glob("*.py")) + sorted(EXAMPLES.glob("*.py"))
 

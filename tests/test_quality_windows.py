@@ -1,4 +1,4 @@
-"""The labelled quality benchmark (benchmarks/quality_windows.py): every source, every rate and unit, labels as
+"""The labelled quality benchmark (benchmarks/_quality_windows.py): every source, every rate and unit, labels as
 documented, noise at the SNR it claims, deterministic."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import quality_windows as qw
+import _quality_windows as qw
 
 
 @pytest.fixture(scope="module")
