@@ -257,6 +257,7 @@ SMALL_BENCHMARK_RUNS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "bench_threads": (["--minutes", "1", "--repeats", "1", "--busy", "0,1"], ("busy processes", "all cores")),
     "profile_network": (["--batch", "2", "--steps", "1", "--top", "3"], ("operator calls per forward",)),
     "bench_quality_loso": (["--per-source", "2"], ("leave-one-source-out", "held-out source", "NSTDB 118")),
+    "bench_quality": (["--hours", "0.02"], ("windows/s", "this tree")),
     "bench_backends": (
         ["--sizes", "small", "--batches", "2", "--windows", "4", "--repeats", "1"],
         ("vs torch fp32", "min cosine over 64 windows"),
