@@ -140,18 +140,18 @@ def test_embeddings_agree_across_thread_counts(small_encoder, mitdb_record: np.n
     )
 
 
-def test_onnxruntime_sessions_follow_the_thread_count(
-    small_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_onnxruntime_sessions_follow_the_thread_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from clef_sdk.backends import exported_network
 
+    # its own encoder: the session-wide one's cached network would keep this test's CLEF_SDK_HOME for later tests
+    encoder = clef.build("small", seed=11).eval()
     monkeypatch.setenv("CLEF_SDK_HOME", str(tmp_path))
     x = np.sin(np.arange(3 * 5000) / 40.0)
-    one = clef.embed(x, fs=500, model=small_encoder, backend="onnxruntime", num_threads=1)
-    two = clef.embed(x, fs=500, model=small_encoder, backend="onnxruntime", num_threads=2)
-    assert exported_network(small_encoder, "onnxruntime").thread_counts == [1, 2]
+    one = clef.embed(x, fs=500, model=encoder, backend="onnxruntime", num_threads=1)
+    two = clef.embed(x, fs=500, model=encoder, backend="onnxruntime", num_threads=2)
+    assert exported_network(encoder, "onnxruntime").thread_counts == [1, 2]
     np.testing.assert_allclose(one, two, rtol=0, atol=5e-6)
 
 
@@ -175,3 +175,20 @@ def test_the_command_line_takes_threads(small_safetensors: Path, tmp_path: Path)
     assert np.load(tmp_path / "e.npy").shape == (256,)
     refused = subprocess.run([*run, "--threads", "0"], capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0 and "num_threads must be a positive int" in refused.stderr
+
+
+def test_calls_within_a_second_share_one_reading(unset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loadavg = tmp_path / "loadavg"
+    monkeypatch.setattr(threads, "_LOADAVG", loadavg)
+    monkeypatch.setattr(threads, "_recent", None)
+    loadavg.write_text("0 0 0 1/10 1\n")
+    with torch_threads() as first:
+        pass
+    loadavg.write_text(f"0 0 0 {os.cpu_count()}/10 1\n")  # every other core now busy
+    with torch_threads() as second:
+        assert second is first  # read less than a second ago: no new reading
+    first.checked -= 2.0
+    with torch_threads() as third:
+        assert third is not first and third.count == 1  # a second later: read again
+    with torch_threads(2) as fixed:
+        assert fixed.count == 2 and fixed is not third  # a fixed count is never shared
