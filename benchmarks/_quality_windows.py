@@ -14,15 +14,19 @@ tuned without a source and tested on it (leave-one-source-out). Each window is 1
     the first 40 s of each excerpt, before the noise starts, usable at every level;
   - NeuroKit's 1000 Hz recording: usable;
 - the usable windows of each source with a corruption added, at the window's own rate, before the unit:
-  muscle noise (20-150 Hz) and motion noise (0.5-15 Hz, bursts) at 12 dB (usable), 6 dB (ambiguous), 0 and
-  -6 dB (unusable); baseline wander (0.05-0.4 Hz) at 0 dB (usable: the band-pass removes it); lead-off (6 s
-  flat), a dropout (6 s of NaN), saturation (wander clipped at the rails), a short artefact (0.5-1 s at 5-10x
-  the QRS amplitude), a baseline step of 10x the QRS amplitude: unusable.
+  muscle noise (20-150 Hz) and motion noise (0.5-15 Hz, bursts) at 24 and 18 dB (usable), 12 and 6 dB
+  (ambiguous), 0 and -6 dB (unusable), labelled as NSTDB's levels are; baseline wander (0.05-0.4 Hz) at the
+  window's own power (usable: the band-pass removes it); lead-off (6 s
+  flat), a dropout (6 s of NaN), saturation (wander clipped at the rails), a short artefact (0.5-1 s of 1-10 Hz
+  noise, peak to peak 5-10x the QRS), a baseline step of 10x the QRS amplitude: unusable.
 
-SNR is the power of the window over the power of the noise added, both band-passed to 0.5-40 Hz (where CLEF
-looks; baseline wander, below the band, is scaled to the window's power unfiltered). NSTDB's own noise
-records (bw, ma, em) are not in ``../shared``; the noises here are generated, so the NSTDB excerpts are the only
-recorded noise.
+SNR is defined as NSTDB defines it (Moody, Muldrow and Mark 1984), so that a level means the same for the
+generated noise as for the recorded excerpts: the signal power is the squared peak-to-peak QRS amplitude over 8
+(the median over the window's 1 s stretches, band-passed to 0.5-40 Hz), the noise power the mean square of the
+noise in 0.5-40 Hz (where CLEF looks). The window's variance would put each level about 7 dB lower (median of
+the usable recorded windows, 6-9 dB by source): the ECG is mostly between its QRS complexes. Baseline wander,
+below the band, is scaled to the window's variance unfiltered. NSTDB's own noise records (bw, ma, em) are not in
+``../shared``; the noises here are generated, so the NSTDB excerpts are the only recorded noise.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ LABELS = ("usable", "unusable", "ambiguous")
 NOISY_MITDB = ("105", "108")
 NSTDB_LABELS = {24: "usable", 12: "ambiguous", 6: "ambiguous", 0: "unusable"}
 NSTDB_CLEAN_WINDOWS = 4
-SNR_LABELS = {12: "usable", 6: "ambiguous", 0: "unusable", -6: "unusable"}
+SNR_LABELS = {24: "usable", 18: "usable", 12: "ambiguous", 6: "ambiguous", 0: "unusable", -6: "unusable"}
 #: usable recorded windows of each source that are corrupted (all of them where a source has fewer)
 CORRUPTED_PER_SOURCE = 40
 LABEL_FOLDER = Path(__file__).resolve().parent / "quality_labels"
@@ -128,15 +132,15 @@ def _corruptions(
 ) -> Iterator[tuple[str, str, np.ndarray, float | None]]:
     """(kind, label, corrupted signal, SNR) for one usable window ``x`` at ``fs``."""
     band = _band(x, fs, 0.5, 40.0)
-    power = float(np.var(band))
     qrs = float(np.median([np.ptp(band[k : k + int(fs)]) for k in range(0, len(band) - int(fs) + 1, int(fs))]))
+    power = qrs**2 / 8  # NSTDB's signal power
     for kind in ("muscle", "motion"):
         for snr, label in SNR_LABELS.items():
             noise = _noise(kind, len(x), fs, rng)
-            in_band = float(np.var(_band(noise, fs, 0.5, 40.0)))  # the SNR is measured where CLEF looks
+            in_band = float(np.mean(_band(noise, fs, 0.5, 40.0) ** 2))  # the noise power where CLEF looks
             yield kind, label, x + noise * np.sqrt(power / 10 ** (snr / 10) / in_band), float(snr)
     wander = _noise("wander", len(x), fs, rng)
-    yield "wander", "usable", x + wander * np.sqrt(power / np.var(wander)), 0.0
+    yield "wander", "usable", x + wander * np.sqrt(np.var(band) / np.var(wander)), None
     n6 = int(6 * fs)
     start = int(rng.integers(0, len(x) - n6))
     flat = x.copy()
@@ -151,8 +155,9 @@ def _corruptions(
     length = int(rng.uniform(0.5, 1.0) * fs)
     at = int(rng.integers(0, len(x) - length))
     burst = _band(rng.standard_normal(length + int(fs)), fs, 1.0, 10.0)[int(fs) // 2 : int(fs) // 2 + length]
+    burst *= sps.windows.tukey(length, 0.2)  # 10% tapers at each end: no step where it starts
     artefact = x.copy()
-    artefact[at : at + length] += burst / np.max(np.abs(burst)) * rng.uniform(5, 10) * qrs * np.hanning(length)
+    artefact[at : at + length] += burst / np.ptp(burst) * rng.uniform(5, 10) * qrs  # peak to peak 5-10x the QRS
     yield "short_artefact", "unusable", artefact, None
     step = x.copy()
     step[int(rng.integers(int(fs), len(x) - int(fs))) :] += 10 * qrs

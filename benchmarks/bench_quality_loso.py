@@ -1,11 +1,12 @@
 """``clef.signal_quality`` on labelled windows of every source, leave-one-source-out.
 
 The windows are those of ``_quality_windows.py`` (recorded ECG of five databases, and the same windows with
-noise and artefacts added, at 128-1000 Hz in three units). For each source held out in turn, the threshold is
-chosen on the other four: the largest that keeps at least 95% of their usable windows usable. The table gives, on
-the held-out source, the AUROC of usable against unusable windows (threshold-free), the fraction of its usable
-windows flagged and of its unusable windows caught at that threshold, and the same two at the SDK's default
-threshold. A second table gives the catch rate per kind of corruption, and the NSTDB scores per SNR.
+noise and artefacts added, at 128-1000 Hz in three units). For each source held out in turn, the score's ranges
+are chosen on the other four by the procedure of ``_quality_tuning.py`` (the highest AUROC among the ranges that
+flag at most 1% of each tuning source's usable windows); the table gives, on the held-out source, the AUROC of
+usable against unusable windows and the fractions of its usable windows flagged and of its unusable windows caught
+at the default threshold 0.5. The same procedure on all five sources must give the SDK's ``DEFAULT_RANGES``. Then
+the shipped score per kind of window, and the NSTDB scores per SNR.
 
     python benchmarks/bench_quality_loso.py
 """
@@ -16,24 +17,46 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, require_shared, write_json
-from _quality_windows import NSTDB_CLEAN_WINDOWS, SOURCES, quality_windows
+from _quality_tuning import MAX_FLAGGED, NSTDB_LEVELS, choose_ranges, leave_one_source_out, measure, scores
+from _quality_windows import NSTDB_CLEAN_WINDOWS, quality_windows
 
-import clef_sdk as clef
-from clef_sdk.quality import DEFAULT_THRESHOLD
-
-#: the tuned threshold keeps at least this fraction of the tuning sources' usable windows
-KEEP_USABLE = 0.95
+from clef_sdk.quality import DEFAULT_RANGES, DEFAULT_THRESHOLD
 
 
-def tuned_threshold(scores: np.ndarray, usable: np.ndarray) -> float:
-    """The largest threshold keeping ``KEEP_USABLE`` of the usable windows (``score >= threshold``)."""
-    return float(np.quantile(scores[usable], 1 - KEEP_USABLE, method="lower"))
+def kinds_table(windows: list, score: np.ndarray, reasons: list[tuple[str, ...]]) -> list[tuple[object, ...]]:
+    """Per kind of window and label: how many, the median score, the share below the threshold, the main
+    reasons."""
+    kind = np.array([w.kind for w in windows])
+    label = np.array([w.label for w in windows])
+    rows = []
+    for name in dict.fromkeys(kind):
+        for name_label in ("usable", "ambiguous", "unusable"):
+            chosen = (kind == name) & (label == name_label)
+            if not chosen.any():
+                continue
+            found: dict[str, int] = {}
+            for index in np.flatnonzero(chosen):
+                for reason in reasons[index]:
+                    found[reason] = found.get(reason, 0) + 1
+            top = ", ".join(f"{r} {n}" for r, n in sorted(found.items(), key=lambda item: -item[1])[:3])
+            rows.append(
+                (
+                    name,
+                    name_label,
+                    int(chosen.sum()),
+                    f"{statistics.median(score[chosen]):.2f}",
+                    f"{100 * np.mean(score[chosen] < DEFAULT_THRESHOLD):.0f}%",
+                    top or "-",
+                )
+            )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,93 +64,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-source", type=int, default=40, help="usable windows corrupted per source")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    from sklearn.metrics import roc_auc_score
 
-    shared = require_shared()
-    windows = quality_windows(shared, args.per_source)
+    windows = quality_windows(require_shared(), args.per_source)
     started = time.perf_counter()
-    results = [clef.signal_quality(w.signal, w.fs) for w in windows]
+    measured = measure(windows)
     seconds = time.perf_counter() - started
-    scores = np.array([r.score[0] for r in results])
-    reasons = [r.reasons[0] for r in results]
-    source = np.array([w.source for w in windows])
-    label = np.array([w.label for w in windows])
-    kind = np.array([w.kind for w in windows])
-    scored = label != "ambiguous"
-    usable = label == "usable"
-
-    rows, table = [], []
-    for held_out in SOURCES:
-        tune = (source != held_out) & scored
-        test = (source == held_out) & scored
-        threshold = tuned_threshold(scores[tune], usable[tune])
-        y, s = usable[test], scores[test]
-        auroc = roc_auc_score(y, s) if 0 < y.sum() < len(y) else float("nan")
-        flagged, caught = np.mean(s[y] < threshold), np.mean(s[~y] < threshold)
-        flagged_default, caught_default = np.mean(s[y] < DEFAULT_THRESHOLD), np.mean(s[~y] < DEFAULT_THRESHOLD)
-        rows.append(
-            (
-                held_out,
-                f"{int(y.sum())} / {int((~y).sum())}",
-                f"{auroc:.3f}",
-                f"{threshold:.2f}",
-                f"{100 * flagged:.1f}%",
-                f"{100 * caught:.1f}%",
-                f"{100 * flagged_default:.1f}%",
-                f"{100 * caught_default:.1f}%",
-            )
-        )
-        table.append(
-            {
-                "held_out": held_out,
-                "usable": int(y.sum()),
-                "unusable": int((~y).sum()),
-                "auroc": auroc,
-                "threshold": threshold,
-                "usable_flagged": flagged,
-                "unusable_caught": caught,
-                "usable_flagged_at_default": flagged_default,
-                "unusable_caught_at_default": caught_default,
-            }
-        )
-    print(f"{len(windows)} windows ({int(scored.sum())} scored) in {seconds:.1f} s; leave-one-source-out:")
+    held_out = leave_one_source_out(measured)
+    print(
+        f"{len(windows)} windows ({int(measured.scored.sum())} scored) measured in {seconds:.1f} s; "
+        f"leave-one-source-out (ranges chosen on the other sources, at most {MAX_FLAGGED:.0%} of their usable "
+        f"windows flagged):"
+    )
     print_table(
         (
             "held-out source",
             "usable / unusable",
             "AUROC",
-            "threshold",
             "usable flagged",
             "unusable caught",
-            f"flagged at {DEFAULT_THRESHOLD:g}",
-            f"caught at {DEFAULT_THRESHOLD:g}",
+            "ranges chosen without it",
         ),
-        rows,
-    )
-
-    kinds = []
-    for name in dict.fromkeys(kind):
-        chosen = kind == name
-        for name_label in ("usable", "ambiguous", "unusable"):
-            rows_of = chosen & (label == name_label)
-            if not rows_of.any():
-                continue
-            found: dict[str, int] = {}
-            for index in np.flatnonzero(rows_of):
-                for reason in reasons[index]:
-                    found[reason] = found.get(reason, 0) + 1
-            top = ", ".join(f"{r} {n}" for r, n in sorted(found.items(), key=lambda item: -item[1])[:3])
-            kinds.append(
-                (
-                    name,
-                    name_label,
-                    int(rows_of.sum()),
-                    f"{statistics.median(scores[rows_of]):.2f}",
-                    f"{100 * np.mean(scores[rows_of] < DEFAULT_THRESHOLD):.0f}%",
-                    top or "-",
-                )
+        [
+            (
+                h.source,
+                f"{h.n_usable} / {h.n_unusable}",
+                f"{h.auroc:.3f}",
+                f"{100 * h.usable_flagged:.1f}%",
+                f"{100 * h.unusable_caught:.1f}%",
+                f"bSQI {h.ranges.bsqi}, similarity {h.ranges.similarity}, artefact {h.ranges.artefact}, "
+                f"in-band {h.ranges.in_band}",
             )
-    print()
+            for h in held_out
+        ],
+    )
+    for h in held_out:
+        if h.source == "nstdb":
+            levels = ", ".join(f"{snr} dB {mean:.2f}" for snr, mean in zip(NSTDB_LEVELS, h.nstdb_means))
+            print(f"NSTDB held out, mean score of its noisy windows: {levels}")
+    on_all = choose_ranges(measured, np.ones(len(windows), dtype=bool))
+    print(f"\nchosen on all five sources: {on_all}; the SDK's DEFAULT_RANGES: {DEFAULT_RANGES}")
+    if on_all != DEFAULT_RANGES:
+        print("  they differ: update DEFAULT_RANGES in clef_sdk/quality.py", file=sys.stderr)
+
+    shipped = scores(measured, DEFAULT_RANGES)
+    print("\nthe SDK's score (DEFAULT_RANGES), per kind of window:")
+    kinds = kinds_table(windows, shipped, measured.reasons)
     print_table(("kind", "label", "windows", "median score", f"below {DEFAULT_THRESHOLD:g}", "main reasons"), kinds)
     nstdb = []
     for snr in (24, 12, 6, 0):
@@ -140,12 +121,26 @@ def main(argv: list[str] | None = None) -> int:
                 for w in windows
             ]
         )
-        nstdb.append((f"{snr} dB", int(chosen.sum()), f"{statistics.median(scores[chosen]):.2f}"))
+        nstdb.append(
+            (
+                f"{snr} dB",
+                int(chosen.sum()),
+                f"{statistics.median(shipped[chosen]):.2f}",
+                f"{np.mean(shipped[chosen]):.2f}",
+            )
+        )
     print()
-    print_table(("NSTDB 118, after the noise starts", "windows", "median score"), nstdb)
+    print_table(("NSTDB 118, after the noise starts", "windows", "median score", "mean score"), nstdb)
     write_json(
         "bench_quality_loso",
-        {"windows": len(windows), "seconds": seconds, "leave_one_source_out": table, "kinds": kinds},
+        {
+            "windows": len(windows),
+            "seconds": seconds,
+            "leave_one_source_out": [asdict(h) for h in held_out],
+            "chosen_on_all": asdict(on_all),
+            "kinds": kinds,
+            "nstdb": nstdb,
+        },
         args.json,
     )
     return 0

@@ -1,0 +1,138 @@
+"""How well clef.signal_quality does, judged only on sources its ranges were chosen without.
+
+The labelled benchmark is ``benchmarks/_quality_windows.py`` (five sources), the procedure choosing the ranges
+``benchmarks/_quality_tuning.py``; ``python benchmarks/bench_quality_loso.py`` prints the same numbers. Every
+assertion on the score's quality uses ranges chosen without the source it is tested on, on windows of that source
+(LUDB lead II and MIT-BIH excerpts in the benchmark; other LUDB leads and whole MIT-BIH records here).
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import signal as sps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _quality_tuning as qt
+import _quality_windows as qw
+
+import clef_sdk as clef
+from clef_sdk.quality import DEFAULT_RANGES, HARD_REASONS, ScoreRanges, SignalQuality, score_measures
+
+# one worker builds the benchmark (3,081 windows, about 25 s) for every test of this module
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quality_benchmark")]
+
+
+@pytest.fixture(scope="module")
+def measured(data_dir: Path) -> qt.Measured:
+    return qt.measure(qw.quality_windows(data_dir.parent))
+
+
+@pytest.fixture(scope="module")
+def held_out(measured: qt.Measured) -> dict[str, qt.HeldOut]:
+    return {result.source: result for result in qt.leave_one_source_out(measured)}
+
+
+def rescored(quality: SignalQuality, ranges: ScoreRanges) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``quality``'s windows scored with ``ranges`` instead of the shipped ones (hard failures stay 0)."""
+    score, mapped = score_measures(
+        quality.bsqi, quality.beat_similarity, quality.artefact_amplitude, quality.in_band_fraction, ranges
+    )
+    hard = np.array([bool(set(found) & set(HARD_REASONS)) for found in quality.reasons])
+    return np.where(hard, 0.0, score), mapped
+
+
+def test_each_held_out_source_meets_the_targets(held_out: dict[str, qt.HeldOut]) -> None:
+    # measured: AUROC LUDB 0.989, MIT-BIH 0.997, CPSC 2019 0.965, NSTDB 0.982, NeuroKit 1.000; usable windows
+    # flagged 1.0%, 0.0%, 3.1%, 0.0%, 0.0%; unusable caught 82-88% (targets: AUROC >= 0.95, flagged <= 5%)
+    assert set(held_out) == set(qw.SOURCES)
+    for result in held_out.values():
+        assert result.auroc >= 0.95, result
+        assert result.usable_flagged <= 0.05, result
+        assert result.unusable_caught >= 0.75, result
+
+
+def test_the_shipped_ranges_are_the_procedures_choice(measured: qt.Measured) -> None:
+    assert qt.choose_ranges(measured, np.ones(measured.source.size, dtype=bool)) == DEFAULT_RANGES
+
+
+def test_held_out_nstdb_falls_from_24_to_6_db(held_out: dict[str, qt.HeldOut]) -> None:
+    means = held_out["nstdb"].nstdb_means
+    # measured, ranges chosen without NSTDB: 24 dB 1.00, 12 dB 0.92, 6 dB 0.89, 0 dB 0.93
+    assert means[0] >= 0.95 and means[0] - means[1] >= 0.04 and means[1] > means[2], means
+
+
+@pytest.mark.xfail(strict=True, reason="not met: held out, NSTDB 0 dB scores 0.93 against 0.89 at 6 dB")
+def test_held_out_nstdb_falls_monotonically(held_out: dict[str, qt.HeldOut]) -> None:
+    means = held_out["nstdb"].nstdb_means
+    assert all(a > b for a, b in zip(means, means[1:])), means
+
+
+def ludb_lead(data_dir: Path, record: int, lead: int) -> np.ndarray:
+    return np.fromfile(data_dir / "ludb" / "data" / f"{record}.dat", dtype="<i2").reshape(-1, 12)[:, lead] / 1000.0
+
+
+def test_held_out_leads_rates_and_records_are_usable(data_dir: Path, held_out: dict[str, qt.HeldOut]) -> None:
+    """LUDB leads I, V1 and V5 (the benchmark has lead II), lead I at 128 Hz, with the ranges chosen without LUDB;
+    all 12 MIT-BIH records whole (the benchmark has 20 windows of each) with the ranges chosen without MIT-BIH."""
+    ludb = held_out["ludb"].ranges
+    usable = {}
+    for name, lead, fs in (("I", 0, 500), ("V1", 6, 500), ("V5", 10, 500), ("I at 128 Hz", 0, 128)):
+        signals = [ludb_lead(data_dir, record, lead) for record in range(1, 201)]
+        if fs != 500:
+            signals = [sps.resample_poly(x, 32, 125) for x in signals]
+        scores = [rescored(clef.signal_quality(x, fs), ludb)[0][0] for x in signals]
+        usable[name] = float(np.mean(np.array(scores) >= 0.5))
+    mitdb = [
+        rescored(clef.signal_quality(np.load(path)["ecg"], 360), held_out["mitdb"].ranges)[0]
+        for path in sorted(glob.glob(str(data_dir / "mitdb-tpcp" / "*.npz")))
+    ]
+    usable["MIT-BIH, 2160 windows"] = float(np.mean(np.concatenate(mitdb) >= 0.5))
+    # measured: LUDB I 1.000, V1 0.975, V5 1.000, I at 128 Hz 0.995; MIT-BIH 0.996
+    assert all(fraction >= 0.95 for fraction in usable.values()), usable
+
+
+def short_artefacts(data_dir: Path, times_qrs: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(clean, with artefact) for 100 LUDB lead I records at 500 Hz: 0.5 s of 1-10 Hz noise (10% tapers) whose
+    peak-to-peak amplitude is ``times_qrs`` the window's QRS (the median peak to peak of its 1 s stretches)."""
+    rng = np.random.default_rng(22)
+    fs = 500
+    band = sps.butter(4, [0.5, 40], btype="band", fs=fs, output="sos")
+    noise_band = sps.butter(4, [1, 10], btype="band", fs=fs, output="sos")
+    pairs = []
+    for record in range(1, 201, 2):
+        x = ludb_lead(data_dir, record, 0)
+        filtered = sps.sosfiltfilt(band, x)
+        qrs = np.median([np.ptp(filtered[k : k + fs]) for k in range(0, x.size - fs + 1, fs)])
+        n = fs // 2
+        burst = sps.sosfiltfilt(noise_band, rng.standard_normal(n + fs))[fs // 2 : fs // 2 + n] * sps.windows.tukey(
+            n, 0.2
+        )
+        at = int(rng.integers(fs, x.size - n - fs))
+        y = x.copy()
+        y[at : at + n] += burst / np.ptp(burst) * times_qrs * qrs
+        pairs.append((x, y))
+    return pairs
+
+
+def test_a_short_large_artefact_is_caught_with_its_reason(data_dir: Path, held_out) -> None:
+    """0.5 s at 10x the QRS amplitude inside clean held-out windows (LUDB lead I, ranges chosen without LUDB)."""
+    ranges = held_out["ludb"].ranges
+    caught, clean_flagged = [], []
+    for x, y in short_artefacts(data_dir, 10.0):
+        score, mapped = rescored(clef.signal_quality(y, 500), ranges)
+        caught.append(score[0] < 0.5 and mapped["artefact"][0] < 0.5)
+        clean_flagged.append(rescored(clef.signal_quality(x, 500), ranges)[0][0] < 0.5)
+    # measured: 91% caught, each with its reason "artefact" (the same windows clean: none flagged)
+    assert np.mean(caught) >= 0.85 and np.mean(clean_flagged) <= 0.03, (np.mean(caught), np.mean(clean_flagged))
+
+
+@pytest.mark.xfail(strict=True, reason="not met: at 5x the QRS amplitude 48% of 0.5 s artefacts are caught")
+def test_a_short_artefact_at_five_times_the_qrs_is_caught(data_dir: Path, held_out) -> None:
+    ranges = held_out["ludb"].ranges
+    caught = [rescored(clef.signal_quality(y, 500), ranges)[0][0] < 0.5 for _, y in short_artefacts(data_dir, 5.0)]
+    assert np.mean(caught) >= 0.9, np.mean(caught)
