@@ -33,6 +33,7 @@ from .loading import ModelSpec, clear_cache, get_encoder, load
 from .models import ARCHITECTURES, ClefEncoder, build
 from .precision import Precision
 from .preprocessing import iter_windows, preprocess
+from .progress import set_progress, set_verbose
 from .quality import SignalQuality, signal_quality
 from .tasks import TaskModel, load_task_model
 from .torch_preprocessing import Preprocessor
@@ -87,6 +88,8 @@ __all__ = [
     "load_task_model",
     "preprocess",
     "read_embeddings",
+    "set_progress",
+    "set_verbose",
     "signal_quality",
 ]
 

@@ -499,6 +499,16 @@ def _publish_task_model(args: argparse.Namespace, path: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clef", description="CLEF single-lead ECG foundation models")
     parser.add_argument("--version", action="version", version=f"clef-sdk {__version__}")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument(
+        "--quiet", dest="global_quiet", action="store_true", help="no progress bars, only warnings and errors"
+    )
+    talk.add_argument(
+        "--verbose",
+        dest="global_verbose",
+        action="store_true",
+        help="progress bars everywhere, the SDK's INFO logs and Lightning's own messages",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     embed = commands.add_parser("embed", help="embed an ECG recording", description="Embed single-lead ECG.")
@@ -630,6 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``clef`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    _apply_verbosity(args.global_quiet, args.global_verbose)
     if hasattr(os_signal, "SIGXFSZ"):  # a file-size limit (ulimit -f) then fails a write with an error, not a kill
         os_signal.signal(os_signal.SIGXFSZ, os_signal.SIG_IGN)
     handler: Callable[[argparse.Namespace], int] = args.handler
@@ -652,6 +663,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"clef: unexpected {type(exc).__name__}: {message} (set CLEF_SDK_DEBUG=1 for details)", file=sys.stderr
             )
         return EXIT_ERROR
+
+
+def _apply_verbosity(quiet: bool, verbose: bool) -> None:
+    """``clef --quiet`` / ``--verbose``: the process-wide switches of :mod:`clef_sdk.progress` and the SDK's log
+    level (INFO logs on stderr with ``--verbose``)."""
+    import logging
+
+    from .progress import set_progress, set_verbose
+
+    if quiet:
+        set_progress(False)
+        set_verbose(False)
+        logging.getLogger("clef_sdk").setLevel(logging.WARNING)
+    elif verbose:
+        set_progress(True)
+        set_verbose(True)
+        logger = logging.getLogger("clef_sdk")
+        logger.setLevel(logging.INFO)
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("clef: %(message)s"))
+            logger.addHandler(handler)
 
 
 def _is_user_error(exc: Exception) -> bool:

@@ -235,7 +235,8 @@ def embed(
         batch_size: windows per forward pass (windows of all recordings are batched together); ``None`` picks the
             fastest measured for the model, precision and device (CPU: 32, or 16 for medium and large in fp32).
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
-        progress: show a progress bar; ``None`` shows one for long jobs (1,024 windows or more).
+        progress: show a progress bar (``True``/``False``); ``None``: for long jobs (1,024 windows or more), as
+            :func:`clef_sdk.set_progress`, ``CLEF_SDK_PROGRESS`` or, by default, where stderr is a terminal.
         stride_seconds: distance between window starts (default 10 s: consecutive windows).
         tail: the end shorter than 10 s: ``"drop"`` (default, as in pretraining), ``"pad"`` or ``"last"``.
         precision: ``"fp32"`` (default, faithful) or ``"bf16"``: bf16 autocast at cosine >= 0.9999 to fp32, for GPUs
@@ -300,7 +301,10 @@ def embed(
 
     from tqdm.auto import tqdm
 
-    show = progress if progress is not None else int(counts.sum()) >= AUTO_PROGRESS_WINDOWS
+    from .progress import progress_disabled
+
+    short = progress is None and int(counts.sum()) < AUTO_PROGRESS_WINDOWS
+    hidden = True if short else progress_disabled(progress)
     # On an accelerator the raw signal is preprocessed there, and a background thread keeps the next batches
     # coming. On the CPU both would compete with the forward pass for the same cores (measured on 2 cores:
     # 780 -> 600 windows/s with the thread), so there the steps alternate.
@@ -318,7 +322,7 @@ def embed(
             threadpool_limits(limits=1, user_api="blas"),
             torch_threads(num_threads) as threads,
             torch.inference_mode(),
-            tqdm(total=int(counts.sum()), unit="window", desc=f"embedding ({encoder.name})", disable=not show) as bar,
+            tqdm(total=int(counts.sum()), unit="window", desc=f"embedding ({encoder.name})", disable=hidden) as bar,
         ):
             for windows, owners in _prefetched(batches) if on_accelerator else batches:
                 threads.update()

@@ -43,7 +43,7 @@ def _cmd(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         backend=args.backend,
-        progress=not args.quiet,
+        progress=False if args.quiet else None,
     )
     print(
         f"rank {run.rank}/{run.world_size}: {len(run.computed)} parts computed, {len(run.already_done)} already there; "

@@ -29,6 +29,7 @@ from ..files import atomic_write_text
 from ..inputs import check_choice, check_fs
 from ..io import STANDARD_LEADS, parse_leads
 from ..models import ClefEncoder
+from ..progress import progress_disabled
 from ..windows import plan_windows
 from .parts import FORMATS, part_done, part_name, report_path, write_part
 from .plan import JobPlan, rank_from_environment
@@ -321,7 +322,7 @@ def embed_archive(
     stride_seconds: float | None = None,
     tail: str = "drop",
     backend: str = "auto",
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> ArchiveRun:
     """Embed every record (and lead) of an archive into a partitioned table; rerun to resume.
 
@@ -347,7 +348,8 @@ def embed_archive(
         stride_seconds: distance between window starts, as in :func:`clef_sdk.embed`.
         tail: a record's end shorter than 10 s, as in :func:`clef_sdk.embed`.
         backend: what runs the network, as in :func:`clef_sdk.embed` (recorded in the plan).
-        progress: show a progress bar (records/s, ETA).
+        progress: show a progress bar (records/s, ETA); ``None``: as :func:`clef_sdk.set_progress` says, by default
+            where stderr is a terminal.
 
     Returns:
         An :class:`ArchiveRun`; read the table with :func:`clef_sdk.read_embeddings`.
@@ -435,7 +437,7 @@ def _run(
     workers: int,
     device: str | None,
     batch_size: int | None,
-    progress: bool,
+    progress: bool | None,
     started: float,
 ) -> ArchiveRun:
     from tqdm.auto import tqdm
@@ -447,7 +449,9 @@ def _run(
     total = sum(plan.part_range(p)[1] - plan.part_range(p)[0] for p in todo)
     executor = ProcessPoolExecutor(workers) if workers > 0 else None
     try:
-        with tqdm(total=total, unit="rec", desc=f"embed-archive rank {rank}/{world_size}", disable=not progress) as bar:
+        with tqdm(
+            total=total, unit="rec", desc=f"embed-archive rank {rank}/{world_size}", disable=progress_disabled(progress)
+        ) as bar:
             for part, read in _prefetch(executor, source, plan, todo):
                 rows, skipped = _write(out, part, plan, read, encoder, device, batch_size)
                 n_rows, n_skipped = n_rows + rows, n_skipped + skipped

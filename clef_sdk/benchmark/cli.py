@@ -43,7 +43,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         n_bootstrap=args.bootstrap,
         batch_size=args.batch_size,
         device=args.device,
-        progress=not args.quiet,
+        progress=False if args.quiet else None,
     )
     print(results.markdown())
     for kind, path in results.files.items():

@@ -26,6 +26,7 @@ from ..embedding import embed
 from ..files import atomic_write_text
 from ..models import ClefEncoder
 from ..probes.metrics import bootstrap_metrics
+from ..progress import progress_disabled
 from .cache import EmbeddingCache
 from .models import RANDOM_INIT, BenchmarkModel, resolve_model
 from .protocols import BenchmarkProtocol, Part, TaskSplits, resolve_protocol
@@ -147,7 +148,7 @@ def run_benchmark(
     n_bootstrap: int = 1000,
     batch_size: int | None = None,
     device: str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> BenchmarkResults:
     """Benchmark CLEF models on standard tasks with their official (or pinned) splits.
 
@@ -164,7 +165,8 @@ def run_benchmark(
         n_bootstrap: bootstrap resamples (by patient) of each metric's interval.
         batch_size: windows per forward pass when embedding.
         device: the device for embedding (default CUDA when available).
-        progress: show progress bars.
+        progress: show progress bars; ``None``: as :func:`clef_sdk.set_progress` says, by default where stderr is a
+            terminal.
 
     Returns:
         :class:`~clef_sdk.benchmark.results.BenchmarkResults`, also written to ``output`` as ``results.csv``,
@@ -191,7 +193,7 @@ def run_benchmark(
 
     rows: list[dict[str, Any]] = []
     cells = [(m, dt, p) for m in benchmark_models for dt in splits for p in chosen]
-    bar = tqdm(total=len(cells), desc="benchmark", unit="cell", disable=not progress)
+    bar = tqdm(total=len(cells), desc="benchmark", unit="cell", disable=progress_disabled(progress))
     for model, (dataset_name, task), protocol in cells:
         dataset, task_split = datasets[dataset_name], splits[(dataset_name, task)]
         task_id = f"{dataset_name}:{task}"
@@ -246,7 +248,7 @@ def _attach_embeddings(
     task: TaskSplits,
     batch_size: int | None,
     device: str | None,
-    progress: bool,
+    progress: bool | None,
 ) -> None:
     from tqdm.auto import tqdm
 
@@ -262,7 +264,9 @@ def _attach_embeddings(
     parts = (task.train, task.val, task.test)
     ids = [i for part in parts for i in part.ids]
     signals = [x for part in parts for x in part.X]
-    with tqdm(total=len(ids), desc=f"embed {model.label}", unit="rec", disable=not progress, leave=False) as bar:
+    with tqdm(
+        total=len(ids), desc=f"embed {model.label}", unit="rec", disable=progress_disabled(progress), leave=False
+    ) as bar:
         values = cache.embeddings(
             ids,
             signals,

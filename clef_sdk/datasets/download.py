@@ -504,4 +504,7 @@ def _fetch_all(job: _Download, record: _Verified) -> None:
 def _progress_bar(total: int, desc: str, progress: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="file", desc=desc, disable=None if progress else True, file=sys.stderr, leave=False)
+    from ..progress import progress_disabled
+
+    disable = progress_disabled(None) if progress else True
+    return tqdm(total=total, unit="file", desc=desc, disable=disable, file=sys.stderr, leave=False)

@@ -47,6 +47,8 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
             usable (a recording with none gives a NaN row and a warning).
         backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``, as in :func:`clef_sdk.embed`.
         num_threads: CPU threads of the network; ``None`` chooses from the free cores, as in :func:`clef_sdk.embed`.
+        progress: the progress bar of each transform (``None``: for long jobs, as :func:`clef_sdk.set_progress` says;
+            by default only where stderr is a terminal).
 
     ``X`` is a 2-D array ``(n_records, n_samples)`` of equal-length recordings or a list of 1-D recordings
     (any lengths of at least 10 s). NaN gaps are interpolated as in pretraining.
@@ -63,6 +65,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         quality: Literal["drop"] | None = None,
         backend: Backend = "auto",
         num_threads: int | None = None,
+        progress: bool | None = None,
     ):
         self.model = model
         self.fs = fs
@@ -73,6 +76,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         self.quality = quality
         self.backend = backend
         self.num_threads = num_threads
+        self.progress = progress
 
     # -- validation -------------------------------------------------------------------------------------
 
@@ -130,7 +134,7 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
             model=get_encoder(self.model, self.device),
             pooling=self.pooling,
             batch_size=self.batch_size,
-            progress=None,
+            progress=self.progress,
             precision=self.precision,
             quality=self.quality,
             backend=self.backend,

@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..constants import WINDOW_SECONDS
 from ..loading import ModelSpec
+from ..precision import Precision
 from .embedder import ClefEmbedder, checked_embeddings, looks_like_embeddings
 from .head import LinearProbe
 from .labels import Task, groups_array, infer_task, labels_array, n_records_of
@@ -38,6 +39,9 @@ def fit_probe(
     max_iter: int = 1000,
     random_state: int | None = 0,
     n_jobs: int | None = None,
+    precision: Precision = "fp32",
+    quality: Literal["drop"] | None = None,
+    progress: bool | None = None,
 ) -> Pipeline:
     """Fit a linear probe the way the CLEF paper evaluates its embeddings.
 
@@ -62,6 +66,9 @@ def fit_probe(
         max_iter: the solvers' iteration limit.
         random_state: seed of the inner cross-validation.
         n_jobs: parallel jobs of the inner cross-validation.
+        precision: passed to :class:`ClefEmbedder` (as are ``quality`` and ``progress``): ``"fp32"`` or ``"bf16"``.
+        quality: ``"drop"`` pools only the windows :func:`clef_sdk.signal_quality` rates usable.
+        progress: the embedding's progress bar (``None``: as :func:`clef_sdk.set_progress` says).
 
     Returns:
         A fitted :class:`~sklearn.pipeline.Pipeline`: ``("embed", ClefEmbedder)`` (only for raw X), ``("scale",
@@ -88,7 +95,16 @@ def fit_probe(
     started = time.perf_counter()
     embedder: ClefEmbedder | None = None
     if embeddings is None:
-        embedder = ClefEmbedder(model=model, fs=fs, pooling=pooling, batch_size=batch_size, device=device)
+        embedder = ClefEmbedder(
+            model=model,
+            fs=fs,
+            pooling=pooling,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            quality=quality,
+            progress=progress,
+        )
         embeddings = embedder.fit(X).transform(X)
     embedding_seconds = time.perf_counter() - started
 

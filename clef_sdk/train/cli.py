@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..progress import progress_wanted
+
 __all__ = ["add_train_commands"]
 
 
@@ -26,7 +28,7 @@ def _prepare(args: argparse.Namespace) -> int:
         windows=args.windows,
         region=args.region,
         age_policy=args.age_policy,
-        progress=not args.no_progress,
+        progress=progress_wanted(False if args.no_progress else None),
     )
     print(f"{store.path}: {store.describe()}; {store.info['n_skipped']} record(s) skipped (see skipped.csv)")
     return 0
@@ -58,7 +60,7 @@ def _fit(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         seed=args.seed,
         noise_dir=args.noise_dir,
-        progress=not args.no_progress,
+        progress=progress_wanted(False if args.no_progress else None),
         log_every=args.log_every,
     )
     if run.module.global_rank == 0:
@@ -161,7 +163,7 @@ def _finetune(args: argparse.Namespace) -> int:
         precision=args.precision,
         num_workers=args.workers,
         tail=args.tail,
-        progress=not args.no_progress,
+        progress=progress_wanted(False if args.no_progress else None),
         **options,
     )
     if _global_rank() != 0:

@@ -49,6 +49,7 @@ from ..files import atomic_path, sha256_file
 from ..inputs import check_fs
 from ..io import find_records, parse_leads, read_record
 from ..preprocessing import filter_windows
+from ..progress import progress_disabled
 from ..resampling import resample_to_target, resampled_length
 from .fingerprint import (
     FINGERPRINT_FILE,
@@ -308,7 +309,7 @@ def _run_shards(job: _Job, work: Path, todo: list[int], workers: int | None, pro
         initial=len(job.records) - total,
         unit="record",
         desc="prepare",
-        disable=(not os.isatty(2)) if progress is None else not progress,
+        disable=progress_disabled(progress),
     )
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     try:

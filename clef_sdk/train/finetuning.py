@@ -33,6 +33,7 @@ from ..models import ClefEncoder
 from ..probes.labels import n_records_of
 from ..tasks.model import TaskModel
 from ..tasks.spec import Label
+from .chatter import quiet_lightning
 from .finetune_data import (
     FineTuningData,
     Recordings,
@@ -240,23 +241,6 @@ def _run_folder(output: str | os.PathLike[str] | None) -> Iterator[Path]:
         yield Path(folder)
 
 
-@contextlib.contextmanager
-def _quiet_lightning(progress: bool) -> Iterator[None]:
-    """Lightning's informational lines (devices found, tips) only with the progress bar."""
-    import logging
-
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-    levels = [logger.level for logger in loggers]
-    if not progress:
-        for logger in loggers:
-            logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-
-
 def _check_same_run(checkpoint: Path, facts: dict[str, Any]) -> None:
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
     different = [
@@ -387,7 +371,7 @@ def finetune(
     if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or checkpoint_every < 1):
         raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every!r}")
 
-    with _run_folder(output) as run_dir, _quiet_lightning(progress):
+    with _run_folder(output) as run_dir, quiet_lightning() as talk:
         resume_from = latest_checkpoint(run_dir) if resume else None
         if not resume and (run_dir / CHECKPOINT_DIR).is_dir() and any((run_dir / CHECKPOINT_DIR).glob("step=*.ckpt")):
             raise FileExistsError(
@@ -428,7 +412,7 @@ def finetune(
                 *(callbacks or []),
             ],
             enable_progress_bar=progress,
-            enable_model_summary=False,
+            enable_model_summary=talk,
             log_every_n_steps=1,
             use_distributed_sampler=False,
             num_sanity_val_steps=0,

@@ -22,6 +22,7 @@ import torch
 
 from .._optional import require
 from ..errors import CheckpointError
+from .chatter import quiet_lightning
 from .data import PretrainingStore
 from .datamodule import StoreDataModule
 from .module import ClefPretraining
@@ -177,40 +178,46 @@ def fit(
         _check_same_run(resume_from, module.hparams)
     datamodule = StoreDataModule(data, batch_size=batch_size, num_workers=num_workers, seed=seed)
     multi = num_nodes > 1 or str(devices) not in ("auto", "1")
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=num_nodes,
-        # buffers (noise bank, MoCo queue) are the same in every process by construction: no per-step broadcast
-        strategy=L.strategies.DDPStrategy(broadcast_buffers=False) if multi else "auto",
-        precision=cast("_PRECISION_INPUT", precision or _default_precision(accelerator)),  # Trainer checks the string
-        max_epochs=max_epochs if max_epochs is not None else -1,
-        max_steps=max_steps if max_steps is not None else -1,
-        default_root_dir=run_dir,
-        logger=_loggers(run_dir),
-        callbacks=[
-            L.callbacks.ModelCheckpoint(
-                dirpath=run_dir / CHECKPOINT_DIR,
-                filename="step={step:09d}",
-                auto_insert_metric_name=False,
-                every_n_train_steps=checkpoint_every,
-                save_top_k=keep_checkpoints,
-                monitor="step",
-                mode="max",
-            ),
-            L.callbacks.LearningRateMonitor(logging_interval="step"),
-            ThroughputLogger(),
-            *(callbacks or []),
-        ],
-        enable_progress_bar=progress,
-        log_every_n_steps=log_every,
-        use_distributed_sampler=False,  # our batch sampler shards the global batch itself
-        num_sanity_val_steps=0,
-    )
-    if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "hparams.json").write_text(json.dumps(dict(module.hparams), indent=1, sort_keys=True) + "\n")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+    with quiet_lightning() as talk:
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=devices,
+            num_nodes=num_nodes,
+            # buffers (noise bank, MoCo queue) are the same in every process by construction: no per-step broadcast
+            strategy=L.strategies.DDPStrategy(broadcast_buffers=False) if multi else "auto",
+            precision=cast(
+                "_PRECISION_INPUT", precision or _default_precision(accelerator)
+            ),  # Trainer checks the string
+            max_epochs=max_epochs if max_epochs is not None else -1,
+            max_steps=max_steps if max_steps is not None else -1,
+            default_root_dir=run_dir,
+            logger=_loggers(run_dir),
+            callbacks=[
+                L.callbacks.ModelCheckpoint(
+                    dirpath=run_dir / CHECKPOINT_DIR,
+                    filename="step={step:09d}",
+                    auto_insert_metric_name=False,
+                    every_n_train_steps=checkpoint_every,
+                    save_top_k=keep_checkpoints,
+                    monitor="step",
+                    mode="max",
+                ),
+                L.callbacks.LearningRateMonitor(logging_interval="step"),
+                ThroughputLogger(),
+                *(callbacks or []),
+            ],
+            enable_progress_bar=progress,
+            enable_model_summary=talk,
+            log_every_n_steps=log_every,
+            use_distributed_sampler=False,  # our batch sampler shards the global batch itself
+            num_sanity_val_steps=0,
+        )
+        if trainer.is_global_zero:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "hparams.json").write_text(json.dumps(dict(module.hparams), indent=1, sort_keys=True) + "\n")
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None, weights_only=True
+        )
     final = run_dir / CHECKPOINT_DIR / f"step={trainer.global_step:09d}.ckpt"
     if not final.is_file():
         trainer.save_checkpoint(final, weights_only=False)

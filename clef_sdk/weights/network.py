@@ -140,10 +140,13 @@ def _content_range(header: str | None) -> tuple[int | None, int | None]:
 
 
 def _progress_disabled(progress: bool | None) -> bool | None:
-    """tqdm's ``disable``: ``None`` (when stderr is a terminal) unless ``progress`` or the Hub's flag decides."""
-    if progress is not None:
-        return not progress
-    return True if env_true("HF_HUB_DISABLE_PROGRESS_BARS") else None
+    """tqdm's ``disable``: as :func:`clef_sdk.progress.progress_disabled`, and off where the Hub's flag says so."""
+    from ..progress import progress_disabled
+
+    disable = progress_disabled(progress)
+    if disable is None and env_true("HF_HUB_DISABLE_PROGRESS_BARS"):
+        return True
+    return disable
 
 
 def _progress_bar(total: int | None, initial: int, desc: str, disable: bool | None) -> Any:

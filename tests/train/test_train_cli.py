@@ -125,3 +125,22 @@ def test_core_never_imports_lightning() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_lightning_keeps_quiet_unless_verbose(ludb_source: Path, tmp_path: Path) -> None:
+    """In a fresh process (pytest's own log handlers would hide Lightning's lines in this one): `clef train fit`
+    prints its result only; with `clef --verbose` Lightning's device lines, tips and model table come back."""
+    store = tmp_path / "store"
+    assert main(["train", "prepare", str(ludb_source), "-o", str(store), "--workers", "1", "--no-progress"]) == 0
+    chatter = ("GPU available", "Tip", "Total params")
+    outputs = {}
+    for flags in ([], ["--verbose"]):
+        run = tmp_path / f"run{len(flags)}"
+        command = [sys.executable, "-m", "clef_sdk", *flags, "train", "fit", "--data", str(store), "--batch-size"]
+        command += ["8", "--max-steps", "1", "--accelerator", "cpu", "--workers", "0", "--output", str(run)]
+        done = subprocess.run([*command, "--no-progress"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        outputs[bool(flags)] = done.stdout + done.stderr
+    assert not [line for line in outputs[False].splitlines() if any(word in line for word in chatter)], outputs[False]
+    assert "final checkpoint" in outputs[False]
+    assert all(word in outputs[True] for word in chatter), outputs[True]
