@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._version import __version__
+from .constants import TARGET_FS
 from .files import atomic_path
 from .io import wfdb_record_name
 from .settings import env_flag
@@ -241,9 +242,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .weights.fetch import fetch_weights
+    from .weights.fetch import fetch_weights, install_checkpoint
     from .weights.registry import load_manifest, model_entry
 
+    if args.from_file:
+        if args.name == "all":
+            raise CliError("--from takes one file: name its model (clef download small --from clef_small.ckpt)")
+        entry = model_entry(args.name)
+        path = install_checkpoint(entry, args.from_file, allow_unverified=True if args.allow_unverified else None)
+        print(f"CLEF-{entry.name}: {path} ({_size_text(path.stat().st_size)}); model={entry.name!r} now works offline")
+        return 0
     names = list(load_manifest()) if args.name == "all" else [args.name]
     failed = 0
     for name in names:
@@ -318,12 +326,13 @@ def _file_info(path: Path) -> int:
         return 0
     weights = read_weights(path)  # any failure (no such file, not a CLEF file) is one line saying what to do
     print(f"CLEF encoder weights {path}")
-    print(f"  size:           {weights.size}, embed_dim {weights.embed_dim}")
-    print(f"  sha256:         {sha256_file(path)}")
+    print(f"  model:          CLEF-{weights.size}, embed_dim {weights.embed_dim}")
+    print(f"  file:           {_size_text(path.stat().st_size)}, sha256 {sha256_file(path)}")
+    print(f"  contract:       10 s windows at {TARGET_FS:g} Hz, band-passed and z-scored by clef (any fs, any unit)")
     for key in ("training_method", "training_steps", "training_data"):
         if weights.metadata.get(key):
             print(f"  {key[len('training_') :] + ':':<15} {_printable(weights.metadata[key])}")
-    print(f"  load it with:   clef.load({str(path)!r})")
+    print(f"  use it:         clef embed REC --model {path}  (Python: clef.load({str(path)!r}))")
     return 0
 
 
@@ -585,6 +594,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unverified", action="store_true", help="accept a Zenodo file whose checksum the manifest lacks"
     )
     download.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    download.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="PATH",
+        help="a released .ckpt fetched by hand (no network): checked against the manifest, converted and cached",
+    )
     download.set_defaults(handler=_cmd_download)
 
     info = commands.add_parser(
@@ -655,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if env_flag("CLEF_SDK_DEBUG"):
             raise
-        message = str(exc) or type(exc).__name__
+        message = _in_cli_terms(str(exc) or type(exc).__name__)
         if isinstance(exc, CliError) or _is_user_error(exc):
             print(f"clef: error: {message}", file=sys.stderr)
         else:
@@ -663,6 +678,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"clef: unexpected {type(exc).__name__}: {message} (set CLEF_SDK_DEBUG=1 for details)", file=sys.stderr
             )
         return EXIT_ERROR
+
+
+def _in_cli_terms(message: str) -> str:
+    """The library's hints in the command line's words: ``--model PATH`` for ``clef.load('PATH')``, ``clef list``
+    for ``clef.list_models()``."""
+    import re
+
+    message = re.sub(r"clef\.load\('([^']+)'\)", r"--model \1", message)
+    return message.replace("clef.list_models()", "`clef list`").replace("pass its path instead", "pass --model PATH")
 
 
 def _apply_verbosity(quiet: bool, verbose: bool) -> None:

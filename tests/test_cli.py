@@ -189,3 +189,30 @@ def test_long_inputs_are_not_loaded_whole(tmp_path, data_dir):
     pytest.importorskip("wfdb")
     signal, fs = read_recording(data_dir / "wfdb-sample" / "100.hea", column="V5")
     assert isinstance(signal, WfdbSignal) and signal.lead == "V5" and fs == 360
+
+
+def test_messages_in_the_callers_language(tmp_path, monkeypatch, capsys, data_dir) -> None:
+    """A misspelt name gets a "did you mean"; on the command line the hints name options, not Python calls."""
+    with pytest.raises(clef.ManifestError, match=r"did you mean 'small'\?.*clef\.list_models\(\)"):
+        clef.load("smal")
+    record = str(data_dir / "wfdb-sample" / "100.hea")
+    assert main(["embed", record, "--model", "smal", "-o", str(tmp_path / "e.npy")]) != 0
+    err = capsys.readouterr().err
+    assert "did you mean 'small'?" in err and "`clef list`" in err and "--model PATH" in err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("CLEF_SDK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert main(["embed", record, "--model", "large", "-o", str(tmp_path / "e.npy")]) != 0
+    err = capsys.readouterr().err
+    assert "--model path/to/clef_large.ckpt" in err and "clef.load(" not in err
+
+
+def test_info_of_a_local_file(small_ckpt, capsys) -> None:
+    """`clef info PATH` of a released checkpoint: its model, size, sha256, contract and how to use it, checked in
+    full (not "unknown model ... pass its path instead")."""
+    import hashlib
+
+    assert main(["info", str(small_ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "CLEF-small, embed_dim 256" in out and "500 Hz" in out and f"--model {small_ckpt}" in out
+    assert hashlib.sha256(Path(small_ckpt).read_bytes()).hexdigest() in out and "MB" in out

@@ -21,7 +21,7 @@ from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:  # imported on first use: the network modules (urllib, http.client) stay out of `import clef_sdk`
     from .cache import cache_status, cached_weights, clef_home, hub_cache_dir, verify_cache
-    from .fetch import fetch_weights
+    from .fetch import fetch_weights, install_checkpoint
     from .format import convert_checkpoint, read_weights
     from .registry import list_models, load_manifest, model_entry
 
@@ -32,6 +32,7 @@ __all__ = [
     "convert_checkpoint",
     "fetch_weights",
     "hub_cache_dir",
+    "install_checkpoint",
     "list_models",
     "load_manifest",
     "model_entry",
@@ -46,6 +47,7 @@ _LAZY = {
     "hub_cache_dir": "cache",
     "verify_cache": "cache",
     "fetch_weights": "fetch",
+    "install_checkpoint": "fetch",
     "convert_checkpoint": "format",
     "read_weights": "format",
     "list_models": "registry",

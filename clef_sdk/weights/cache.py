@@ -204,8 +204,15 @@ def _stat_matches(record: dict[str, Any] | None, sha256: str, path: Path) -> boo
 
 
 def mismatch(
-    what: str, path: Path, expected: str, actual: str, source: Source, extra: str = ""
+    what: str, path: Path, expected: str, actual: str, source: Source, extra: str = "", *, kept: bool = False
 ) -> ChecksumMismatchError:
+    """The error for a file that is not the one the manifest pins; ``kept``: the caller's own file, left alone."""
+    if kept:
+        return ChecksumMismatchError(
+            f"{what}: {path} is not the released file: expected {expected}, got {actual}{extra} (source: "
+            f"{source.describe()}). Nothing was cached and the file is left as it is; download it again (an "
+            "interrupted or altered download differs) and compare its checksum with the one the source shows"
+        )
     return ChecksumMismatchError(
         f"{what}: checksum mismatch for {path}: expected {expected}, got {actual}{extra} (source: "
         f"{source.describe()}). The file has been deleted. Run the command again to download it anew; if the "

@@ -16,6 +16,7 @@ Downloads of one model are serialised across processes by a file lock, so concur
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,21 +64,38 @@ def _fetch_hub(entry: ModelEntry, source: HubSource) -> Path:
 def _fetch_zenodo(entry: ModelEntry, source: ZenodoSource, *, keep_checkpoint: bool, progress: bool | None) -> Path:
     folder = zenodo_folder(source)
     checkpoint = folder / source.filename
-    target = zenodo_target(entry, source)
     if not checkpoint.is_file():
         logger.info("downloading %s", source.describe())
         http_download(source.url, checkpoint, expected_size=source.size, progress=progress)
-    md5, sha256 = md5_and_sha256_readable(checkpoint, "downloaded checkpoint")
+    return _install(entry, source, checkpoint, delete_checkpoint=not keep_checkpoint, received="downloaded")
+
+
+def _install(
+    entry: ModelEntry, source: ZenodoSource, checkpoint: Path, *, delete_checkpoint: bool, received: str
+) -> Path:
+    """Check ``checkpoint`` against ``source`` (size, checksum), convert it and cache the result as
+    :func:`fetch_weights` finds it; ``delete_checkpoint``: remove it afterwards (and when it does not match)."""
+    target = zenodo_target(entry, source)
+    md5, sha256 = md5_and_sha256_readable(checkpoint, f"{received} checkpoint")
     size = checkpoint.stat().st_size
     actual = {"md5": md5, "sha256": sha256}
     if source.size is not None and size != source.size:
-        checkpoint.unlink()
-        raise mismatch(f"CLEF-{entry.name}", checkpoint, f"{source.size} bytes", f"{size} bytes", source)
+        if delete_checkpoint:
+            checkpoint.unlink()
+        raise mismatch(
+            f"CLEF-{entry.name}",
+            checkpoint,
+            f"{source.size} bytes",
+            f"{size} bytes",
+            source,
+            kept=not delete_checkpoint,
+        )
     if source.checksum is not None:
         algorithm = source.checksum_algorithm
         assert algorithm is not None
         if actual[algorithm] != source.checksum_hex:
-            checkpoint.unlink()
+            if delete_checkpoint:
+                checkpoint.unlink()
             raise mismatch(
                 f"CLEF-{entry.name}",
                 checkpoint,
@@ -85,6 +103,7 @@ def _fetch_zenodo(entry: ModelEntry, source: ZenodoSource, *, keep_checkpoint: b
                 f"{algorithm}:{actual[algorithm]}",
                 source,
                 extra=f" (sha256 of the received file: {sha256})",
+                kept=not delete_checkpoint,
             )
     else:
         warnings.warn(
@@ -126,11 +145,42 @@ def _fetch_zenodo(entry: ModelEntry, source: ZenodoSource, *, keep_checkpoint: b
             "created": now(),
         },
     )
-    if keep_checkpoint:
-        logger.info("kept the checkpoint at %s", checkpoint)
-    else:
+    if delete_checkpoint:
         checkpoint.unlink(missing_ok=True)
+    else:
+        logger.info("kept the checkpoint at %s", checkpoint)
     return target
+
+
+def install_checkpoint(
+    entry: ModelEntry, path: str | os.PathLike[str], *, allow_unverified: bool | None = None
+) -> Path:
+    """Cache a released checkpoint fetched by hand (behind a firewall: ``clef_small.ckpt`` from Zenodo) exactly
+    as a download would be: checked against the manifest's size and checksum, converted to safetensors, so that
+    ``model="small"`` works offline from then on. ``path`` itself is only read. Returns the cached weights.
+
+    Raises:
+        ChecksumMismatchError: ``path`` is not the released file (another size or checksum).
+        WeightsNotAvailableError: the manifest lists no Zenodo checkpoint for ``entry`` (or none with a checksum,
+            unless ``allow_unverified``).
+    """
+    if isinstance(entry, str):
+        from .registry import model_entry
+
+        entry = model_entry(entry)
+    checkpoint = Path(path)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint} does not exist or is not a file; pass the downloaded .ckpt")
+    usable, skipped = usable_sources(entry, unverified_allowed(allow_unverified))
+    zenodo = [source for source in usable if isinstance(source, ZenodoSource)]
+    if not zenodo:
+        reasons = "; ".join(f"{source.describe()}: {reason}" for source, reason in skipped) or "none listed"
+        raise WeightsNotAvailableError(
+            f"the manifest has no verified Zenodo checkpoint for CLEF-{entry.name} to check {checkpoint} against "
+            f"({reasons}); load the file by its path instead"
+        )
+    with _model_lock(entry):
+        return _install(entry, zenodo[0], checkpoint, delete_checkpoint=False, received="given")
 
 
 @contextmanager

@@ -384,7 +384,12 @@ def model_entry(name: str) -> ModelEntry:
     for entry in entries.values():
         if wanted in (alias.lower() for alias in (entry.name, *entry.aliases)):
             return entry
+    import difflib
+
+    spellings = {alias.lower(): entry.name for entry in entries.values() for alias in (entry.name, *entry.aliases)}
+    close = difflib.get_close_matches(wanted, spellings, n=1, cutoff=0.6)
+    guess = f"did you mean {spellings[close[0]]!r}? " if close else ""
     raise ManifestError(
-        f"unknown model {name!r}; known models: {', '.join(entries)} (see clef.list_models()). "
+        f"unknown model {name!r}; {guess}known models: {', '.join(entries)} (see clef.list_models()). "
         "To use a weights file, pass its path instead"
     )

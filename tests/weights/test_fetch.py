@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -850,3 +851,40 @@ def test_a_full_disk_during_a_download_names_the_file(env, monkeypatch, hub, rel
     with pytest.raises(OSError, match=r"No space left on device \(writing .*clef_small\.ckpt\.part\)") as info:
         fetch_weights(model_entry("small"), progress=False)
     assert info.value.errno == errno.ENOSPC and hub.count("GET", CONTENT_PATH) == 1  # not retried
+
+
+def test_a_checkpoint_fetched_by_hand_is_cached_as_a_download_would_be(env, monkeypatch, hub, release, capsys):
+    """`clef download small --from PATH` (no network) leaves the cache as the local Zenodo server's download does:
+    the same converted file and record, found by name offline from then on; a wrong file is refused and kept."""
+    from clef_sdk.cli import main
+    from clef_sdk.weights import install_checkpoint
+
+    use_manifest(env, monkeypatch, zenodo_source(hub, release))
+    downloaded = fetch_weights(model_entry("small"), progress=False)
+    expected = (downloaded.read_bytes(), json.loads(downloaded.with_name(downloaded.name + ".json").read_text()))
+    shutil.rmtree(clef_home() / "zenodo")
+    requests = len(hub.requests)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    by_hand = env.root / "Downloads" / CKPT_NAME
+    by_hand.parent.mkdir()
+    by_hand.write_bytes(release.ckpt)
+    assert main(["download", "small", "--from", str(by_hand)]) == 0
+    assert "now works offline" in capsys.readouterr().out
+    assert len(hub.requests) == requests  # nothing asked of the network
+    assert by_hand.read_bytes() == release.ckpt  # the user's file is only read
+    record = json.loads(downloaded.with_name(downloaded.name + ".json").read_text())
+    assert downloaded.read_bytes() == expected[0]
+    assert {k: v for k, v in record.items() if k not in ("created", "mtime_ns")} == {
+        k: v for k, v in expected[1].items() if k not in ("created", "mtime_ns")
+    }
+    assert same_weights(clef.load("small", device="cpu"), release)  # by name, offline
+
+    wrong = env.root / "wrong.ckpt"
+    wrong.write_bytes(release.ckpt[:-1] + bytes([release.ckpt[-1] ^ 1]))
+    shutil.rmtree(clef_home() / "zenodo")
+    with pytest.raises(ChecksumMismatchError, match="is not the released file.*left as it is"):
+        install_checkpoint("small", wrong)
+    assert wrong.is_file() and cached_weights(model_entry("small")) is None
+    assert main(["download", "all", "--from", str(by_hand)]) != 0
+    assert "--from takes one file" in capsys.readouterr().err
