@@ -3,11 +3,11 @@
 Uses the two real recordings bundled with the package (``clef.datasets``: 60 s of MIT-BIH record 100 at 360 Hz,
 LUDB record 1 lead I at 500 Hz; ODC-By 1.0, attribution in ``clef.datasets``) and the named small model, which
 is downloaded once and cached. Where the weights cannot be downloaded (no network), it says so in one line and
-uses a local checkpoint instead: ``--weights PATH``, else the conformance checkpoint of the shared fixtures.
+uses a local checkpoint instead: ``--model PATH`` (as in ``clef embed``), else the conformance checkpoint of the shared fixtures.
 
     python examples/quickstart.py                                   # bundled ECG, CLEF-small
-    python examples/quickstart.py --weights medium                  # another named model
-    python examples/quickstart.py --weights clef_small.ckpt --data ../shared/data   # + 30 min MIT-BIH from shared/
+    python examples/quickstart.py --model medium                    # another named model
+    python examples/quickstart.py --model clef_small.ckpt --data ../shared/data   # + 30 min MIT-BIH from shared/
 
 With the small model the whole script takes a few seconds on a laptop CPU.
 """
@@ -43,7 +43,7 @@ def load_encoder(weights: str, device: str) -> clef.ClefEncoder | None:
         if fallback is None:
             print(
                 f"The {weights!r} weights could not be downloaded ({reason}). Nothing to embed with: connect to the "
-                f"network once (`clef download {weights}`), or pass --weights PATH to a .ckpt or .safetensors file."
+                f"network once (`clef download {weights}`), or pass --model PATH to a .ckpt or .safetensors file."
             )
             return None
         print(
@@ -65,7 +65,11 @@ def timed(label: str, function, *args, **kwargs):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--weights", default="small", help="model name (small/medium/large) or weights path (.ckpt, .safetensors)"
+        "--model",
+        "--weights",  # the earlier name
+        dest="model",
+        default="small",
+        help="model name (small/medium/large) or weights path (.ckpt, .safetensors)",
     )
     parser.add_argument(
         "--data", type=Path, help="optional: a shared data folder, to add 30 min of MIT-BIH 100 (mitdb-tpcp/100.npz)"
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. The encoder: a plain torch.nn.Module in eval mode (clef.embed also takes a name or path directly).
     start = time.perf_counter()
-    encoder = load_encoder(args.weights, args.device)
+    encoder = load_encoder(args.model, args.device)
     if encoder is None:
         return 0
     print(

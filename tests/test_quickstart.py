@@ -34,7 +34,7 @@ def test_quickstart_without_weights_explains_and_exits_0(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "MIT-BIH Arrhythmia Database record 100" in result.stdout
     assert "The 'small' weights could not be downloaded" in result.stdout
-    assert "pass --weights PATH" in result.stdout
+    assert "pass --model PATH" in result.stdout  # the option of clef embed and of this script
     assert "Traceback" not in result.stderr
 
 

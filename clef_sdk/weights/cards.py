@@ -237,13 +237,27 @@ Converted with clef-sdk {__version__}.
     return front + body
 
 
+def _number_or_text(text: str) -> Any:
+    """A metadata value (safetensors stores text only) as the number it spells, else the text."""
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            continue
+        return value if kind is int or value == value else text  # NaN stays text
+    return text
+
+
 def training_facts(metadata: dict[str, str]) -> dict[str, Any]:
+    """The ``training_*`` metadata of a weights file, numbers as numbers and the hyper-parameters as JSON."""
     facts: dict[str, Any] = {
-        key[len("training_") :]: value for key, value in metadata.items() if key.startswith("training_")
+        key[len("training_") :]: _number_or_text(value)
+        for key, value in metadata.items()
+        if key.startswith("training_")
     }
     if "hparams" in facts:
         try:
-            facts["hparams"] = json.loads(facts["hparams"])
+            facts["hparams"] = json.loads(str(facts["hparams"]))
         except (ValueError, RecursionError):
             pass  # kept as the text it is
     return facts
@@ -263,7 +277,7 @@ def trained_model_card(
         "clef",
         "feature-extraction",
         "safetensors",
-        "clef-" + (re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-") or "unknown"),
+        "training-" + (re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-") or "unknown"),  # not "clef-clef"
     ]
     front = front_matter(license, tags) + "\n"
     rows = [

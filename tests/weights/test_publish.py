@@ -319,3 +319,14 @@ def test_a_released_file_without_training_metadata_is_still_refused(env, tmp_pat
     write_weights(EncoderWeights("small", state), released)
     with pytest.raises(clef.CheckpointError, match="no training metadata"):
         publish_trained(released, "me/x", license="mit", out_dir=tmp_path / "out", dry_run=True)
+
+
+def test_published_config_keeps_numbers_as_numbers_and_the_tags_are_right(env, tmp_path: Path) -> None:
+    """safetensors metadata is text; config.json gives the training steps and hyper-parameters as numbers, and
+    the card tags the training method once (``training-clef``, not ``clef-clef``)."""
+    weights = trained_weights(tmp_path / "mine.safetensors", seed=3, training_method="clef", training_steps="1500")
+    result = publish_trained(weights, "me/clef-mine", license="mit", out_dir=tmp_path / "out", dry_run=True)
+    config = json.loads((result.folder / "config.json").read_text())
+    assert config["training"]["steps"] == 1500 and config["training"]["method"] == "clef"
+    tags = yaml.safe_load((result.folder / "README.md").read_text().split("---")[1])["tags"]
+    assert "training-clef" in tags and "clef-clef" not in tags and tags.count("clef") == 1
