@@ -19,6 +19,7 @@ import clef_sdk as clef
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "CLEF_SDK_SHARED"
+SHARED_ABSENT = f"set {SHARED_ENV} to the shared fixtures folder (conformance/, data/) to run this test"
 
 if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
     # Under -n auto the workers already fill the cores: each gets one thread (and so do the processes it starts),
@@ -42,15 +43,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.shared)
 
 
+def _skip_reason(report: pytest.TestReport) -> str:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if reason.endswith(SHARED_ABSENT):  # one line for all of them, not one per test (a bare clone: 500+)
+        return f"the shared fixtures folder is absent: {SHARED_ABSENT} (docs/development.md says where they come from)"
+    return reason
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Skips grouped by reason, one line each (the -r flags in pyproject.toml leave them out)."""
+    counts: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = _skip_reason(report)
+        counts[reason] = counts.get(reason, 0) + 1
+    for reason, count in sorted(counts.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{count} skipped: {reason}")
+
+
 def shared_dir() -> Path:
     return Path(os.environ.get(SHARED_ENV) or REPO_ROOT.parent / "shared")
 
 
 def _require(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(
-            f"{path} is absent: set {SHARED_ENV} to the shared fixtures folder (conformance/, data/) to run this test"
-        )
+        pytest.skip(f"{path} is absent: {SHARED_ABSENT}")
     return path
 
 
