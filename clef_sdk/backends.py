@@ -3,14 +3,14 @@ OpenVINO on the CPU.
 
 ``clef.embed(..., backend="onnxruntime")`` (``pip install "clef-sdk[onnx]"``) or ``backend="openvino"`` (``pip
 install "clef-sdk[openvino]"``) keeps the numpy preprocessing and runs the network in that engine. The ONNX file is
-exported once per weights (:func:`clef_sdk.export_onnx`) and cached under ``CLEF_SDK_HOME/onnx/`` by the SHA-256 of
+exported once per weights ([`clef_sdk.export_onnx`][clef_sdk.export_onnx]) and cached under ``CLEF_SDK_HOME/onnx/`` by the SHA-256 of
 the weights' values, the SDK version and the opset, so changed weights (a fine-tuned encoder) get a new file; the
 file is written atomically under a lock, so processes that start together export it once. Each engine's compiled
-network is kept per encoder, thread count (torch's count when called, so :mod:`clef_sdk.threads` governs every
+network is kept per encoder, thread count (torch's count when called, so [`clef_sdk.threads`][clef_sdk.threads] governs every
 backend) and precision, and reused across calls and threads.
 
 ``backend="auto"`` (the default) takes, on the CPU in fp32, the first installed engine that
-:data:`AUTO_CPU_ENGINES` lists for the model's size (measured faster than torch there), and torch everywhere else.
+`AUTO_CPU_ENGINES` lists for the model's size (measured faster than torch there), and torch everywhere else.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def resolve_backend(backend: object, encoder: ClefEncoder, device: torch.device,
     """``"torch"``, ``"onnxruntime"`` or ``"openvino"`` for this call; refuses combinations an engine cannot run.
 
     ``"auto"`` stands for the backend in ``CLEF_SDK_BACKEND`` when that is set; otherwise, on the CPU in fp32, for
-    the first installed engine :data:`AUTO_CPU_ENGINES` lists for the model's size, and for torch elsewhere (also
+    the first installed engine `AUTO_CPU_ENGINES` lists for the model's size, and for torch elsewhere (also
     for an encoder with forward hooks or a subclass's own forward, which an exported network would skip)."""
     chosen: str = check_choice(backend, BACKENDS, "backend")
     if chosen == "auto":
@@ -133,7 +133,7 @@ class ExportedNetwork:
     """The encoder's network exported to ONNX (once per weights, cached) and run by another engine on the CPU:
     called on ``(batch, 1, 5000)`` float32 windows, it returns ``(batch, embed_dim)`` float32, as the torch module
     does. An engine's compiled network is made per thread count (torch's count when called, so
-    :mod:`clef_sdk.threads` governs every backend) on first use."""
+    [`clef_sdk.threads`][clef_sdk.threads] governs every backend) on first use."""
 
     engine = ""
 

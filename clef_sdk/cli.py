@@ -42,7 +42,7 @@ class CliError(Exception):
 
 
 def read_input(path: str, column: str | None) -> tuple[np.ndarray | WfdbSignal, float | None]:
-    """The recording ``clef embed`` reads (:func:`clef_sdk.io.read_recording`), saying which lead it took."""
+    """The recording ``clef embed`` reads ([`clef_sdk.io.read_recording`][clef_sdk.io.read_recording]), saying which lead it took."""
     from .io import WfdbSignal, read_recording
 
     signal, fs = read_recording(path, column=column)
@@ -77,7 +77,7 @@ def _write_output(result: np.ndarray | list[np.ndarray], output: str | None, inp
     np.save(encoded, array)
     with atomic_path(destination, inputs=inputs) as tmp:
         tmp.write_bytes(encoded.getbuffer())
-    print(f"clef: wrote {destination} {tuple(array.shape)} float32", file=sys.stderr)
+    print(f"wrote {destination} {tuple(array.shape)} float32")
 
 
 def _input_files(path: str) -> list[Path]:
@@ -151,7 +151,7 @@ def _write_quality(qualities: list[SignalQuality], output: str | None, inputs: l
             )
     with atomic_path(destination, inputs=inputs) as tmp, open(tmp, "w", newline="") as handle:
         csv.writer(handle).writerows([QUALITY_HEADER, *_quality_rows(qualities)])
-    print(f"clef: wrote {destination}", file=sys.stderr)
+    print(f"wrote {destination}")
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
@@ -168,9 +168,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
         ("windows", ("batch", 1, 5000)) if args.fs is None else ("raw", ("batch", raw_window_samples(args.fs)))
     )
     print(
-        f"clef: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input {name!r} {shape}, "
-        f"output 'embedding' (batch, {embed_dim})",
-        file=sys.stderr,
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input {name!r} {shape}, output 'embedding' (batch, {embed_dim})"
     )
     return 0
 
@@ -186,11 +184,10 @@ def _export_task_onnx(args: argparse.Namespace) -> int:
     output, shape = metadata["output_name"], tuple(json.loads(metadata["output_shape"]))
     columns = ", ".join(_printable(label, 60) for label in json.loads(metadata["classes"]))
     print(
-        f"clef: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {metadata['task']} task model, input "
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {metadata['task']} task model, input "
         f"{metadata['input_name']!r} {tuple(contract['shape'])} (windows pooled by {metadata['pooling']} inside; "
         f"n_windows=1 for per-window outputs), output {output!r} {shape}"
-        + (f", columns {columns}" if output == "probabilities" else ""),
-        file=sys.stderr,
+        + (f", columns {columns}" if output == "probabilities" else "")
     )
     return 0
 
@@ -690,7 +687,7 @@ def _in_cli_terms(message: str) -> str:
 
 
 def _apply_verbosity(quiet: bool, verbose: bool) -> None:
-    """``clef --quiet`` / ``--verbose``: the process-wide switches of :mod:`clef_sdk.progress` and the SDK's log
+    """``clef --quiet`` / ``--verbose``: the process-wide switches of [`clef_sdk.progress`][clef_sdk.progress] and the SDK's log
     level (INFO logs on stderr with ``--verbose``)."""
     import logging
 

@@ -1,6 +1,6 @@
 """The numbers of the CLEF pretraining contract, and the library's name as sent to the Hub.
 
-Every module reads them from here; :data:`PREPROCESSING` is the contract written into every weights file and
+Every module reads them from here; `PREPROCESSING` is the contract written into every weights file and
 ONNX graph and checked when one is loaded.
 """
 

@@ -1,7 +1,7 @@
 """Raw ECG -> CLEF embeddings: input coercion, window batching across recordings, pooling.
 
 Windows are produced chunk by chunk, each chunk reading and resampling only the stretch of its recording it
-covers (:class:`clef_sdk.resampling.Recording`), batched across recordings, and consumed as they come: pooled
+covers ([`clef_sdk.resampling.Recording`][clef_sdk.resampling.Recording]), batched across recordings, and consumed as they come: pooled
 embeddings are accumulated per recording, so memory stays bounded for recordings of any length (a week of ECG,
 a memory-mapped file) unless per-window output is asked for. On a GPU the raw stretches are preprocessed on the
 GPU, in a background thread that overlaps reading and copying with the forward passes.
@@ -80,7 +80,7 @@ def _window_chunks(
     """``(preprocessed windows (<= chunk_size, 5000), recording index)``, recording after recording.
 
     With ``device_preprocessing`` the raw stretch of each chunk goes to that device and is preprocessed there
-    (:func:`clef_sdk.torch_preprocessing.recording_windows_torch`) in ``dtype``: float64 matches the numpy path to
+    ([`clef_sdk.torch_preprocessing.recording_windows_torch`][clef_sdk.torch_preprocessing.recording_windows_torch]) in ``dtype``: float64 matches the numpy path to
     1e-6, float32 to 2e-5. Chunks with NaN gaps or a padded tail take the numpy path, which fills gaps per window.
     """
     for index, (recording, fs, plan) in enumerate(zip(recordings, rates, plans)):
@@ -226,7 +226,7 @@ def embed(
     Args:
         signal: one recording ``(n_samples,)``; several of equal length ``(n_records, n_samples)``; or a list
             of 1-D recordings of any lengths. numpy arrays (memory-mapped ones too: read in blocks, never whole),
-            torch tensors, lists, and 1-D array-likes read by slicing (:class:`WfdbSignal`, h5py datasets); any unit.
+            torch tensors, lists, and 1-D array-likes read by slicing (`WfdbSignal`, h5py datasets); any unit.
         fs: sampling rate in Hz (50-10,000), one for all recordings or one per recording.
         model: ``"small"``, ``"medium"``, ``"large"`` (or an alias), a weights path, an ``hf-hub:`` id, or a loaded
             ClefEncoder (moved to ``device`` if one is given).
@@ -236,25 +236,25 @@ def embed(
             fastest measured for the model, precision and device (CPU: 32, or 16 for medium and large in fp32).
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
         progress: show a progress bar (``True``/``False``); ``None``: for long jobs (1,024 windows or more), as
-            :func:`clef_sdk.set_progress`, ``CLEF_SDK_PROGRESS`` or, by default, where stderr is a terminal.
+            [`clef_sdk.set_progress`][clef_sdk.set_progress], ``CLEF_SDK_PROGRESS`` or, by default, where stderr is a terminal.
         stride_seconds: distance between window starts (default 10 s: consecutive windows).
         tail: the end shorter than 10 s: ``"drop"`` (default, as in pretraining), ``"pad"`` or ``"last"``.
         precision: ``"fp32"`` (default, faithful) or ``"bf16"``: bf16 autocast at cosine >= 0.9999 to fp32, for GPUs
             and CPUs with native bf16 (AVX-512 BF16, AMX, Arm BF16; refused where emulated). Measured 1.4-1.7x
             faster on a Zen 4 CPU, but slower than fp32 on a Xeon without AMX: measure on yours.
         quality: ``None`` (default) embeds every window; ``"drop"`` pools only the windows that
-            :func:`signal_quality` rates usable (a recording with none gets NaN and a :class:`QualityWarning`);
+            `signal_quality` rates usable (a recording with none gets NaN and a `QualityWarning`);
             ``"return"`` also returns the per-window quality, as ``(embeddings, SignalQuality)`` (a list of them
             for several recordings).
         compile: ``torch.compile`` the encoder (first batch pays the compilation). Meant for GPUs; on the CPUs
             measured it did not pay (see the performance guide).
         backend: what runs the network: ``"torch"``, ``"onnxruntime"`` (CPU, fp32; ``pip install
             "clef-sdk[onnx]"``), ``"openvino"`` (CPU, fp32 or bf16; ``pip install "clef-sdk[openvino]"``), both
-            on the same weights exported once and cached (see :mod:`clef_sdk.backends`), or ``"auto"`` (an
+            on the same weights exported once and cached (see [`clef_sdk.backends`][clef_sdk.backends]), or ``"auto"`` (an
             installed engine where it measured faster than torch, torch elsewhere).
         num_threads: CPU threads of the network; ``None`` (default) takes ``CLEF_SDK_NUM_THREADS`` or
             ``OMP_NUM_THREADS`` when set, else the cores this process may use that other processes leave idle,
-            re-checked once a second (see :mod:`clef_sdk.threads`). Pass a number for bit-identical reruns.
+            re-checked once a second (see [`clef_sdk.threads`][clef_sdk.threads]). Pass a number for bit-identical reruns.
 
     Returns:
         float32 numpy: ``(embed_dim,)`` for one recording, ``(n_records, embed_dim)`` for several. With

@@ -1,6 +1,6 @@
 """``clef.FeatureLoss``: a perceptual loss in CLEF's feature space for models that generate or transform ECG.
 
-Both signals go through the pretraining preprocessing (:class:`~clef_sdk.torch_preprocessing.Preprocessor`) and a
+Both signals go through the pretraining preprocessing ([`Preprocessor`][clef_sdk.torch_preprocessing.Preprocessor]) and a
 frozen CLEF encoder; the loss compares their features per 10 s window, averages over each recording's windows and
 reduces over the batch. The target branch runs without building a graph; gradients reach the prediction.
 """
@@ -30,18 +30,18 @@ class FeatureLoss(nn.Module):
     """Distance between CLEF features of ``prediction`` and ``target`` raw ECG ``(batch, n_samples)`` at ``fs`` Hz.
 
     Args:
-        model: a model name, a weights path, or a loaded :class:`~clef_sdk.models.ClefEncoder` (copied, not
+        model: a model name, a weights path, or a loaded [`ClefEncoder`][clef_sdk.models.ClefEncoder] (copied, not
             modified); held frozen (no gradients, eval mode) and moved with ``.to()``.
         fs: sampling rate of the signals in Hz.
-        layers: which activations to compare (see :meth:`ClefEncoder.forward_intermediates`): ``"embedding"``
+        layers: which activations to compare (see `ClefEncoder.forward_intermediates`): ``"embedding"``
             (default), ``"first_conv"``, ``"stage_0"``, ...; their distances are summed.
         distance: ``"mse"`` (mean squared difference of the activations) or ``"cosine"`` (``1 - cosine`` of the
             flattened activations, computed as half the squared distance of the unit vectors: exactly 0 for equal
             inputs).
         reduction: over the batch, after averaging each recording's windows: ``"mean"``, ``"sum"`` or ``"none"``
             (a ``(batch,)`` tensor).
-        stride_seconds: distance between window starts, as in :func:`clef_sdk.preprocess`.
-        tail: the end shorter than 10 s, as in :func:`clef_sdk.preprocess`.
+        stride_seconds: distance between window starts, as in [`clef_sdk.preprocess`][clef_sdk.preprocess].
+        tail: the end shorter than 10 s, as in [`clef_sdk.preprocess`][clef_sdk.preprocess].
         device: where to load a named model (default: CPU; move the loss with ``.to()``).
         local_files_only: never download a named model.
     """

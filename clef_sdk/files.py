@@ -75,7 +75,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def refuse_to_overwrite(destination: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> None:
-    """Raise :class:`~clef_sdk.errors.OutputError` if ``destination`` is one of ``inputs`` (the same file by any
+    """Raise [`OutputError`][clef_sdk.errors.OutputError] if ``destination`` is one of ``inputs`` (the same file by any
     name: a link, a relative path): writing it would destroy what is being read."""
     destination = Path(destination)
     for source in inputs:
@@ -97,7 +97,7 @@ def atomic_path(
     untouched and no partial file behind. The result gets the permissions a newly created file would (``0o666``
     less the umask, as ``open`` gives), not ``mkstemp``'s private ``0o600``, so shared caches stay readable.
     ``inputs``: files the caller reads; a ``destination`` that is one of them is refused before anything is
-    written (:func:`refuse_to_overwrite`).
+    written (`refuse_to_overwrite`).
     """
     destination = Path(destination)
     refuse_to_overwrite(destination, inputs)
@@ -118,7 +118,7 @@ def atomic_path(
 def atomic_write_bytes(
     destination: str | os.PathLike[str], data: bytes, *, inputs: Iterable[str | os.PathLike[str]] = ()
 ) -> Path:
-    """Write ``data`` to ``destination`` atomically (see :func:`atomic_path`); returns the path."""
+    """Write ``data`` to ``destination`` atomically (see `atomic_path`); returns the path."""
     with atomic_path(destination, inputs=inputs) as tmp:
         tmp.write_bytes(data)
     return Path(destination)
@@ -127,5 +127,5 @@ def atomic_write_bytes(
 def atomic_write_text(
     destination: str | os.PathLike[str], text: str, *, inputs: Iterable[str | os.PathLike[str]] = ()
 ) -> Path:
-    """Write UTF-8 ``text`` to ``destination`` atomically (see :func:`atomic_path`); returns the path."""
+    """Write UTF-8 ``text`` to ``destination`` atomically (see `atomic_path`); returns the path."""
     return atomic_write_bytes(destination, text.encode("utf-8"), inputs=inputs)

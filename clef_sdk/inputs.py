@@ -2,7 +2,7 @@
 
 A signal is one recording ``(n_samples,)``, several of one length ``(n_records, n_samples)`` or a list of 1-D
 recordings of any lengths; as numpy arrays (memory-mapped ones too), torch tensors, lists, or 1-D array-likes
-read by slicing (:class:`clef_sdk.io.WfdbSignal`, h5py datasets), in any unit. ``fs`` is in Hz.
+read by slicing ([`clef_sdk.io.WfdbSignal`][clef_sdk.io.WfdbSignal], h5py datasets), in any unit. ``fs`` is in Hz.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ TAIL_MODES: tuple[TailMode, ...] = ("drop", "pad", "last")
 
 
 class SlicedSignal(Protocol):
-    """A 1-D array-like read by slicing, never loaded whole: :class:`clef_sdk.io.WfdbSignal`, an h5py dataset."""
+    """A 1-D array-like read by slicing, never loaded whole: [`clef_sdk.io.WfdbSignal`][clef_sdk.io.WfdbSignal], an h5py dataset."""
 
     @property
     def shape(self) -> tuple[int, ...]: ...
@@ -114,7 +114,7 @@ def _own_rate(recording: object) -> float | None:
 def per_record_fs(fs: object, recordings: Sequence[object]) -> list[float]:
     """One validated rate per recording, from one rate or a sequence of them.
 
-    A recording that carries its own rate (:class:`clef_sdk.io.WfdbSignal`, from its header) is checked against the
+    A recording that carries its own rate ([`clef_sdk.io.WfdbSignal`][clef_sdk.io.WfdbSignal], from its header) is checked against the
     one given (a contradiction is an error, never a silent resampling at the wrong rate); ``fs=None`` takes it.
     """
     n_records = len(recordings)
@@ -236,7 +236,7 @@ def check_signal(signal: object, name: str = "signal") -> np.ndarray:
 
     Accepts numpy arrays (memory-mapped ones included), array-likes and torch tensors of real numbers (integer
     ADC counts included: the z-score makes units irrelevant), and 1-D array-likes read by slicing
-    (:class:`clef_sdk.io.WfdbSignal`, h5py datasets), which are scanned block by block and never loaded
+    ([`clef_sdk.io.WfdbSignal`][clef_sdk.io.WfdbSignal], h5py datasets), which are scanned block by block and never loaded
     whole. NaNs are allowed (interpolated later); infinities are not. Samples are converted to float64 as they
     are read. (An array-like is returned as it is, typed as an array: it supports what the pipeline uses.)
     """

@@ -1,13 +1,13 @@
 """Files -> signals: ``.npy``, CSV/TXT/TSV and WFDB records, with one way of choosing a lead or column.
 
-Used by the ``clef`` command, :class:`WfdbSignal` users and ``clef_sdk.train``. Long recordings are never loaded
-whole: a ``.npy`` is memory-mapped and a WFDB record read a stretch at a time (:class:`WfdbSignal`).
+Used by the ``clef`` command, `WfdbSignal` users and ``clef_sdk.train``. Long recordings are never loaded
+whole: a ``.npy`` is memory-mapped and a WFDB record read a stretch at a time (`WfdbSignal`).
 
 WFDB records of any folder layout (for pretraining and datasets): a record is a ``.hea`` header with its signal
 file (``.dat``, ``.mat`` or any format ``wfdb`` reads) anywhere under a source folder: MIMIC-IV-ECG's
 ``files/pNNNN/pNNNNNNNN/sNNNNNNNN/NNNNNNNN``, LUDB's ``data/N``, PhysioNet challenge folders. Its key is the path
 relative to the source folder without extension, as in the authors' metadata CSV (column ``path``). Leads are
-matched by canonical name (:func:`canonical_lead`), units converted to mV, demographics read from the header.
+matched by canonical name (`canonical_lead`), units converted to mV, demographics read from the header.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class WfdbSignal:
     """One lead of a WFDB record as a 1-D array-like that reads only the samples sliced, in physical units.
 
     ``WfdbSignal("data/100", "MLII")[:3600]`` reads the first 10 s of record 100. ``lead`` is a name or a 0-based
-    index (default: the first signal). ``fs`` is the record's rate in Hz. Pass it to :func:`clef_sdk.embed` like an
+    index (default: the first signal). ``fs`` is the record's rate in Hz. Pass it to [`clef_sdk.embed`][clef_sdk.embed] like an
     array: long records are embedded without loading them whole. Needs ``wfdb`` (``pip install "clef-sdk[io]"``).
     """
 
@@ -216,7 +216,7 @@ def read_recording(
 
     Returns ``(signal, fs)``: ``fs`` in Hz from the header for WFDB records, otherwise ``None``. A ``.npy`` file may
     hold one recording ``(n_samples,)`` or several ``(n_records, n_samples)``; it is memory-mapped, and a WFDB
-    record is returned as a :class:`WfdbSignal`, so that long recordings are read block by block while embedding.
+    record is returned as a `WfdbSignal`, so that long recordings are read block by block while embedding.
     """
     path = Path(path)
     if path.suffix == ".npy":

@@ -1,4 +1,4 @@
-"""``clef.load``: names and paths -> ready :class:`~clef_sdk.models.ClefEncoder` modules, with a thread-safe cache.
+"""``clef.load``: names and paths -> ready [`ClefEncoder`][clef_sdk.models.ClefEncoder] modules, with a thread-safe cache.
 
 A task model's file (or Hub repository) is not an encoder: ``clef.load`` refuses it and names
 ``clef.load_task_model``, which reads it.
@@ -62,18 +62,18 @@ def load(
     """Load a CLEF encoder in eval mode.
 
     Args:
-        name_or_path: a model name from :func:`clef_sdk.list_models` (``"small"``, ``"medium"``, ``"large"``
+        name_or_path: a model name from [`clef_sdk.list_models`][clef_sdk.list_models] (``"small"``, ``"medium"``, ``"large"``
             or an alias); a Hub repository, ``"hf-hub:ORG/NAME"`` or ``"hf-hub:ORG/NAME@REVISION"`` (branch, tag or
-            commit; pin a commit for reproducible results, see :mod:`clef_sdk.weights.hf_hub`); or the path of a
-            ``.safetensors`` file written by :func:`clef_sdk.convert_checkpoint` or of a released ``.ckpt``
+            commit; pin a commit for reproducible results, see `clef_sdk.weights.hf_hub`); or the path of a
+            ``.safetensors`` file written by [`clef_sdk.convert_checkpoint`][clef_sdk.convert_checkpoint] or of a released ``.ckpt``
             (converted in memory, loaded with ``weights_only=True``). A task model's file is refused with a
-            :class:`~clef_sdk.errors.CheckpointError` naming :func:`clef_sdk.load_task_model`.
+            [`CheckpointError`][clef_sdk.errors.CheckpointError] naming [`clef_sdk.load_task_model`][clef_sdk.load_task_model].
         device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
         local_files_only: never touch the network; fail if the weights are not cached.
         freeze: switch off gradients for every parameter (a fixed feature extractor inside your model; it stays in
             eval mode, which for CLEF changes nothing: it has no BatchNorm or dropout).
 
-    Returns a new module each call; :func:`clef_sdk.embed` keeps its own cache of loaded encoders.
+    Returns a new module each call; [`clef_sdk.embed`][clef_sdk.embed] keeps its own cache of loaded encoders.
     """
     target = resolve_device(device)
     path, display_name, source = _weights_file(name_or_path, local_files_only)
@@ -90,7 +90,7 @@ def load(
 
 
 def _refuse_task_model(name_or_path: str | os.PathLike[str], path: Path) -> None:
-    """Raise a :class:`CheckpointError` naming ``clef.load_task_model`` if ``path`` holds a task model."""
+    """Raise a `CheckpointError` naming ``clef.load_task_model`` if ``path`` holds a task model."""
     from .tasks.format import is_task_model_file  # tasks imports embedding, which imports this module
 
     if is_task_model_file(path):
@@ -129,6 +129,6 @@ def get_encoder(
 
 
 def clear_cache() -> None:
-    """Forget the encoders :func:`clef_sdk.embed` has loaded (frees their memory once unreferenced)."""
+    """Forget the encoders [`clef_sdk.embed`][clef_sdk.embed] has loaded (frees their memory once unreferenced)."""
     with _cache_lock:
         _cache.clear()

@@ -178,7 +178,7 @@ class Stage(nn.Module):
 class ClefEncoder(nn.Module):
     """A CLEF encoder: a plain ``nn.Module`` whose forward maps ``(batch, 1, n_samples)`` to ``(batch, embed_dim)``.
 
-    ``forward`` takes preprocessed windows (see :func:`clef_sdk.preprocess`); :meth:`embed` takes raw ECG.
+    ``forward`` takes preprocessed windows (see [`clef_sdk.preprocess`][clef_sdk.preprocess]); `embed` takes raw ECG.
     ``name`` says which weights it holds (e.g. ``"clef-small"`` or a file name).
     """
 
@@ -220,7 +220,7 @@ class ClefEncoder(nn.Module):
 
     @property
     def layer_names(self) -> tuple[str, ...]:
-        """Names :meth:`forward_intermediates` accepts, input to output."""
+        """Names `forward_intermediates` accepts, input to output."""
         return ("first_conv", *(f"stage_{i}" for i in range(len(self.stage_list))), "embedding")
 
     def forward_intermediates(self, x: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:

@@ -1,14 +1,14 @@
 """A self-contained ONNX file of a CLEF encoder, optionally with the preprocessing inside: ``clef.export_onnx``.
 
-Without ``fs`` the graph takes preprocessed windows ``(batch, 1, 5000)`` (from :func:`clef_sdk.preprocess`). With
+Without ``fs`` the graph takes preprocessed windows ``(batch, 1, 5000)`` (from [`clef_sdk.preprocess`][clef_sdk.preprocess]). With
 ``fs`` it takes raw 10 s windows at that rate, ``(batch, round(10 * fs))`` float32 in any unit, and contains the
 rest as ONNX operators: the polyphase resampling of ``resample_poly(padtype="mean")`` applied to the window on its
-own, the exact band-pass of :mod:`clef_sdk.filters` (a DFT and two small matrix products, in float64) and the
+own, the exact band-pass of [`clef_sdk.filters`][clef_sdk.filters] (a DFT and two small matrix products, in float64) and the
 z-score. An app then needs only ONNX Runtime. Gaps (NaN) must be filled before; the file's metadata states the
 contract. Needs ``pip install "clef-sdk[onnx]"``.
 
-The pieces (:class:`RawWindowEncoder`, :func:`encoder_metadata`, :func:`write_onnx`) also export task models
-(:mod:`clef_sdk.tasks.onnx`), which :func:`export_onnx` hands a :class:`~clef_sdk.tasks.TaskModel` to.
+The pieces (`RawWindowEncoder`, `encoder_metadata`, `write_onnx`) also export task models
+([`clef_sdk.tasks.onnx`][clef_sdk.tasks.onnx]), which `export_onnx` hands a [`TaskModel`][clef_sdk.tasks.TaskModel] to.
 """
 
 from __future__ import annotations
@@ -249,8 +249,8 @@ def export_onnx(
     model name, size, embedding dimension, ``fs``, the preprocessing contract (JSON) and the weights' sha256.
     Returns the path.
 
-    A :class:`~clef_sdk.tasks.TaskModel`, or the path of a task-model file, is exported with its pooling and
-    head, probabilities (or values) out: :func:`clef_sdk.tasks.onnx.export_task_onnx`.
+    A [`TaskModel`][clef_sdk.tasks.TaskModel], or the path of a task-model file, is exported with its pooling and
+    head, probabilities (or values) out: `clef_sdk.tasks.onnx.export_task_onnx`.
     """
     if isinstance(model, TaskModel) or (isinstance(model, (str, os.PathLike)) and is_task_model_file(model)):
         from .tasks.onnx import export_task_onnx  # it builds on this module
@@ -281,7 +281,7 @@ def export_onnx(
 
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The metadata :func:`export_onnx` wrote into ``path`` (needs only ``onnx``)."""
+    """The metadata `export_onnx` wrote into ``path`` (needs only ``onnx``)."""
     _require_onnx()
     import onnx
 

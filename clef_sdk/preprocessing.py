@@ -3,13 +3,13 @@
 The CLEF models were pretrained on 10 s windows of one lead at 500 Hz, each window:
 1. NaNs filled by linear interpolation over the sample index (an all-NaN window becomes zeros);
 2. band-passed by a Butterworth order-5 0.67-40 Hz filter applied forwards and backwards (``filtfilt``
-   with scipy's default padding) in transfer-function (b/a) form, computed exactly (:mod:`clef_sdk.filters`)
+   with scipy's default padding) in transfer-function (b/a) form, computed exactly ([`clef_sdk.filters`][clef_sdk.filters])
    rather than with the float64 recursion, whose round-off differs between machines;
 3. z-scored: ``(y - mean) / (std + 1e-8)`` with the population std.
 
 Other sampling rates are first resampled to 500 Hz over the whole recording (polyphase, rational ratio);
-windows are then consecutive from sample 0. :func:`iter_windows` produces the windows chunk by chunk, each chunk
-resampling only the stretch it covers (:mod:`clef_sdk.resampling`), so recordings of any length, memory-mapped
+windows are then consecutive from sample 0. `iter_windows` produces the windows chunk by chunk, each chunk
+resampling only the stretch it covers ([`clef_sdk.resampling`][clef_sdk.resampling]), so recordings of any length, memory-mapped
 ones included, are processed in bounded memory with the same windows as resampling them whole.
 """
 
@@ -106,7 +106,7 @@ def iter_windows(
 ) -> Iterator[np.ndarray]:
     """Yield preprocessed windows of one recording in chunks of ``(<= chunk_size, 5000)`` float32.
 
-    Same arguments as :func:`preprocess`; concatenating the chunks gives its output. Arguments are validated
+    Same arguments as `preprocess`; concatenating the chunks gives its output. Arguments are validated
     before the first chunk is produced.
     """
     array = check_signal(signal, name)
@@ -118,9 +118,9 @@ def iter_windows(
 def iter_planned_windows(
     array: np.ndarray, fs: float, plan: WindowPlan, *, chunk_size: int = 256, name: str = "signal"
 ) -> Iterator[np.ndarray]:
-    """Like :func:`iter_windows` for a recording already checked by :func:`check_signal` and planned.
+    """Like `iter_windows` for a recording already checked by `check_signal` and planned.
 
-    Each chunk resamples only the stretch its windows cover (:class:`clef_sdk.resampling.Recording`), so memory
+    Each chunk resamples only the stretch its windows cover ([`clef_sdk.resampling.Recording`][clef_sdk.resampling.Recording]), so memory
     stays bounded for recordings of any length and the windows equal those of resampling the whole recording.
     """
     if chunk_size < 1:
@@ -153,7 +153,7 @@ def preprocess(
         fs: sampling rate in Hz, 50 to 10,000 (non-integer rates such as 128.5 are fine); one for all recordings
             or one per recording.
         stride_seconds: distance between window starts; default 10 s (consecutive windows from sample 0).
-        tail: the end shorter than a window: ``"drop"`` (default), ``"pad"`` or ``"last"`` (see :func:`plan_windows`).
+        tail: the end shorter than a window: ``"drop"`` (default), ``"pad"`` or ``"last"`` (see `plan_windows`).
 
     Returns:
         float32 10 s windows at 500 Hz, band-passed and z-scored: ``(n_windows, 5000)`` for one recording; for a

@@ -1,8 +1,8 @@
-"""One switch for progress bars: ``progress=`` on each long call, :func:`set_progress` for the process, or the
+"""One switch for progress bars: ``progress=`` on each long call, `set_progress` for the process, or the
 ``CLEF_SDK_PROGRESS`` environment variable; by default a bar only where stderr is a terminal (tqdm's
 ``disable=None``), so logs, notebooks' captured output and ``GridSearchCV`` runs stay free of bars.
 
-Precedence: the call's ``progress=`` (``True``/``False``), then :func:`set_progress`, then ``CLEF_SDK_PROGRESS``
+Precedence: the call's ``progress=`` (``True``/``False``), then `set_progress`, then ``CLEF_SDK_PROGRESS``
 (a flag: 1/true/yes/on or 0/false/no/off), then the terminal test.
 """
 
@@ -40,7 +40,7 @@ def set_verbose(enabled: bool | None) -> None:
 
 
 def verbose() -> bool:
-    """Whether :func:`set_verbose` or ``CLEF_SDK_VERBOSE`` asks for the libraries' own messages."""
+    """Whether `set_verbose` or ``CLEF_SDK_VERBOSE`` asks for the libraries' own messages."""
     return _verbose if _verbose is not None else env_flag(VERBOSE_ENV)
 
 
@@ -66,7 +66,7 @@ def progress_disabled(progress: bool | None = None) -> bool | None:
 
 
 def progress_wanted(progress: bool | None = None) -> bool:
-    """:func:`progress_disabled` as a yes/no (for libraries that take a bool, such as Lightning's
+    """`progress_disabled` as a yes/no (for libraries that take a bool, such as Lightning's
     ``enable_progress_bar``): ``None`` resolved by whether stderr is a terminal."""
     import sys
 
@@ -77,7 +77,7 @@ def progress_wanted(progress: bool | None = None) -> bool:
 
 
 def progress_bar(progress: bool | None = None, **tqdm_options: Any) -> Any:
-    """A ``tqdm`` bar on stderr, shown as :func:`progress_disabled` says."""
+    """A ``tqdm`` bar on stderr, shown as `progress_disabled` says."""
     from tqdm.auto import tqdm
 
     return tqdm(disable=progress_disabled(progress), **tqdm_options)

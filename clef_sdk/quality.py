@@ -1,6 +1,6 @@
 """Per-window signal quality: is there ECG in this 10 s window? ``clef.signal_quality``.
 
-Windows are those of :func:`clef_sdk.preprocess` (same ``stride_seconds`` and ``tail``). ``"missing"``, ``"flat"``
+Windows are those of [`clef_sdk.preprocess`][clef_sdk.preprocess] (same ``stride_seconds`` and ``tail``). ``"missing"``, ``"flat"``
 and ``"clipped"`` are judged on the recorded samples at the recording's own rate; the other measures at that
 rate up to 500 Hz (``QUALITY_MAX_FS``), above it on each stretch of the recording resampled to
 about 500 Hz (at 4-10 kHz the QRS lies outside the detectors' fixed bands). Hard failures score 0:
@@ -115,7 +115,7 @@ DEFAULT_RANGES = ScoreRanges(bsqi=(0.1, 0.5), similarity=(0.5, 0.8), artefact=(1
 
 @dataclass
 class SignalQuality:
-    """Quality of each 10 s window of one recording, aligned with :func:`clef_sdk.preprocess`'s windows.
+    """Quality of each 10 s window of one recording, aligned with [`clef_sdk.preprocess`][clef_sdk.preprocess]'s windows.
 
     ``score`` float ``(n_windows,)`` in [0, 1], higher is cleaner; ``usable`` bool ``(n_windows,)``,
     ``score >= threshold``; ``reasons``: per window, the tuple of problems found (empty when clean). The measures
@@ -356,8 +356,8 @@ def signal_quality(
 def planned_quality(
     array: np.ndarray, fs: float, plan: WindowPlan, *, threshold: float = DEFAULT_THRESHOLD
 ) -> SignalQuality:
-    """Like :func:`signal_quality` for a recording already checked by :func:`clef_sdk.inputs.check_signal`,
-    at a checked ``fs``, with its windows planned by :func:`clef_sdk.windows.plan_windows`."""
+    """Like `signal_quality` for a recording already checked by [`clef_sdk.inputs.check_signal`][clef_sdk.inputs.check_signal],
+    at a checked ``fs``, with its windows planned by [`clef_sdk.windows.plan_windows`][clef_sdk.windows.plan_windows]."""
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be within [0, 1], got {threshold!r}")
     from scipy import signal as sps

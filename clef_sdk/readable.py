@@ -49,7 +49,7 @@ def unreadable(
 
 
 def require_file(path: Path, what: str) -> None:
-    """Raise ``FileNotFoundError`` naming ``what`` if ``path`` does not exist, :class:`CheckpointError` if it is not
+    """Raise ``FileNotFoundError`` naming ``what`` if ``path`` does not exist, `CheckpointError` if it is not
     a regular file (a directory, a device)."""
     if path.is_file():
         return
@@ -62,7 +62,7 @@ def require_file(path: Path, what: str) -> None:
 @contextmanager
 def reading(path: Path, what: str = "file", error: type[ClefError] = CheckpointError) -> Iterator[None]:
     """Around code that reads ``path``: a missing file is a ``FileNotFoundError`` naming ``what``, any other refusal
-    of the system :func:`unreadable`'s error."""
+    of the system `unreadable`'s error."""
     try:
         yield
     except FileNotFoundError:
@@ -72,19 +72,19 @@ def reading(path: Path, what: str = "file", error: type[ClefError] = CheckpointE
 
 
 def check_readable(path: Path, what: str, error: type[ClefError] = CheckpointError) -> None:
-    """Open ``path`` and read its first byte: raise :func:`unreadable`'s error if the system refuses."""
+    """Open ``path`` and read its first byte: raise `unreadable`'s error if the system refuses."""
     with reading(path, what, error), open(path, "rb") as handle:
         handle.read(1)
 
 
 def sha256_readable(path: Path, what: str = "file") -> str:
-    """:func:`clef_sdk.files.sha256_file`, with an error naming the file and the cause if it cannot be read."""
+    """[`clef_sdk.files.sha256_file`][clef_sdk.files.sha256_file], with an error naming the file and the cause if it cannot be read."""
     with reading(path, what):
         return sha256_file(path)
 
 
 def md5_and_sha256_readable(path: Path, what: str = "file") -> tuple[str, str]:
-    """:func:`clef_sdk.files.md5_and_sha256_file`, with an error naming the file and the cause if it cannot be
+    """[`clef_sdk.files.md5_and_sha256_file`][clef_sdk.files.md5_and_sha256_file], with an error naming the file and the cause if it cannot be
     read."""
     with reading(path, what):
         return md5_and_sha256_file(path)

@@ -1,10 +1,10 @@
 """Resampling to 500 Hz: for recordings of any length, read and resampled in bounded blocks.
 
 A week of ECG at 250 Hz is 151 million samples; resampling it whole to 500 Hz costs several GB. A
-:class:`Recording` reads its signal (a numpy array, a memory-mapped ``.npy``, or any 1-D array-like with
-``shape``, ``dtype`` and slicing, such as :class:`clef_sdk.io.WfdbSignal` or an h5py dataset) a block at a time and
+`Recording` reads its signal (a numpy array, a memory-mapped ``.npy``, or any 1-D array-like with
+``shape``, ``dtype`` and slicing, such as [`clef_sdk.io.WfdbSignal`][clef_sdk.io.WfdbSignal] or an h5py dataset) a block at a time and
 computes any stretch of the 500 Hz signal on its own, equal to resampling the whole recording at once
-(:func:`resample_to_target`):
+(`resample_to_target`):
 
 - ``resample_poly`` is an FIR filter: output sample ``j`` depends on a fixed range of input samples around
   ``j * fs / 500``, so a block of output needs only that block of input plus the filter's half length;
@@ -79,8 +79,8 @@ def resampling_skip(up: int, down: int) -> int:
 class Recording:
     """A validated 1-D signal at ``fs`` Hz, read in blocks; see the module docstring.
 
-    ``signal`` must already be checked (:func:`clef_sdk.inputs.check_signal`: numeric, 1-D, finite or NaN);
-    ``ratio`` is ``500 / fs`` (:func:`resampling_ratio`); :meth:`at_rate` takes ``fs`` instead.
+    ``signal`` must already be checked ([`clef_sdk.inputs.check_signal`][clef_sdk.inputs.check_signal]: numeric, 1-D, finite or NaN);
+    ``ratio`` is ``500 / fs`` (`resampling_ratio`); `at_rate` takes ``fs`` instead.
     """
 
     def __init__(self, signal: np.ndarray, ratio: Fraction):
@@ -188,7 +188,7 @@ class Recording:
         return first, last, start + skip - first * up // down
 
     def resampled(self, start: int, stop: int) -> np.ndarray:
-        """500 Hz samples ``[start, stop)``: equal to :func:`resample_to_target` of the whole signal, sliced.
+        """500 Hz samples ``[start, stop)``: equal to `resample_to_target` of the whole signal, sliced.
 
         NaN gaps are NaN again at the output samples whose nearest input sample is NaN.
         """
@@ -218,7 +218,7 @@ def resample_to_target(signal: np.ndarray, fs: float) -> np.ndarray:
 
     NaN gaps are bridged by linear interpolation for the filter's sake, then put back at the nearest output
     samples, so the per-window gap filling downstream behaves as it does for native 500 Hz input. The result has
-    ``ceil(n_samples * 500 / fs)`` samples; :class:`Recording` computes any stretch of it without resampling the
+    ``ceil(n_samples * 500 / fs)`` samples; `Recording` computes any stretch of it without resampling the
     rest.
     """
     # padtype="mean": filter the recording minus its mean and add the mean back, so that a DC offset (ADC

@@ -128,7 +128,7 @@ def busy_cpus() -> int:
 
 class ThreadChoice:
     """The thread count of one call: fixed when the caller gave one, else chosen from the free cores and re-chosen
-    at most once a second (:meth:`update`) while the call runs."""
+    at most once a second (`update`) while the call runs."""
 
     def __init__(self, num_threads: int | None = None, ceiling: int | None = None):
         self.fixed = fixed_num_threads(num_threads)

@@ -1,12 +1,12 @@
 """The pretraining preprocessing as a differentiable ``torch.nn.Module``: ``clef.Preprocessor(fs)``.
 
-Same steps and options as :func:`clef_sdk.preprocess`, as tensor operations on any device and dtype: polyphase
+Same steps and options as [`clef_sdk.preprocess`][clef_sdk.preprocess], as tensor operations on any device and dtype: polyphase
 resampling to 500 Hz (the FIR and alignment of ``scipy.signal.resample_poly(..., padtype="mean")``, applied phase
 by phase and never zero-stuffed: a strided ``conv1d`` with the filter bank, or small matrix products for ratios
-such as 1000/257, in memory O(input + output + FIR) whatever the up factor), windowing by gather, the exact band-pass of :mod:`clef_sdk.filters` (an FFT convolution
+such as 1000/257, in memory O(input + output + FIR) whatever the up factor), windowing by gather, the exact band-pass of [`clef_sdk.filters`][clef_sdk.filters] (an FFT convolution
 and two small matrix products) and the z-score. Everything is linear until the z-score and differentiable end to
 end; the operators are cached per (length, device, dtype). NaN handling stays in the numpy path: NaNs here
-propagate to the windows they touch (fill gaps first, or use :func:`clef_sdk.preprocess`).
+propagate to the windows they touch (fill gaps first, or use [`clef_sdk.preprocess`][clef_sdk.preprocess]).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
 def resampling_kernel(
     up: int, down: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
-    """resample_poly's FIR behind its leading zeros, reversed (the layout :func:`upfirdn_with_kernel` takes)."""
+    """resample_poly's FIR behind its leading zeros, reversed (the layout `upfirdn_with_kernel` takes)."""
     h, _, pre_pad = resampling_filter(up, down)
     return torch.as_tensor(np.concatenate([np.zeros(pre_pad), h])[::-1].copy(), dtype=dtype, device=device)
 
@@ -156,7 +156,7 @@ def upfirdn_torch(x: torch.Tensor, up: int, down: int, first: int, n_out: int) -
 def upfirdn_with_kernel(
     x: torch.Tensor, kernel: torch.Tensor, up: int, down: int, first: int, n_out: int
 ) -> torch.Tensor:
-    """:func:`upfirdn_torch` with the reversed, zero-led FIR given (a buffer of an exported module); the filter bank
+    """`upfirdn_torch` with the reversed, zero-led FIR given (a buffer of an exported module); the filter bank
     is gathered from ``kernel`` at each call (differentiable in ``kernel`` too)."""
     if n_out <= 0:
         return x.new_zeros(x.shape[0], 0)
@@ -237,7 +237,7 @@ def _tables_cached(n: int, device: str, dtype: torch.dtype) -> tuple[torch.Tenso
 
 
 def bandpass_torch(windows: torch.Tensor) -> torch.Tensor:
-    """:func:`clef_sdk.filters.bandpass` in torch: ``(..., n)`` windows, ``34 <= n <= 5000``, differentiable.
+    """[`clef_sdk.filters.bandpass`][clef_sdk.filters.bandpass] in torch: ``(..., n)`` windows, ``34 <= n <= 5000``, differentiable.
 
     Half-precision inputs are filtered in float32 (the FFT needs it) and returned in their own dtype.
     """
@@ -248,7 +248,7 @@ def bandpass_torch(windows: torch.Tensor) -> torch.Tensor:
 def bandpass_with_tables(
     work: torch.Tensor, spectrum: torch.Tensor, left: torch.Tensor, right: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`bandpass_torch` with the operator's tables given (buffers of an exported module), float32/64 ``work``."""
+    """`bandpass_torch` with the operator's tables given (buffers of an exported module), float32/64 ``work``."""
     n = work.shape[-1]
     head = 2 * work[..., :1] - torch.flip(work[..., 1 : PAD + 1], dims=[-1])
     tail = 2 * work[..., -1:] - torch.flip(work[..., -PAD - 1 : -1], dims=[-1])
@@ -260,7 +260,7 @@ def bandpass_with_tables(
 
 
 def zscore_torch(windows: torch.Tensor) -> torch.Tensor:
-    """:func:`clef_sdk.preprocessing.zscore` in torch: per window (last axis), population std, ``+1e-8``."""
+    """[`clef_sdk.preprocessing.zscore`][clef_sdk.preprocessing.zscore] in torch: per window (last axis), population std, ``+1e-8``."""
     mean = windows.mean(dim=-1, keepdim=True)
     std = windows.std(dim=-1, unbiased=False, keepdim=True)
     return (windows - mean) / (std + ZSCORE_EPS)
@@ -272,7 +272,7 @@ class Preprocessor(nn.Module):
     ``forward(x)``: ``x`` ``(batch, n_samples)`` gives ``(batch, n_windows, 5000)``; ``(n_samples,)`` gives
     ``(n_windows, 5000)``. Floating-point tensors on any device; the output has the input's dtype and device
     (half precision is computed in float32).
-    ``stride_seconds`` and ``tail`` as in :func:`clef_sdk.preprocess`. Feed the windows to an encoder as
+    ``stride_seconds`` and ``tail`` as in [`clef_sdk.preprocess`][clef_sdk.preprocess]. Feed the windows to an encoder as
     ``encoder(windows.reshape(-1, 1, 5000))``.
     """
 
@@ -324,7 +324,7 @@ def recording_windows_torch(
     """Full 10 s windows starting at 500 Hz samples ``starts`` of ``recording``, preprocessed on ``device``.
 
     The raw input stretch they need is read on the CPU (NaN gaps bridged, the recording's mean removed, as in
-    :meth:`Recording.resampled`), copied once (from pinned memory on CUDA) and resampled, band-passed and
+    `Recording.resampled`), copied once (from pinned memory on CUDA) and resampled, band-passed and
     z-scored as tensor operations: ``(len(starts), 5000)`` in ``dtype`` (float32 or float64), or ``None`` when the
     stretch holds NaNs, whose per-window filling belongs to the numpy path. Nothing here waits for the device.
     """

@@ -1,7 +1,7 @@
 """Where the 10 s windows of a recording lie, and the raw 500 Hz windows before filtering.
 
 Windows are planned on the 500 Hz time axis from sample 0 (consecutive by default, as in pretraining); a
-:class:`WindowPlan` says where each starts and how many real samples it holds (fewer for a padded tail).
+`WindowPlan` says where each starts and how many real samples it holds (fewer for a padded tail).
 """
 
 from __future__ import annotations
@@ -93,15 +93,15 @@ MOSTLY_MISSING = 0.5
 
 
 def missing_fractions(raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The fraction of each window's valid samples that is NaN (``raw`` as from :func:`raw_windows`)."""
+    """The fraction of each window's valid samples that is NaN (``raw`` as from `raw_windows`)."""
     real = np.arange(WINDOW_SAMPLES)[None, :] < valid[:, None]
     return (real & np.isnan(raw)).sum(axis=1) / np.maximum(valid, 1)
 
 
 def warn_about_windows(missing: np.ndarray, flat: np.ndarray, offset: int, name: str) -> None:
-    """One :class:`~clef_sdk.errors.PreprocessingWarning` per kind for the windows whose samples are missing
-    (``missing``: the NaN fraction of each, see :func:`missing_fractions`) or ``flat`` (constant recorded values,
-    see :meth:`clef_sdk.resampling.Recording.flat`)."""
+    """One [`PreprocessingWarning`][clef_sdk.errors.PreprocessingWarning] per kind for the windows whose samples are missing
+    (``missing``: the NaN fraction of each, see `missing_fractions`) or ``flat`` (constant recorded values,
+    see [`clef_sdk.resampling.Recording.flat`][clef_sdk.resampling.Recording.flat])."""
     empty, gappy = missing >= 1, (missing > MOSTLY_MISSING) & (missing < 1)
     kinds = (
         ("entirely NaN (embedded as zeros, as in pretraining)", empty),

@@ -106,7 +106,7 @@ def test_bad_arguments(small_encoder, tmp_path, monkeypatch):
 def test_command_line_export_and_the_torch_free_app(small_safetensors, tmp_path, capsys):
     destination = tmp_path / "clef-small-360hz.onnx"
     assert main(["export-onnx", str(small_safetensors), "--fs", "360", "-o", str(destination)]) == 0
-    assert "input 'raw' ('batch', 3600)" in capsys.readouterr().err
+    assert "input 'raw' ('batch', 3600)" in capsys.readouterr().out  # the report: stdout
     from clef_sdk.files import sha256_file
     from clef_sdk.onnx_export import read_onnx_metadata
 

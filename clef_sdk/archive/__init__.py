@@ -3,9 +3,9 @@
 >>> run = clef.embed_archive("mimic-iv-ecg/files", "embeddings/", model="small", leads=["I", "II"])
 >>> table, embeddings = clef.read_embeddings("embeddings/")
 
-Modules: :mod:`.sources` (what is read), :mod:`.plan` (the job plan, ranks and parts), :mod:`.parts` (Parquet or
-npy parts, written atomically and deterministically), :mod:`.runner` (the job), :mod:`.reading`
-(:func:`read_embeddings`), :mod:`.status`, :mod:`.dask` (the Dask adapter).
+Modules: `.sources` (what is read), `.plan` (the job plan, ranks and parts), `.parts` (Parquet or
+npy parts, written atomically and deterministically), `.runner` (the job), `.reading`
+(`read_embeddings`), `.status`, `.dask` (the Dask adapter).
 """
 
 from __future__ import annotations

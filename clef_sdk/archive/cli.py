@@ -1,4 +1,4 @@
-"""``clef embed-archive``: the command line of :func:`clef_sdk.embed_archive` and its ``--status`` view."""
+"""``clef embed-archive``: the command line of [`clef_sdk.embed_archive`][clef_sdk.embed_archive] and its ``--status`` view."""
 
 from __future__ import annotations
 

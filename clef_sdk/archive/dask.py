@@ -7,7 +7,7 @@
 Dask rather than Ray: it is pure Python and small, it runs on the clusters research groups already have
 (``dask-jobqueue`` for SLURM, PBS, LSF; Kubernetes; a laptop's ``LocalCluster``), and a part is exactly one of
 its tasks: the scheduler retries a task whose worker died, and a part is written atomically, so a retried part
-gives the same bytes. The plan, the parts and the completion files are those of :func:`clef_sdk.embed_archive`,
+gives the same bytes. The plan, the parts and the completion files are those of [`clef_sdk.embed_archive`][clef_sdk.embed_archive],
 so a job can be started on Dask and finished by ``clef embed-archive`` (or the reverse).
 """
 
@@ -63,24 +63,24 @@ def embed_archive_dask(
     stride_seconds: float | None = None,
     tail: str = "drop",
 ) -> ArchiveRun:
-    """:func:`clef_sdk.embed_archive` with the parts as tasks of a ``distributed.Client``.
+    """[`clef_sdk.embed_archive`][clef_sdk.embed_archive] with the parts as tasks of a ``distributed.Client``.
 
     Args:
         client: a connected ``distributed.Client``.
-        source: as :func:`clef_sdk.embed_archive` (the workers must see the same paths).
+        source: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive] (the workers must see the same paths).
         output: the output folder, on storage every worker can write.
-        model: as :func:`clef_sdk.embed_archive` (each worker loads it once).
-        leads: as :func:`clef_sdk.embed_archive`.
-        pooling: as :func:`clef_sdk.embed_archive`.
-        per_window: as :func:`clef_sdk.embed_archive`.
-        quality: as :func:`clef_sdk.embed_archive`.
-        dtype: as :func:`clef_sdk.embed_archive`.
-        format: as :func:`clef_sdk.embed_archive`.
+        model: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive] (each worker loads it once).
+        leads: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive].
+        pooling: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive].
+        per_window: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive].
+        quality: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive].
+        dtype: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive].
+        format: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive].
         shard_size: records per part (per task).
         batch_size: windows per forward pass on the workers.
-        precision: as :func:`clef_sdk.embed_archive`.
-        stride_seconds: as :func:`clef_sdk.embed_archive`.
-        tail: as :func:`clef_sdk.embed_archive`.
+        precision: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive].
+        stride_seconds: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive].
+        tail: as [`clef_sdk.embed_archive`][clef_sdk.embed_archive].
     """
     import time
 

@@ -1,6 +1,6 @@
 """``embed_archive``: a whole archive of ECG records into a partitioned table of embeddings, resumable.
 
-One run computes the parts its rank owns (:mod:`.plan`) that are not there yet: reader processes read and check
+One run computes the parts its rank owns (`.plan`) that are not there yet: reader processes read and check
 the records of a part while the encoder embeds the previous one; each part is written atomically with its report
 of skipped records; the last run to finish a part writes ``_skipped.csv``, ``_manifest.json`` and ``_SUCCESS`` (leading underscores: Parquet readers of the folder skip them).
 """
@@ -220,7 +220,7 @@ def run_part(
     batch_size: int | None = None,
     executor: Executor | None = None,
 ) -> tuple[int, int]:
-    """Compute and write one part; returns ``(rows, skipped)``. Engines (:mod:`.dask`) call this per part."""
+    """Compute and write one part; returns ``(rows, skipped)``. Engines (`.dask`) call this per part."""
     start, stop = plan.part_range(part)
     records = source.records[start:stop]
     if executor is None:
@@ -328,7 +328,7 @@ def embed_archive(
 
     Args:
         source: a folder of WFDB records (any layout), a manifest CSV (``record,path[,fs][,lead]``), or a dataset
-            (``clef.datasets.open(...)``); see :mod:`clef_sdk.archive.sources`.
+            (``clef.datasets.open(...)``); see [`clef_sdk.archive.sources`][clef_sdk.archive.sources].
         output: the output folder (new, empty, or this job's: then only missing parts are computed).
         model: a model name, weights path, ``hf-hub:`` id or a ClefEncoder.
         leads: lead names (``"I,II"`` or a list; canonical spelling, ``MLII`` is ``II``); default the 12 standard
@@ -345,14 +345,14 @@ def embed_archive(
         world_size: how many runs share the job (default: as ``rank``).
         batch_size: windows per forward pass.
         precision: ``"fp32"`` or ``"bf16"``.
-        stride_seconds: distance between window starts, as in :func:`clef_sdk.embed`.
-        tail: a record's end shorter than 10 s, as in :func:`clef_sdk.embed`.
-        backend: what runs the network, as in :func:`clef_sdk.embed` (recorded in the plan).
-        progress: show a progress bar (records/s, ETA); ``None``: as :func:`clef_sdk.set_progress` says, by default
+        stride_seconds: distance between window starts, as in [`clef_sdk.embed`][clef_sdk.embed].
+        tail: a record's end shorter than 10 s, as in [`clef_sdk.embed`][clef_sdk.embed].
+        backend: what runs the network, as in [`clef_sdk.embed`][clef_sdk.embed] (recorded in the plan).
+        progress: show a progress bar (records/s, ETA); ``None``: as [`clef_sdk.set_progress`][clef_sdk.set_progress] says, by default
             where stderr is a terminal.
 
     Returns:
-        An :class:`ArchiveRun`; read the table with :func:`clef_sdk.read_embeddings`.
+        An `ArchiveRun`; read the table with [`clef_sdk.read_embeddings`][clef_sdk.read_embeddings].
     """
     started = time.perf_counter()
     options = job_options(pooling, per_window, quality, dtype, format, precision, stride_seconds, tail, backend)

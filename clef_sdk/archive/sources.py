@@ -1,15 +1,15 @@
 """What an archive job reads: an ordered list of records, each read as the requested leads in mV with its rate.
 
-Sources (:func:`open_source` picks one from what it is given):
+Sources (`open_source` picks one from what it is given):
 
-- :class:`FolderSource`: a folder of WFDB records of any layout, found as ``clef train prepare`` finds them
+- `FolderSource`: a folder of WFDB records of any layout, found as ``clef train prepare`` finds them
   (every ``.hea`` below it; the record id is its path relative to the folder, without suffix); leads matched by
   canonical name (``MLII`` is ``II``), units converted to mV.
-- :class:`ManifestSource`: a CSV with columns ``record,path[,fs][,lead][,column]``: ``path`` (relative to the CSV's
+- `ManifestSource`: a CSV with columns ``record,path[,fs][,lead][,column]``: ``path`` (relative to the CSV's
   folder or absolute) is a ``.npy``, a CSV/TXT file or a WFDB record; ``fs`` is needed where the file does not
   carry it; ``lead`` names the lead the row holds (one row per record and lead; ``"signal"`` when absent) and, for
   a WFDB record, chooses it; ``column`` chooses a text file's column.
-- :class:`DatasetSource`: a dataset of :mod:`clef_sdk.datasets` (``clef.datasets.open("ptbxl", root)``).
+- `DatasetSource`: a dataset of `clef_sdk.datasets` (``clef.datasets.open("ptbxl", root)``).
 - ``clef_sdk.train.StoreSource``: a prepared pretraining store (``clef train prepare``), whose windows are
   already band-passed (the ``[train]`` extra; ``clef embed-archive STORE`` finds it by its ``store.json``).
 
@@ -150,7 +150,7 @@ class ManifestSource:
 
 
 class DatasetSource:
-    """The records of a :class:`clef_sdk.datasets.Dataset` (its ``table`` order sorted by record id)."""
+    """The records of a [`clef_sdk.datasets.Dataset`][clef_sdk.datasets.Dataset] (its ``table`` order sorted by record id)."""
 
     def __init__(self, dataset: Any):
         self.dataset = dataset
@@ -185,7 +185,7 @@ class DatasetSource:
 
 
 def open_source(source: object) -> Source:
-    """A :class:`Source` from a folder of WFDB records, a manifest ``.csv``, a dataset, or a Source."""
+    """A `Source` from a folder of WFDB records, a manifest ``.csv``, a dataset, or a Source."""
     if hasattr(source, "records") and hasattr(source, "read"):
         return source  # type: ignore[return-value]
     if hasattr(source, "table") and hasattr(source, "signal"):

@@ -4,8 +4,8 @@
 >>> results = run_benchmark(["small"], ["ptbxl:superdiagnostic"], {"ptbxl": "/data/ptb-xl"}, output="results")
 >>> print(results.markdown())
 
-Modules: :mod:`.models` (which weights, identified by digest), :mod:`.cache` (embeddings per model and dataset),
-:mod:`.protocols` (the probe; fine-tuning lives in ``clef_sdk.train``), :mod:`.runner`, :mod:`.results`.
+Modules: `.models` (which weights, identified by digest), `.cache` (embeddings per model and dataset),
+`.protocols` (the probe; fine-tuning lives in ``clef_sdk.train``), `.runner`, `.results`.
 """
 
 from __future__ import annotations

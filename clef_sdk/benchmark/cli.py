@@ -1,4 +1,4 @@
-"""``clef benchmark``: the command line of :func:`clef_sdk.benchmark.run_benchmark`."""
+"""``clef benchmark``: the command line of [`clef_sdk.benchmark.run_benchmark`][clef_sdk.benchmark.run_benchmark]."""
 
 from __future__ import annotations
 

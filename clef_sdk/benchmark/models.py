@@ -1,6 +1,6 @@
 """The models a benchmark compares: encoders with an identity that says exactly which weights were measured.
 
-A model is a name (``"small"``), a weights path, an ``hf-hub:`` id, a :class:`~clef_sdk.models.ClefEncoder`, or
+A model is a name (``"small"``), a weights path, an ``hf-hub:`` id, a [`ClefEncoder`][clef_sdk.models.ClefEncoder], or
 ``"random-init:SIZE"`` (``clef.build(SIZE, seed=seed)``: the baseline every size gets). Its identity is the
 SHA-256 of its weights' values (``weights_sha256``: the same weights give the same digest whatever file they came
 from; embeddings are cached by it), plus the file's SHA-256 or the Hub commit where there is one.

@@ -1,7 +1,7 @@
 """How a benchmark turns a model and a task's training and validation parts into scores on the test part.
 
 A protocol has a ``name``, ``needs_embeddings`` (the runner then hands it cached embeddings of every part),
-``params()`` (recorded with the results) and ``scores(model, task)``. :class:`ProbeProtocol` is the linear probe
+``params()`` (recorded with the results) and ``scores(model, task)``. `ProbeProtocol` is the linear probe
 of the CLEF paper; ``clef_sdk.train.FineTuneProtocol`` fine-tunes (it needs the ``[train]`` extra, and the core
 never imports it: pass an instance).
 """
@@ -47,7 +47,7 @@ class TaskSplits:
 
 @dataclass
 class Scores:
-    """A protocol's test-set output: ``values`` as :func:`clef_sdk.probes.bootstrap_metrics` takes them (binary
+    """A protocol's test-set output: ``values`` as [`clef_sdk.probes.bootstrap_metrics`][clef_sdk.probes.bootstrap_metrics] takes them (binary
     ``(n, 2)``, multiclass ``(n, n_classes)``, multilabel ``(n, n_labels)`` probabilities; regression values),
     and the class order of the columns for single-label classification."""
 
@@ -67,7 +67,7 @@ class BenchmarkProtocol(Protocol):
 
 @dataclass
 class ProbeProtocol:
-    """The linear probe (:func:`clef_sdk.fit_probe`) on mean-pooled embeddings: its regularisation strength is
+    """The linear probe ([`clef_sdk.fit_probe`][clef_sdk.fit_probe]) on mean-pooled embeddings: its regularisation strength is
     chosen on the validation part (a predefined split), then the head is refitted on training + validation with
     that strength, as scikit-learn's ``*CV`` estimators do. ``seed``: the probe's ``random_state``."""
 

@@ -43,7 +43,7 @@ RESULT_COLUMNS = (
 
 @dataclass
 class BenchmarkResults:
-    """What :func:`~clef_sdk.benchmark.run_benchmark` returns: ``rows`` (a DataFrame of :data:`RESULT_COLUMNS`),
+    """What [`run_benchmark`][clef_sdk.benchmark.run_benchmark] returns: ``rows`` (a DataFrame of `RESULT_COLUMNS`),
     ``protocol`` (everything needed to reproduce it) and the files written."""
 
     rows: pd.DataFrame

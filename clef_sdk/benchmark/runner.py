@@ -165,11 +165,11 @@ def run_benchmark(
         n_bootstrap: bootstrap resamples (by patient) of each metric's interval.
         batch_size: windows per forward pass when embedding.
         device: the device for embedding (default CUDA when available).
-        progress: show progress bars; ``None``: as :func:`clef_sdk.set_progress` says, by default where stderr is a
+        progress: show progress bars; ``None``: as [`clef_sdk.set_progress`][clef_sdk.set_progress] says, by default where stderr is a
             terminal.
 
     Returns:
-        :class:`~clef_sdk.benchmark.results.BenchmarkResults`, also written to ``output`` as ``results.csv``,
+        [`BenchmarkResults`][clef_sdk.benchmark.results.BenchmarkResults], also written to ``output`` as ``results.csv``,
         ``results.json`` (with the protocol: SDK version, each model's weights digest and file SHA-256 or Hub
         commit, lead, seeds, split sizes) and ``results.md``.
     """

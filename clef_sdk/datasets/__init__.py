@@ -1,5 +1,5 @@
-"""ECG datasets: public datasets in their published layouts (:func:`open`), and the recordings bundled with the
-package (:mod:`.examples`).
+"""ECG datasets: public datasets in their published layouts (`open`), and the recordings bundled with the
+package (`.examples`).
 
 >>> import clef_sdk as clef
 >>> signal, fs, info = clef.datasets.load_example("mitdb-100")    # 60 s of MIT-BIH record 100, 360 Hz, mV

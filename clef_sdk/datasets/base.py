@@ -5,8 +5,8 @@
 >>> signal, fs = ds.signal("1", lead="I")     # lazy 1-D signal (read on slicing) and its rate in Hz
 >>> X, y, groups, split = ds.task("superdiagnostic", lead="I")
 
-A reader subclasses :class:`Dataset` and implements :meth:`Dataset.build_table`, :meth:`Dataset.open_signal` and
-:meth:`Dataset.task_labels`; an entry in :data:`DATASETS` makes it available to :func:`open` by name. ``X`` is a list of lazy
+A reader subclasses `Dataset` and implements `Dataset.build_table`, `Dataset.open_signal` and
+`Dataset.task_labels`; an entry in `DATASETS` makes it available to `open` by name. ``X`` is a list of lazy
 signals carrying their own ``fs``, so ``clef.embed(X)``, ``clef.fit_probe(X, y, groups=groups)`` and
 ``clef_sdk.train.finetune(X, y, groups=groups)`` take it as it is.
 """
@@ -53,7 +53,7 @@ class TaskInfo:
 
 
 class TaskData(NamedTuple):
-    """What :meth:`Dataset.task` returns; unpacks as ``X, y, groups, split``.
+    """What `Dataset.task` returns; unpacks as ``X, y, groups, split``.
 
     ``X``: lazy 1-D signals, one per example (a record, or a window of one), each with its ``fs``.
     ``y``: a Series (binary, multiclass, regression) or a DataFrame of 0/1 columns named by label
@@ -70,8 +70,8 @@ class TaskData(NamedTuple):
 class Dataset:
     """A local copy of a public ECG dataset in its published layout.
 
-    Subclasses set the class attributes and implement :meth:`build_table`, :meth:`open_signal` and
-    :meth:`task_labels`. ``root`` is the folder the dataset was downloaded or unpacked to.
+    Subclasses set the class attributes and implement `build_table`, `open_signal` and
+    `task_labels`. ``root`` is the folder the dataset was downloaded or unpacked to.
     """
 
     name: ClassVar[str]
@@ -85,7 +85,7 @@ class Dataset:
     tasks: ClassVar[dict[str, TaskInfo]] = {}
     #: the lead a task uses when none is given
     default_lead: ClassVar[str | int] = 0
-    #: how the split column is made: "official" (the dataset's own) or "pinned" (:mod:`.splits`)
+    #: how the split column is made: "official" (the dataset's own) or "pinned" (`.splits`)
     split_kind: ClassVar[str] = "pinned"
     #: rates the dataset is published at (Hz); ``fs=`` picks among them where there are several
     rates: ClassVar[tuple[float, ...]] = ()
@@ -111,11 +111,11 @@ class Dataset:
 
     # ------------------------------------------------------------------ for subclasses
     def build_table(self) -> pd.DataFrame:
-        """One row per record, with at least :data:`TABLE_COLUMNS` (``leads`` a tuple of canonical names)."""
+        """One row per record, with at least `TABLE_COLUMNS` (``leads`` a tuple of canonical names)."""
         raise NotImplementedError
 
     def open_signal(self, record: str, lead: str | int) -> object:
-        """One lead of one record as a lazy 1-D signal with ``fs`` (see :mod:`.signals`)."""
+        """One lead of one record as a lazy 1-D signal with ``fs`` (see `.signals`)."""
         raise NotImplementedError
 
     def task_labels(self, task: str, lead: str | int) -> tuple[list[object], pd.Series | pd.DataFrame, pd.Series]:
@@ -126,7 +126,7 @@ class Dataset:
     # ------------------------------------------------------------------ the interface
     @cached_property
     def table(self) -> pd.DataFrame:
-        """One row per record: :data:`TABLE_COLUMNS`, then labels and metadata (read once, then kept)."""
+        """One row per record: `TABLE_COLUMNS`, then labels and metadata (read once, then kept)."""
         table = self.build_table().reset_index(drop=True)
         missing = [column for column in TABLE_COLUMNS if column not in table.columns]
         if missing:  # a reader bug, not a user error
@@ -160,16 +160,16 @@ class Dataset:
         return signal, float(signal.fs)  # type: ignore[attr-defined]
 
     def signals(self, lead: str | int | None = None, records: Sequence[str] | None = None) -> list[object]:
-        """One lazy signal per record (default every record of :attr:`table`, in its order), e.g. to embed a
+        """One lazy signal per record (default every record of `table`, in its order), e.g. to embed a
         whole unlabelled dataset: ``clef.embed(ds.signals("I"))``."""
         chosen = list(self.table["record"]) if records is None else [str(r) for r in records]
         return [self.signal(record, lead)[0] for record in chosen]
 
     def task(self, name: str, lead: str | int | None = None) -> TaskData:
-        """The examples, labels, patients and splits of a task (see :class:`TaskData`).
+        """The examples, labels, patients and splits of a task (see `TaskData`).
 
         Args:
-            name: one of :attr:`tasks`.
+            name: one of `tasks`.
             lead: a lead name or 0-based index; default the dataset's.
         """
         if name not in self.tasks:
@@ -207,12 +207,12 @@ DATASETS: dict[str, str] = {
 
 
 def available_datasets() -> list[str]:
-    """The names :func:`open` accepts."""
+    """The names `open` accepts."""
     return sorted(DATASETS)
 
 
 def reader_class(name: str) -> type[Dataset]:
-    """The reader class of a dataset name (see :data:`DATASETS`)."""
+    """The reader class of a dataset name (see `DATASETS`)."""
     key = name.strip().lower()
     if key not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(available_datasets())}")
@@ -224,7 +224,7 @@ def open(name: str, root: str | os.PathLike[str], *, fs: float | None = None) ->
     """Open the local copy of a dataset by name: ``clef.datasets.open("ptbxl", "/data/ptb-xl", fs=500)``.
 
     Args:
-        name: one of :func:`available_datasets` (``"ptbxl"``, ``"cinc2017"``, ``"challenge2021"``, ``"chapman"``,
+        name: one of `available_datasets` (``"ptbxl"``, ``"cinc2017"``, ``"challenge2021"``, ``"chapman"``,
             ``"icentia11k"``, ``"mimic-iv-ecg"``, ``"ludb"``, ``"mitdb"``).
         root: the folder holding the dataset in its published layout.
         fs: for datasets published at several rates (PTB-XL: 100 or 500 Hz), the one to read.

@@ -12,11 +12,11 @@ published), ``source`` the folder under ``training/`` (empty where there is none
 unknown), ``sex`` (``"male"``, ``"female"`` or None), ``dx`` (a tuple of the ``# Dx`` codes, None where the header
 has no, or an empty, ``# Dx`` line) and ``filename`` (the record's path under ``root``, without suffix).
 
-Task ``scored`` (multi-label): the Challenge's 26 scored classes (:mod:`.snomed`), equivalent codes merged into
+Task ``scored`` (multi-label): the Challenge's 26 scored classes (`.snomed`), equivalent codes merged into
 one column named as ``weights_abbreviations.csv`` names it (``"CRBBB|RBBB"``). Every record with codes on its
 ``# Dx`` line is an example; one with no scored class is a row of zeros, as the Challenge scores it.
 
-Split: none is published for the training data; :func:`~clef_sdk.datasets.splits.pinned_split` with 10%
+Split: none is published for the training data; [`pinned_split`][clef_sdk.datasets.splits.pinned_split] with 10%
 validation and 10% test records (each record its own patient).
 
 Signals are read when sliced, a whole lead at a time (the ``.mat`` files hold one record each), in mV.

@@ -6,7 +6,7 @@ Layout: ``WFDBRecords/<nn>/<nnn>/<name>.hea`` + ``<name>.mat`` (MATLAB v4, WFDB 
 ``#Dx: 164889003,59118001`` (SNOMED CT codes). Cite Zheng J et al., Scientific Data 7:48 (2020) and
 Scientific Reports 10 (2020), and the PhysioNet release (doi:10.13026/wgex-er52).
 
-The table is that of :mod:`.challenge2021` without ``source``: ``record`` (the record name), ``patient`` (the
+The table is that of `.challenge2021` without ``source``: ``record`` (the record name), ``patient`` (the
 record: no patient ids are published), ``age``, ``sex``, ``dx`` (the ``#Dx`` codes, None without any),
 ``filename``.
 
@@ -14,7 +14,7 @@ Tasks:
 
 | task | kind | definition |
 |---|---|---|
-| ``scored`` | multi-label | the PhysioNet/CinC Challenge 2021's 26 scored classes (:mod:`.snomed`), equivalent codes merged; every record with ``#Dx`` codes |
+| ``scored`` | multi-label | the PhysioNet/CinC Challenge 2021's 26 scored classes (`.snomed`), equivalent codes merged; every record with ``#Dx`` codes |
 | ``rhythm`` | multiclass | the four rhythm groups of Zheng et al. (2020), below; a record is labelled only when its codes fall in exactly one group |
 
 Rhythm groups (Zheng et al., Sci Data 7:48, merging the database's 11 rhythms into 4), by SNOMED CT code as the
@@ -29,7 +29,7 @@ Challenge's ``dx_mapping_scored.csv`` / ``dx_mapping_unscored.csv`` name them:
 
 Records with codes of two groups (e.g. sinus bradycardia with sinus arrhythmia) or of none are left out.
 
-Split: none is published; :func:`~clef_sdk.datasets.splits.pinned_split` with 10% validation and 10% test records.
+Split: none is published; [`pinned_split`][clef_sdk.datasets.splits.pinned_split] with 10% validation and 10% test records.
 """
 
 from __future__ import annotations

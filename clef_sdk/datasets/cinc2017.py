@@ -28,7 +28,7 @@ Tasks (one example per record):
 | ``rhythm`` | multiclass | the record's label: ``"N"``, ``"A"``, ``"O"`` or ``"~"`` |
 
 Split: the Challenge's test set is hidden and no patient identifiers are published, so each record is its own
-patient and the split is pinned (:func:`~clef_sdk.datasets.splits.pinned_split`, 10% validation, 10% test),
+patient and the split is pinned ([`pinned_split`][clef_sdk.datasets.splits.pinned_split], 10% validation, 10% test),
 stratified by label so every part keeps the class proportions.
 
 The lead is named as the headers name it, ``"ECG"``; ``"I"`` and ``0`` choose it too. Cite Clifford GD et al.,
@@ -105,7 +105,7 @@ class CinC2017(Dataset):
 
     @property
     def reference_file(self) -> Path:
-        """The label file read: the newest version found in ``root`` or :attr:`records_dir`."""
+        """The label file read: the newest version found in ``root`` or `records_dir`."""
         found: list[tuple[int, str, Path]] = []
         for folder in dict.fromkeys([self.root, self.records_dir]):
             for path in folder.glob("REFERENCE*.csv"):
@@ -124,7 +124,7 @@ class CinC2017(Dataset):
         return max(found)[2]
 
     def _headers(self) -> dict[str, Path]:
-        """Every record's header under :attr:`records_dir` (its ``A0x/`` subfolders included), by record id."""
+        """Every record's header under `records_dir` (its ``A0x/`` subfolders included), by record id."""
         headers: dict[str, Path] = {}
         for folder, _, files in os.walk(self.records_dir):
             for name in files:

@@ -4,7 +4,7 @@
 >>> root = download("ludb", "/data/ludb")      # then clef.datasets.open("ludb", root)
 
 The file list is the project's published ``SHA256SUMS.txt`` (``<index>/<project>/<version>/SHA256SUMS.txt``); the
-files travel through wfdb's PhysioNet client (:func:`wfdb.io.download.dl_pn_file`, two connections at a time as
+files travel through wfdb's PhysioNet client (`wfdb.io.download.dl_pn_file`, two connections at a time as
 wfdb uses), which keeps a file of the right size, appends the rest of a shorter one through an HTTP Range request
 and fetches a longer one again. Every file is then hashed against the list: a mismatch deletes the file and fetches
 it once more, then is an error naming it. A small record of verified files (``.clef-download/verified.tsv``) lets a
@@ -128,7 +128,7 @@ def parse_checksums(text: str, source: str = CHECKSUMS_FILE) -> dict[str, str]:
 
 
 def is_complete(directory: str | os.PathLike[str]) -> bool:
-    """Whether ``directory`` holds a finished download (its completion marker), as :func:`download` leaves it."""
+    """Whether ``directory`` holds a finished download (its completion marker), as `download` leaves it."""
     return (Path(directory).expanduser() / COMPLETE_MARKER).is_file()
 
 
@@ -205,7 +205,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 class _Download:
-    """One call of :func:`download`: the project, the folder, wfdb's module and the running counts."""
+    """One call of `download`: the project, the folder, wfdb's module and the running counts."""
 
     def __init__(self, reader: type[Dataset], project: str, root: Path, index_url: str, progress: bool) -> None:
         self.reader = reader
@@ -392,13 +392,13 @@ def download(
     name: str, directory: str | os.PathLike[str], *, index_url: str | None = None, progress: bool = True
 ) -> Path:
     """Download dataset ``name``'s PhysioNet project into ``directory`` (its published layout) and verify every
-    file against the project's ``SHA256SUMS.txt``; returns the folder, ready for :func:`clef_sdk.datasets.open`.
+    file against the project's ``SHA256SUMS.txt``; returns the folder, ready for [`clef_sdk.datasets.open`][clef_sdk.datasets.open].
 
     A rerun skips the files already verified and resumes the others; once every file is verified the folder gets
     a completion marker, and a rerun of a complete download does nothing (not even a request).
 
     Args:
-        name: a dataset name (:func:`clef_sdk.datasets.available_datasets`) whose reader names a PhysioNet project.
+        name: a dataset name (`clef_sdk.datasets.available_datasets`) whose reader names a PhysioNet project.
         directory: the folder to download into (created if missing); it may already hold a partial download, or a
             copy made another way (its files are hashed, and only what is missing or wrong is fetched).
         index_url: a mirror of ``https://physionet.org/files/`` (default ``$CLEF_SDK_PHYSIONET_URL``, else

@@ -17,7 +17,7 @@ Tasks are over 10 s windows on the segment's grid: window ``j`` is samples ``[25
 ``windows_per_segment`` of them (default 4), those at the centres of that many equal parts of the segment (``None``:
 every window). ``clef.datasets.open("icentia11k", root)`` uses the default; construct
 ``Icentia11k(root, windows_per_segment=...)`` to choose. Annotations are read only when a task is first asked for
-(:attr:`Icentia11k.windows`, then kept), by a reader of the ``.atr`` format six times faster than ``wfdb.rdann``:
+(`Icentia11k.windows`, then kept), by a reader of the ``.atr`` format six times faster than ``wfdb.rdann``:
 about 10 ms a segment, some 1.5 h for the whole dataset's 540,000 segments.
 
 | task | kind | definition |
@@ -27,7 +27,7 @@ about 10 ms a segment, some 1.5 h for the whole dataset's 540,000 segments.
 | ``pvc`` | binary | 1: the window holds a ``V`` beat; 0: its beats are all ``N`` (at least one); others left out |
 | ``pac`` | binary | 1: the window holds an ``S`` beat; 0: its beats are all ``N`` (at least one); others left out |
 
-Split: none is published; :func:`~clef_sdk.datasets.splits.pinned_split` by patient, 10% validation and 10% test,
+Split: none is published; [`pinned_split`][clef_sdk.datasets.splits.pinned_split] by patient, 10% validation and 10% test,
 so all segments (and windows) of a patient share one part.
 """
 

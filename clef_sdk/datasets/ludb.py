@@ -12,7 +12,7 @@ Tasks (the first line of ``ludb.csv``'s ``Rhythms`` is the record's rhythm):
 | ``sex`` | binary | ``"F"`` or ``"M"`` |
 | ``age`` | regression | age in years (``">89"`` read as 90) |
 
-Split: none is published; :func:`~clef_sdk.datasets.splits.pinned_split` with 20% validation and 20% test
+Split: none is published; [`pinned_split`][clef_sdk.datasets.splits.pinned_split] with 20% validation and 20% test
 subjects, stratified by rhythm group (AF/flutter, sinus, other) so the 18 AF/flutter records are spread over the
 three parts (a 10% test part would hold one or two).
 """

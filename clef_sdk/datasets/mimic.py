@@ -18,7 +18,7 @@ No labels: there are no tasks. For pretraining and embedding, ``ds.signals("I")`
 a lazy signal (nothing is read until it is sliced; each slice reads the 10 s record). Leads are matched by name
 (the files store aVF before aVL); a 0-based index counts in the table's standard order (4 is aVL).
 
-Split: none is published; :func:`~clef_sdk.datasets.splits.pinned_split` by patient (``subject_id``), 10%
+Split: none is published; [`pinned_split`][clef_sdk.datasets.splits.pinned_split] by patient (``subject_id``), 10%
 validation and 10% test.
 """
 

@@ -1,7 +1,7 @@
 """Lazy one-lead signals for dataset readers: read on slicing, never a whole dataset (or record) in memory.
 
 Every signal here is a 1-D array-like (``shape``, ``dtype``, ``ndim``, ``len``, slicing) that carries its own
-``fs`` in Hz, so :func:`clef_sdk.embed`, :func:`clef_sdk.fit_probe` and ``clef_sdk.train.finetune`` take a list of
+``fs`` in Hz, so [`clef_sdk.embed`][clef_sdk.embed], [`clef_sdk.fit_probe`][clef_sdk.fit_probe] and ``clef_sdk.train.finetune`` take a list of
 them with ``fs=None``.
 """
 
@@ -22,7 +22,7 @@ __all__ = ["ArraySignal", "HeaderInfo", "LazySignal", "SignalSlice", "open_wfdb_
 
 class LazySignal:
     """The base of the lazy signals: ``shape``, ``dtype``, ``ndim``, ``len``, ``fs`` (Hz) and slicing, which reads
-    only the samples asked for through :meth:`read`."""
+    only the samples asked for through `read`."""
 
     def __init__(self, n_samples: int, fs: float):
         self.fs = float(fs)
@@ -114,7 +114,7 @@ def open_wfdb_lead(record: str | os.PathLike[str], lead: str | int | None) -> Wf
 
 
 def read_wfdb_lead(record: str | os.PathLike[str], lead: str | int | None) -> np.ndarray:
-    """One whole lead of a (short) WFDB record, ``(n_samples,)`` float64: the loader of an :class:`ArraySignal`
+    """One whole lead of a (short) WFDB record, ``(n_samples,)`` float64: the loader of an `ArraySignal`
     over a record (``functools.partial(read_wfdb_lead, path, "I")`` pickles, so DataLoader workers can take it)."""
     signal = open_wfdb_lead(record, lead)
     return signal[0 : signal.shape[0]]

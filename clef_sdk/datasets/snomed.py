@@ -87,7 +87,7 @@ SCORED_CLASSES: tuple[ScoredClass, ...] = (
     _one("59931005", "TInv", "t wave inversion"),
 )
 
-#: The column names of the scored task, in :data:`SCORED_CLASSES` order.
+#: The column names of the scored task, in `SCORED_CLASSES` order.
 SCORED_LABELS: tuple[str, ...] = tuple(scored.label for scored in SCORED_CLASSES)
 
 #: Every scored SNOMED CT code -> the label of its class (both codes of a merged class map to one label).
@@ -95,14 +95,14 @@ LABEL_OF_CODE: dict[str, str] = {code: scored.label for scored in SCORED_CLASSES
 
 
 def scored_labels(codes: Iterable[str]) -> list[str]:
-    """The scored classes among a record's SNOMED CT codes, as labels in :data:`SCORED_LABELS` order (codes the
+    """The scored classes among a record's SNOMED CT codes, as labels in `SCORED_LABELS` order (codes the
     Challenge does not score are ignored)."""
     present = {LABEL_OF_CODE[code.strip()] for code in codes if code.strip() in LABEL_OF_CODE}
     return [label for label in SCORED_LABELS if label in present]
 
 
 def scored_frame(dx: Sequence[Iterable[str]], index: pd.Index) -> pd.DataFrame:
-    """The multi-hot table of the scored task: one 0/1 int64 column per label of :data:`SCORED_LABELS`.
+    """The multi-hot table of the scored task: one 0/1 int64 column per label of `SCORED_LABELS`.
 
     Args:
         dx: each record's SNOMED CT codes, ``(n_records,)`` sequences of strings.

@@ -3,7 +3,7 @@
 A patient's place is decided by the SHA-256 of ``"clef-sdk:<dataset>:<patient>"``: patients are ranked by it
 (within each stratum when strata are given) and the first ``test`` fraction of the ranking goes to ``"test"``, the
 next ``val`` fraction to ``"val"``, the rest to ``"train"``. No random generator, no dependence on record order, on
-the platform or on library versions; all of a patient's records share one split. :func:`write_split` writes the
+the platform or on library versions; all of a patient's records share one split. `write_split` writes the
 assignment out as a CSV that can be cited and read back.
 """
 
@@ -91,7 +91,7 @@ def write_split(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 
 
 def read_split(path: str | os.PathLike[str]) -> pd.Series:
-    """A split file written by :func:`write_split`, as a Series of split names indexed by record."""
+    """A split file written by `write_split`, as a Series of split names indexed by record."""
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     if not {"record", "split"} <= set(frame.columns):
         raise ValueError(f"{path} is not a split file: it needs the columns record and split")

@@ -1,15 +1,15 @@
 """Linear probes on CLEF embeddings, as scikit-learn objects (imports scikit-learn: loaded on first use by
 ``clef.fit_probe`` and friends).
 
-* :class:`ClefEmbedder` (:mod:`.embedder`): a stateless scikit-learn transformer, raw ECG recordings -> CLEF
+* `ClefEmbedder` (`.embedder`): a stateless scikit-learn transformer, raw ECG recordings -> CLEF
   embeddings.
-* :class:`LinearProbe` (:mod:`.head`): a linear head whose regularisation strength is chosen by an inner
-  cross-validation (:mod:`.splits`) that keeps each patient (``groups``) on one side of every split, with balanced
-  class weights; the task is inferred from the labels (:mod:`.labels`).
-* :func:`fit_probe` (:mod:`.fit`): embeds once, then fits ``StandardScaler`` + :class:`LinearProbe`, and returns
-  the whole chain as a fitted :class:`sklearn.pipeline.Pipeline` that predicts from raw ECG.
-* :func:`evaluate_probe` (:mod:`.evaluate`): held-out metrics with bootstrap intervals by patient, computed by
-  :func:`bootstrap_metrics` (:mod:`.metrics`).
+* `LinearProbe` (`.head`): a linear head whose regularisation strength is chosen by an inner
+  cross-validation (`.splits`) that keeps each patient (``groups``) on one side of every split, with balanced
+  class weights; the task is inferred from the labels (`.labels`).
+* `fit_probe` (`.fit`): embeds once, then fits ``StandardScaler`` + `LinearProbe`, and returns
+  the whole chain as a fitted `sklearn.pipeline.Pipeline` that predicts from raw ECG.
+* `evaluate_probe` (`.evaluate`): held-out metrics with bootstrap intervals by patient, computed by
+  `bootstrap_metrics` (`.metrics`).
 """
 
 from __future__ import annotations

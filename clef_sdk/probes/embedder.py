@@ -1,4 +1,4 @@
-"""Raw ECG recordings -> CLEF embeddings as a scikit-learn transformer (:class:`ClefEmbedder`), and the one check
+"""Raw ECG recordings -> CLEF embeddings as a scikit-learn transformer (`ClefEmbedder`), and the one check
 of whether an X holds embeddings already."""
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ EMBED_DIMS: tuple[int, ...] = tuple(sorted({arch.embed_dim for arch in ARCHITECT
 class ClefEmbedder(TransformerMixin, BaseEstimator):
     """scikit-learn transformer: raw single-lead ECG recordings -> CLEF embeddings ``(n_records, embed_dim)``.
 
-    Stateless: :meth:`fit` only validates (the parameters, that the weights load, that the recordings are at
-    least 10 s long) and :meth:`transform` works without it. The encoder is never stored on the estimator: it
-    is fetched from :func:`clef_sdk.get_encoder`'s cache at each call, so a pickled embedder holds only
+    Stateless: `fit` only validates (the parameters, that the weights load, that the recordings are at
+    least 10 s long) and `transform` works without it. The encoder is never stored on the estimator: it
+    is fetched from `clef_sdk.get_encoder`'s cache at each call, so a pickled embedder holds only
     ``model`` as given (a name or a path) and reloads the weights lazily where it is unpickled.
-    (A loaded :class:`~clef_sdk.ClefEncoder` passed as ``model`` is pickled with its weights; pass a name or a
+    (A loaded [`ClefEncoder`][clef_sdk.ClefEncoder] passed as ``model`` is pickled with its weights; pass a name or a
     path to avoid that.)
 
     Args:
@@ -42,12 +42,12 @@ class ClefEmbedder(TransformerMixin, BaseEstimator):
         pooling: ``"mean"`` or ``"max"`` over each recording's 10 s windows.
         batch_size: windows per forward pass; ``None`` picks it for the model and device.
         device: ``"cpu"``, ``"cuda"``, ...; ``None`` picks CUDA when available.
-        precision: ``"fp32"`` (default) or ``"bf16"`` autocast, as in :func:`clef_sdk.embed`.
-        quality: ``None`` (default) or ``"drop"``: pool only the windows :func:`clef_sdk.signal_quality` rates
+        precision: ``"fp32"`` (default) or ``"bf16"`` autocast, as in [`clef_sdk.embed`][clef_sdk.embed].
+        quality: ``None`` (default) or ``"drop"``: pool only the windows [`clef_sdk.signal_quality`][clef_sdk.signal_quality] rates
             usable (a recording with none gives a NaN row and a warning).
-        backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``, as in :func:`clef_sdk.embed`.
-        num_threads: CPU threads of the network; ``None`` chooses from the free cores, as in :func:`clef_sdk.embed`.
-        progress: the progress bar of each transform (``None``: for long jobs, as :func:`clef_sdk.set_progress` says;
+        backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``, as in [`clef_sdk.embed`][clef_sdk.embed].
+        num_threads: CPU threads of the network; ``None`` chooses from the free cores, as in [`clef_sdk.embed`][clef_sdk.embed].
+        progress: the progress bar of each transform (``None``: for long jobs, as [`clef_sdk.set_progress`][clef_sdk.set_progress] says;
             by default only where stderr is a terminal).
 
     ``X`` is a 2-D array ``(n_records, n_samples)`` of equal-length recordings or a list of 1-D recordings

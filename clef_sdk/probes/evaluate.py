@@ -23,7 +23,7 @@ _Fs = float | Sequence[float] | None
 
 
 def _task_model_of(probe: Any, fs: _Fs) -> tuple[TaskModel, _Fs, TailMode] | None:
-    """The task model to run, the rate and the tail to run it with: a :class:`TaskModel` itself (the tail it was
+    """The task model to run, the rate and the tail to run it with: a `TaskModel` itself (the tail it was
     trained with), or an estimator holding one in ``model_`` (``clef_sdk.train.FineTunedClassifier`` and
     ``FineTunedRegressor``, recognised without importing them: the core never imports ``clef_sdk.train``), with
     its ``fs`` and ``tail``; ``None`` for anything else."""
@@ -64,7 +64,7 @@ def _evaluate_task_model(
     model: TaskModel, X: object, y: np.ndarray, fs: _Fs, tail: TailMode, **bootstrap: Any
 ) -> MetricReport:
     """One pass of the encoder over ``X``: the decisions are read off the probabilities with the model's
-    thresholds, as :meth:`TaskModel.predict` makes them."""
+    thresholds, as `TaskModel.predict` makes them."""
     _check_task_model_labels(model, y)
     classes = model.classes_
     signal = cast(SignalInput, X)
@@ -117,8 +117,8 @@ def evaluate_probe(
     """Evaluate a fitted probe or task model on held-out data, with percentile-bootstrap confidence intervals.
 
     Args:
-        probe: a probe from :func:`clef_sdk.fit_probe` (or any fitted scikit-learn classifier/regressor), a
-            :class:`clef_sdk.TaskModel` (``clef.load_task_model``, ``clef_sdk.train.finetune``), or a fitted
+        probe: a probe from [`clef_sdk.fit_probe`][clef_sdk.fit_probe] (or any fitted scikit-learn classifier/regressor), a
+            [`clef_sdk.TaskModel`][clef_sdk.TaskModel] (``clef.load_task_model``, ``clef_sdk.train.finetune``), or a fitted
             ``clef_sdk.train.FineTunedClassifier`` / ``FineTunedRegressor`` (its ``model_``).
         X: raw ECG (for a task model, a fine-tuned estimator, or a probe that starts with a ClefEmbedder) or CLEF
             embeddings of the held-out records.
@@ -128,11 +128,11 @@ def evaluate_probe(
             has several records, else the interval is too narrow).
         fs: sampling rate of raw X in Hz (one, or one per recording) for a task model; a fine-tuned estimator
             uses its own ``fs`` (a different one is an error); ignored by the other probes, which carry theirs.
-        n_bootstrap: bootstrap resamples (see :func:`bootstrap_metrics`).
+        n_bootstrap: bootstrap resamples (see `bootstrap_metrics`).
         ci: the interval's coverage, e.g. 0.95.
         random_state: seed of the resampling.
 
-    Returns a :class:`MetricReport` (a dict): for classification ``auroc``, ``auprc`` (macro over classes or
+    Returns a `MetricReport` (a dict): for classification ``auroc``, ``auprc`` (macro over classes or
     labels when there are more than two) and ``balanced_accuracy``; for regression ``mae``, ``rmse``, ``r2``
     and ``pearson_r``; each ``{"estimate", "ci_low", "ci_high", "n_valid", "n_degenerate"}``.
     """

@@ -1,5 +1,5 @@
-"""``clef.fit_probe``: embed once, then fit ``StandardScaler`` + :class:`~clef_sdk.probes.head.LinearProbe`, and
-return the whole chain as a fitted :class:`sklearn.pipeline.Pipeline` that predicts from raw ECG."""
+"""``clef.fit_probe``: embed once, then fit ``StandardScaler`` + [`LinearProbe`][clef_sdk.probes.head.LinearProbe], and
+return the whole chain as a fitted `sklearn.pipeline.Pipeline` that predicts from raw ECG."""
 
 from __future__ import annotations
 
@@ -51,27 +51,27 @@ def fit_probe(
         y: labels: 1-D (binary, multiclass or regression target) or 2-D 0/1 ``(n_records, n_labels)`` (multi-label).
         fs: sampling rate of raw X in Hz.
         model: the CLEF model for raw X: a name, a weights path or a loaded ClefEncoder.
-        task: ``"auto"`` (decided from y, see :func:`infer_task`), ``"binary"``, ``"multiclass"``,
+        task: ``"auto"`` (decided from y, see `infer_task`), ``"binary"``, ``"multiclass"``,
             ``"multilabel"`` or ``"regression"``.
         groups: patient id of each recording. The inner cross-validation never puts one patient's records
             on both sides of a split.
         cv: inner folds for choosing the regularisation strength, or a scikit-learn splitter.
-        pooling: passed to :class:`ClefEmbedder` (as are ``batch_size`` and ``device``).
+        pooling: passed to `ClefEmbedder` (as are ``batch_size`` and ``device``).
         batch_size: windows per forward pass of the embedder.
         device: the embedder's device.
-        Cs: passed to :class:`LinearProbe` (as are ``alphas``, ``class_weight``, ``max_iter``, ``random_state``
+        Cs: passed to `LinearProbe` (as are ``alphas``, ``class_weight``, ``max_iter``, ``random_state``
             and ``n_jobs``).
         alphas: the regression head's regularisation grid.
         class_weight: the classification heads' class weights.
         max_iter: the solvers' iteration limit.
         random_state: seed of the inner cross-validation.
         n_jobs: parallel jobs of the inner cross-validation.
-        precision: passed to :class:`ClefEmbedder` (as are ``quality`` and ``progress``): ``"fp32"`` or ``"bf16"``.
-        quality: ``"drop"`` pools only the windows :func:`clef_sdk.signal_quality` rates usable.
-        progress: the embedding's progress bar (``None``: as :func:`clef_sdk.set_progress` says).
+        precision: passed to `ClefEmbedder` (as are ``quality`` and ``progress``): ``"fp32"`` or ``"bf16"``.
+        quality: ``"drop"`` pools only the windows [`clef_sdk.signal_quality`][clef_sdk.signal_quality] rates usable.
+        progress: the embedding's progress bar (``None``: as [`clef_sdk.set_progress`][clef_sdk.set_progress] says).
 
     Returns:
-        A fitted :class:`~sklearn.pipeline.Pipeline`: ``("embed", ClefEmbedder)`` (only for raw X), ``("scale",
+        A fitted `Pipeline`: ``("embed", ClefEmbedder)`` (only for raw X), ``("scale",
         StandardScaler)``, ``("head", LinearProbe)``. It predicts from raw ECG (``probe.predict(signals)``);
         ``probe[1:]`` predicts from embeddings. Decisions are recorded on it: ``probe.task_``,
         ``probe.task_reason_``, ``probe.fit_info_`` (dict) and ``probe.summary_`` (text).

@@ -1,4 +1,4 @@
-"""The linear head of a probe: :class:`LinearProbe`, its regularisation chosen by a patient-grouped inner
+"""The linear head of a probe: `LinearProbe`, its regularisation chosen by a patient-grouped inner
 cross-validation, with balanced class weights: logistic regression (binary, multiclass), one-vs-rest logistic
 regression (multi-label), ridge (regression)."""
 
@@ -83,13 +83,13 @@ def _is_classification_probe(probe: LinearProbe) -> bool:
 class LinearProbe(BaseEstimator):
     """Linear head with its regularisation chosen by (group-aware) inner cross-validation.
 
-    * ``"binary"`` / ``"multiclass"``: :class:`~sklearn.linear_model.LogisticRegressionCV`, L2, balanced class
+    * ``"binary"`` / ``"multiclass"``: `LogisticRegressionCV`, L2, balanced class
       weights, C chosen by AUROC (one-vs-rest macro AUROC for multiclass).
-    * ``"multilabel"`` (2-D 0/1 y): :class:`~sklearn.multiclass.OneVsRestClassifier` of the above, one C per label.
-    * ``"regression"``: :class:`~sklearn.linear_model.RidgeCV`, alpha chosen by mean squared error.
-    * ``"auto"``: decided from y by :func:`infer_task` at fit time (``task_``, ``task_reason_``).
+    * ``"multilabel"`` (2-D 0/1 y): `OneVsRestClassifier` of the above, one C per label.
+    * ``"regression"``: `RidgeCV`, alpha chosen by mean squared error.
+    * ``"auto"``: decided from y by `infer_task` at fit time (``task_``, ``task_reason_``).
 
-    Feed it standardised embeddings (:func:`fit_probe` puts a StandardScaler in front). Pass patient ids as
+    Feed it standardised embeddings (`fit_probe` puts a StandardScaler in front). Pass patient ids as
     ``fit(X, y, groups=...)`` (in a Pipeline: ``fit(X, y, head__groups=...)``) and no patient is ever on both
     sides of an inner split; the splits used are kept in ``cv_folds_`` (validation fold of each sample).
 
@@ -97,8 +97,8 @@ class LinearProbe(BaseEstimator):
         task: ``"auto"``, ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
         cv: number of inner folds (reduced, with a warning, when a class has fewer patients), or a
             scikit-learn splitter (called as ``split(X, y, groups)``; it must not leak groups).
-        Cs: inverse regularisation strengths to try (classification); None: :data:`DEFAULT_CS`.
-        alphas: ridge penalties to try (regression); None: :data:`DEFAULT_ALPHAS`.
+        Cs: inverse regularisation strengths to try (classification); None: `DEFAULT_CS`.
+        alphas: ridge penalties to try (regression); None: `DEFAULT_ALPHAS`.
         class_weight: ``"balanced"`` (default: each class weighs the same in the loss) or None.
         solver: logistic solver; ``"auto"``: ``"newton-cholesky"`` for binary and multi-label heads on at most
             512 features (CLEF-small), ``"lbfgs"`` otherwise.

@@ -38,7 +38,7 @@ _DEGENERATE_WARN_FRACTION = 0.05
 class MetricReport(dict):
     """``{metric: {"estimate", "ci_low", "ci_high", "n_valid", "n_degenerate"}}`` plus context attributes.
 
-    ``str(report)`` (or :meth:`table`) renders a table. Attributes: ``task``, ``ci``, ``n_bootstrap``,
+    ``str(report)`` (or `table`) renders a table. Attributes: ``task``, ``ci``, ``n_bootstrap``,
     ``n_samples``, ``n_groups`` (None without groups), ``resampled`` (``"patients"`` or ``"records"``),
     ``bootstrap_samples`` (``{metric: array of the valid resample values}``).
     """
@@ -305,7 +305,7 @@ def bootstrap_metrics(
         random_state: seed or numpy Generator.
         classes: the labels of y_score's columns (multiclass) or ``[negative, positive]`` (binary).
 
-    Returns a :class:`MetricReport`. A resample where a metric is undefined (a class absent, constant
+    Returns a `MetricReport`. A resample where a metric is undefined (a class absent, constant
     targets) is left out of that metric's interval and counted in its ``n_degenerate``.
     """
     y, s, pred = _check_inputs(task, y_true, y_score, y_pred, threshold, classes)

@@ -104,7 +104,7 @@ def inner_splits(
 ) -> tuple[object, int, list[str]]:
     """Cross-validation splits for choosing the regularisation strength.
 
-    Returns ``(splitter, n_splits, notes)``: the splitter is a :class:`~sklearn.model_selection.PredefinedSplit`
+    Returns ``(splitter, n_splits, notes)``: the splitter is a `PredefinedSplit`
     when the validation folds partition the samples (always for an integer ``cv``), else a list of
     ``(train, validation)`` index pairs. With ``groups``, no group appears in both parts of any split.
     For classification every class (every label's positives and negatives) appears in every part.

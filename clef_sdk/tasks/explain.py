@@ -1,10 +1,10 @@
 """Which samples of a recording drove a task model's output: integrated gradients on the recording's own time axis.
 
-:func:`explain` attributes one output of a :class:`~clef_sdk.tasks.model.TaskModel` (a probability, or the value of
+`explain` attributes one output of a [`TaskModel`][clef_sdk.tasks.model.TaskModel] (a probability, or the value of
 a regression) to every raw input sample, at the recording's own rate and length, by integrated gradients
-(Sundararajan et al., 2017) through the differentiable preprocessing (:class:`clef_sdk.Preprocessor`): gradients
+(Sundararajan et al., 2017) through the differentiable preprocessing ([`clef_sdk.Preprocessor`][clef_sdk.Preprocessor]): gradients
 flow from the output through the head, the pooling, the encoder, the z-score, the band-pass and the resampling back
-to the samples as recorded. :func:`plot_attribution` draws a recording with its attribution under it.
+to the samples as recorded. `plot_attribution` draws a recording with its attribution under it.
 
 Choices, and why:
 
@@ -136,7 +136,7 @@ class Attribution:
         return np.arange(self.values.shape[0]) / self.fs
 
     def plot(self, signal: SignalInput, ax: Any = None, *, seconds: tuple[float, float] | None = None) -> Any:
-        """:func:`plot_attribution` of ``signal`` (the recording explained, ``(n_samples,)``) with this attribution."""
+        """`plot_attribution` of ``signal`` (the recording explained, ``(n_samples,)``) with this attribution."""
         return plot_attribution(signal, self, ax=ax, seconds=seconds)
 
 
@@ -157,7 +157,7 @@ def explain(
     """Per-sample attributions of a task model's output on raw recordings, by integrated gradients.
 
     Args:
-        model: the :class:`~clef_sdk.tasks.model.TaskModel` to explain (put in eval mode while explaining).
+        model: the [`TaskModel`][clef_sdk.tasks.model.TaskModel] to explain (put in eval mode while explaining).
         signal: one recording ``(n_samples,)``; several of one length ``(n_records, n_samples)``; or a list of
             1-D recordings of any lengths; any unit, the forms ``clef.embed`` accepts. No NaN (see the module
             docstring).
@@ -179,7 +179,7 @@ def explain(
         device: where to compute; the whole model moves there (as ``predict`` does). ``None``: the model's device.
 
     Returns:
-        An :class:`Attribution` for one 1-D recording (``values`` ``(n_samples,)``); a list of them for several.
+        An `Attribution` for one 1-D recording (``values`` ``(n_samples,)``); a list of them for several.
     """
     from .model import TaskModel
 
@@ -305,7 +305,7 @@ def _target_index(model: TaskModel, target: object) -> int | None:
 
 
 class _FrozenScale:
-    """:class:`Preprocessor` with each window's z-score scale held at the recording's own: linear in the input.
+    """`Preprocessor` with each window's z-score scale held at the recording's own: linear in the input.
 
     Same steps as ``Preprocessor.forward`` (mean off, polyphase resampling, windows, band-pass, centring), and
     equal to it on the recording itself (tested to 1e-12); on a flat line it gives zero windows, and on
@@ -442,7 +442,7 @@ def plot_attribution(
 
     Args:
         signal: the recording explained, ``(n_samples,)`` at ``attribution.fs`` Hz (the same samples).
-        attribution: from :func:`explain`.
+        attribution: from `explain`.
         ax: ``None`` (a new figure of two rows) or two matplotlib Axes ``(ecg_ax, attribution_ax)``.
         seconds: ``(start, stop)`` in s to draw only that stretch (a 30 min recording is unreadable whole).
 

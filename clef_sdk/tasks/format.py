@@ -2,9 +2,9 @@
 model is (task, classes, pooling, target scaling, thresholds, encoder size), the preprocessing contract it was
 trained under, the clef-sdk version that wrote it, its training facts, and a sha256 of its tensors.
 
-Reading checks all of it and turns every failure into a :class:`~clef_sdk.errors.CheckpointError` naming the file.
-:func:`load_task_model` also takes ``hf-hub:ORG/NAME[@REVISION]``: the repository's ``task_model.safetensors``,
-downloaded, cached and sha256-verified as ``clef.load`` does for encoders (:mod:`clef_sdk.weights.hf_hub`).
+Reading checks all of it and turns every failure into a [`CheckpointError`][clef_sdk.errors.CheckpointError] naming the file.
+`load_task_model` also takes ``hf-hub:ORG/NAME[@REVISION]``: the repository's ``task_model.safetensors``,
+downloaded, cached and sha256-verified as ``clef.load`` does for encoders (`clef_sdk.weights.hf_hub`).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def _json(path: Path, metadata: dict[str, str], key: str) -> Any:
 
 def is_task_model_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a safetensors file whose metadata says it is a task model (reads the header only; no
-    check of the rest: :func:`load_task_model` does those). ``False`` for anything else, never an error."""
+    check of the rest: `load_task_model` does those). ``False`` for anything else, never an error."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -173,7 +173,7 @@ def is_task_model_file(path: str | os.PathLike[str]) -> bool:
 
 def read_task_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata of a task-model file, JSON values decoded, after the format and version checks (no tensors
-    are checked: use :func:`load_task_model` for a model)."""
+    are checked: use `load_task_model` for a model)."""
     path = Path(path)
     metadata, _ = _read(path)
     _check_header(path, metadata)
@@ -250,7 +250,7 @@ def load_task_model(
     device: str | torch.device | None = None,
     local_files_only: bool = False,
 ) -> TaskModel:
-    """Read a task model written by :func:`save_task_model` (or :meth:`TaskModel.save`), in eval mode, on
+    """Read a task model written by `save_task_model` (or `TaskModel.save`), in eval mode, on
     ``device`` (default CPU).
 
     Args:
@@ -259,15 +259,15 @@ def load_task_model(
             whose ``task_model.safetensors`` is downloaded into the Hugging Face cache and checked against the
             sha256 the Hub reported, at every load, exactly as ``clef.load`` does for encoders.
         device: ``"cpu"``, ``"cuda"``, ... (default CPU).
-        local_files_only: never touch the network; fail (:class:`~clef_sdk.errors.WeightsNotAvailableError`) if
+        local_files_only: never touch the network; fail ([`WeightsNotAvailableError`][clef_sdk.errors.WeightsNotAvailableError]) if
             the Hub file is not cached. ``HF_HUB_OFFLINE=1`` does the same.
 
     Checks the format name and version (a newer one asks to upgrade clef-sdk), every required metadata entry, the
     preprocessing contract, the tensors' sha256, the encoder's keys and shapes and the head's, and the task facts
-    (classes, thresholds, scaling) as the constructor does; any failure is a :class:`CheckpointError` naming the
+    (classes, thresholds, scaling) as the constructor does; any failure is a `CheckpointError` naming the
     file (an encoder's file says to load it with ``clef.load``). A cached Hub file modified since its download is a
-    :class:`~clef_sdk.errors.ChecksumMismatchError`. ``model.encoder.source`` is the
-    :class:`~clef_sdk.weights.hf_hub.HubModelSource` (repository, revision, resolved commit, sha256, file) of a
+    [`ChecksumMismatchError`][clef_sdk.errors.ChecksumMismatchError]. ``model.encoder.source`` is the
+    `HubModelSource` (repository, revision, resolved commit, sha256, file) of a
     model loaded by repository id, else ``None``.
     """
     source = None

@@ -2,7 +2,7 @@
 with the task, label names, target scaling, decision thresholds and training facts it needs to be used alone.
 
 ``forward`` is the differentiable path on preprocessed windows (fine-tuning trains through it); ``predict``,
-``predict_proba`` and ``predict_windows`` take raw recordings through :func:`clef_sdk.embedding.embed`, so they
+``predict_proba`` and ``predict_windows`` take raw recordings through [`clef_sdk.embedding.embed`][clef_sdk.embedding.embed], so they
 accept everything ``clef.embed`` accepts (rates per recording, memory maps, ``quality="drop"``, ...) and stream
 recordings of any length in bounded memory.
 """
@@ -45,7 +45,7 @@ class FeatureStandardiser(nn.Module):
     """``(x - mean) / scale`` per embedding dimension, with fixed buffers (not trained): what a linear probe's
     StandardScaler does, inside the model. CLEF's embedding dimensions differ in spread by orders of magnitude, and
     a linear head trained by gradient on them unscaled learns far less in the same steps (MAE's linear probes put
-    a BatchNorm without affine parameters before the head for the same reason). Identity until :meth:`fit` sets it
+    a BatchNorm without affine parameters before the head for the same reason). Identity until `fit` sets it
     (fine-tuning does, from the training recordings' pooled embeddings); saved with the model."""
 
     def __init__(self, dim: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None):
@@ -72,7 +72,7 @@ class TaskModel(nn.Module):
     """A CLEF encoder with a linear head for one task, that knows how its outputs are read.
 
     Args:
-        encoder: the :class:`~clef_sdk.models.ClefEncoder` (``clef.load`` or ``clef.build``); it becomes a
+        encoder: the [`ClefEncoder`][clef_sdk.models.ClefEncoder] (``clef.load`` or ``clef.build``); it becomes a
             sub-module, so ``.to()``, ``.train()`` and ``.parameters()`` cover it.
         task: ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
         classes: label names (strings or ints, distinct): binary ``[negative, positive]``, multiclass one per class
@@ -86,7 +86,7 @@ class TaskModel(nn.Module):
 
     The head is ``nn.Linear(encoder.embed_dim, n_outputs)``: one logit for binary and regression, one per class or
     label otherwise, created on the encoder's device and dtype, after a fixed per-dimension standardisation of the
-    pooled embedding (:class:`FeatureStandardiser`, ``feature_norm``; the identity until set).
+    pooled embedding (`FeatureStandardiser`, ``feature_norm``; the identity until set).
     """
 
     def __init__(
@@ -250,7 +250,7 @@ class TaskModel(nn.Module):
     def predict_proba(self, signal: SignalInput, fs: float | list[float] | None = None, **embed_kwargs: Any) -> Any:
         """Class probabilities of raw recordings (any rate and length), float64.
 
-        ``signal``, ``fs`` and ``embed_kwargs`` are those of :func:`clef_sdk.embed` (``batch_size``, ``device``,
+        ``signal``, ``fs`` and ``embed_kwargs`` are those of [`clef_sdk.embed`][clef_sdk.embed] (``batch_size``, ``device``,
         ``stride_seconds``, ``tail``, ``precision``, ``quality``, ...; not ``model`` or ``pooling``). Returns
         ``(n_recordings, n_classes)`` (binary columns ``[1 - p, p]``; multilabel ``(n_recordings, n_labels)``, one
         independent probability per label); for one 1-D recording ``(n_classes,)``, as ``clef.embed`` returns one
@@ -266,7 +266,7 @@ class TaskModel(nn.Module):
         return result if quality is None else (result, quality)
 
     def predict(self, signal: SignalInput, fs: float | list[float] | None = None, **embed_kwargs: Any) -> Any:
-        """Predictions for raw recordings (arguments as :meth:`predict_proba`).
+        """Predictions for raw recordings (arguments as `predict_proba`).
 
         - binary: the positive label where ``p >= threshold``, else the negative one: ``(n_recordings,)``;
         - multiclass: the label of the largest probability: ``(n_recordings,)``;
@@ -312,7 +312,7 @@ class TaskModel(nn.Module):
         multilabel one per label) or values ``(n_windows,)`` for regression, for one recording; a list of those for
         several. E.g. the burden of a rhythm over a Holter: ``model.predict_windows(x, fs)[:, 1].mean()``.
 
-        Arguments as :meth:`predict_proba`, with ``stride_seconds`` and ``tail`` placing the windows;
+        Arguments as `predict_proba`, with ``stride_seconds`` and ``tail`` placing the windows;
         ``quality="return"`` gives ``(outputs, quality)`` to keep the usable windows (``quality="drop"`` has nothing
         to pool here and is refused).
         """
@@ -331,7 +331,7 @@ class TaskModel(nn.Module):
 
     def explain(self, signal: SignalInput, fs: float | list[float] | None = None, **kwargs: Any) -> Any:
         """Per-sample attributions of this model's output on raw recordings, on their own time axis:
-        :func:`clef_sdk.tasks.explain.explain` (integrated gradients; needs ``pip install "clef-sdk[explain]"``).
+        [`clef_sdk.tasks.explain.explain`][clef_sdk.tasks.explain.explain] (integrated gradients; needs ``pip install "clef-sdk[explain]"``).
         ``target`` (a label name), ``n_steps``, ``baseline``, ... as there."""
         from .explain import explain
 
@@ -340,7 +340,7 @@ class TaskModel(nn.Module):
     # ---- files ------------------------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write the model as one safetensors file (:func:`clef_sdk.tasks.format.save_task_model`); returns the
+        """Write the model as one safetensors file (`clef_sdk.tasks.format.save_task_model`); returns the
         file's sha256."""
         from .format import save_task_model
 
@@ -348,7 +348,7 @@ class TaskModel(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> TaskModel:
-        """Read a file written by :meth:`save` (:func:`clef_sdk.tasks.format.load_task_model`)."""
+        """Read a file written by `save` ([`clef_sdk.tasks.format.load_task_model`][clef_sdk.tasks.format.load_task_model])."""
         from .format import load_task_model
 
         return load_task_model(path, device=device)

@@ -2,8 +2,8 @@
 
 ``export_task_onnx(model, path, fs=360)`` writes a graph whose input ``"raw"`` is ``(batch, n_windows,
 round(10 * fs))`` float32: a batch of recordings, each cut into ``n_windows`` consecutive raw 10 s windows at ``fs``
-Hz (any unit, no NaN). Inside: the preprocessing of :class:`~clef_sdk.onnx_export.RawWindowEncoder` per window, the
-encoder, the model's pooling (mean or max of the window embeddings, as :meth:`TaskModel.predict_proba` pools a
+Hz (any unit, no NaN). Inside: the preprocessing of [`RawWindowEncoder`][clef_sdk.onnx_export.RawWindowEncoder] per window, the
+encoder, the model's pooling (mean or max of the window embeddings, as `TaskModel.predict_proba` pools a
 recording) and the head, then
 
 - binary: ``"probabilities"`` ``(batch, 2)``, columns ``[1 - p, p]``;
@@ -13,15 +13,15 @@ recording) and the head, then
 
 Column ``i`` is label ``classes[i]``. The pooling is inside because it comes before the head: averaging the
 probabilities of single windows is not what the model computes. One window per row, ``(batch, 1, n)``, gives the
-per-window outputs (:meth:`TaskModel.predict_windows`; for one window the pooling is the identity). The windows are
+per-window outputs (`TaskModel.predict_windows`; for one window the pooling is the identity). The windows are
 preprocessed one by one, as an app streaming 10 s windows does: at 500 Hz this is exactly ``predict_proba`` on the
 recording; at other rates ``predict_proba`` resamples the whole recording at once, which differs at the windows'
-edges (as for :func:`clef_sdk.export_onnx`).
+edges (as for [`clef_sdk.export_onnx`][clef_sdk.export_onnx]).
 
 Without ``fs`` the input is ``"windows"`` ``(batch, n_windows, 5000)``, windows preprocessed by
-:func:`clef_sdk.preprocess`. The file's metadata carries the task, classes (JSON), thresholds (JSON), pooling,
+[`clef_sdk.preprocess`][clef_sdk.preprocess]. The file's metadata carries the task, classes (JSON), thresholds (JSON), pooling,
 ``fs``, target scaling (JSON), training facts (JSON) and the tensors' sha256 (the task-model file's
-``tensors_sha256``), besides the encoder's entries (:func:`clef_sdk.onnx_export.encoder_metadata`).
+``tensors_sha256``), besides the encoder's entries ([`clef_sdk.onnx_export.encoder_metadata`][clef_sdk.onnx_export.encoder_metadata]).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def export_task_onnx(
     fs: float | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> Path:
-    """Write a task model (a :class:`TaskModel`, a task-model file or ``hf-hub:ORG/NAME[@REVISION]``) as one
+    """Write a task model (a `TaskModel`, a task-model file or ``hf-hub:ORG/NAME[@REVISION]``) as one
     self-contained ONNX file at ``path``; see the module docstring for the input, the output and the metadata.
 
     Args:

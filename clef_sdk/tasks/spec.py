@@ -1,5 +1,5 @@
 """What a task model says about itself, each fact checked once: the task, its classes, target scaling, decision
-thresholds, pooling and training facts. :class:`~clef_sdk.tasks.model.TaskModel` checks its arguments here at
+thresholds, pooling and training facts. [`TaskModel`][clef_sdk.tasks.model.TaskModel] checks its arguments here at
 construction, and the file reader checks a file's metadata through the same functions."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ DEFAULT_THRESHOLD = 0.5
 
 
 def check_task(task: object) -> Task:
-    """One of :data:`TASKS`."""
+    """One of `TASKS`."""
     for choice in TASKS:
         if task == choice:
             return choice

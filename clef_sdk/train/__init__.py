@@ -5,12 +5,12 @@
     clef train export RUN/checkpoints/step=....ckpt -o model.safetensors   # then clef.load / clef.embed
     clef train finetune RECORDS --labels labels.csv --label af -o RUN     # a task model: clef.load_task_model
 
-``finetune(X, y, fs=..., model=..., protocol=...)`` fine-tunes an encoder and a head into a :class:`clef_sdk.TaskModel`
-(:mod:`.finetuning`, :mod:`.protocols`); :class:`FineTunedClassifier` and :class:`FineTunedRegressor` do it as
-scikit-learn estimators, for ``cross_val_score`` and ``GridSearchCV`` (:mod:`.estimators`).
+``finetune(X, y, fs=..., model=..., protocol=...)`` fine-tunes an encoder and a head into a [`clef_sdk.TaskModel`][clef_sdk.TaskModel]
+(`.finetuning`, `.protocols`); `FineTunedClassifier` and `FineTunedRegressor` do it as
+scikit-learn estimators, for ``cross_val_score`` and ``GridSearchCV`` (`.estimators`).
 
-The losses (:mod:`.losses`) and SCORE2 (:mod:`.score2`) are plain torch/numpy and import without the extra;
-the rest (:func:`prepare`, :func:`fit`, :class:`ClefPretraining`, ...) needs it and says so when it is missing.
+The losses (`.losses`) and SCORE2 (`.score2`) are plain torch/numpy and import without the extra;
+the rest (`prepare`, `fit`, `ClefPretraining`, ...) needs it and says so when it is missing.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A prepared pretraining store as a source of ``clef.embed_archive`` (``clef embed-archive STORE``).
 
 The store (``clef train prepare``) holds band-passed 10 s windows at 500 Hz, so a record's lead is embedded from
-its stored windows, z-scored as :func:`clef_sdk.preprocess` would (up to the store's dtype, float16 by default:
+its stored windows, z-scored as [`clef_sdk.preprocess`][clef_sdk.preprocess] would (up to the store's dtype, float16 by default:
 about 1e-3 of the signal's range). Records are the store's ``path`` values.
 """
 

@@ -1,4 +1,4 @@
-"""The fine-tuning protocol of ``clef benchmark``: :func:`~clef_sdk.train.finetune` on the training split with the
+"""The fine-tuning protocol of ``clef benchmark``: [`finetune`][clef_sdk.train.finetune] on the training split with the
 validation split for early stopping and the best checkpoint, then the test split scored once.
 
 >>> from clef_sdk.benchmark import run_benchmark
@@ -26,12 +26,12 @@ class FineTuneProtocol:
     """Fine-tune each model (the whole network, or as ``protocol`` says) on a task's training split.
 
     Args:
-        protocol: a fine-tuning protocol name of :mod:`clef_sdk.train.protocols` (``"full"``, ``"upstream"``,
+        protocol: a fine-tuning protocol name of `clef_sdk.train.protocols` (``"full"``, ``"upstream"``,
             ``"linear"``, ``"linear-then-full"``).
         max_epochs: the most epochs (default: the protocol's).
         batch_size: recordings per step (default: the protocol's).
         seed: the run's seed.
-        options: further :func:`~clef_sdk.train.finetune` options (``devices``, ``accelerator``, ``lr``, ...).
+        options: further [`finetune`][clef_sdk.train.finetune] options (``devices``, ``accelerator``, ``lr``, ...).
     """
 
     protocol: str = "full"

@@ -1,4 +1,4 @@
-"""Lightning's informational output kept out of the way unless asked for (:func:`clef_sdk.set_verbose`, ``clef
+"""Lightning's informational output kept out of the way unless asked for ([`clef_sdk.set_verbose`][clef_sdk.set_verbose], ``clef
 --verbose``): device lines, tips (one promotional), the model table and its own deprecation and performance
 warnings. Errors and the SDK's warnings still come through."""
 

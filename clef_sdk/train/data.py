@@ -10,11 +10,11 @@ Store layout (a folder)::
     skipped.csv     path, reason: every record left out (unreadable, too short, flat, NaN-only, no lead)
     fingerprint.json
                     the records it was made from: each one's key, its header's sha256 and its signal files'
-                    size and modification time (see :func:`_fingerprint`)
+                    size and modification time (see `_fingerprint`)
     store.json      format, version, leads, dtype, counts, the options used and the fingerprint's sha256
 
-Each window is the inference preprocessing minus the z-score (:func:`clef_sdk.preprocessing.filter_windows`
-after :func:`~clef_sdk.resampling.resample_to_target`), which comes after augmentation at training time.
+Each window is the inference preprocessing minus the z-score ([`clef_sdk.preprocessing.filter_windows`][clef_sdk.preprocessing.filter_windows]
+after [`resample_to_target`][clef_sdk.resampling.resample_to_target]), which comes after augmentation at training time.
 The work is split in shards of records processed by worker processes; finished shards are kept in
 ``STORE/.work``, so an interrupted run resumes where it stopped, and the final files are assembled only when
 every shard is done: a resumed job gives the same bytes as an uninterrupted one.
@@ -23,7 +23,7 @@ A rerun checks that the source is the one the store (or the unfinished job) was 
 and the same fingerprint of the records. An identical source returns the finished store or resumes the job; a
 changed one (records added, removed or modified, even at the same count, or another metadata CSV) is refused
 with what changed, so a store never describes records it was not made from and shards of two sources are never
-mixed. Every file is written through :func:`clef_sdk.files.atomic_path`; ``store.json``, written last, marks the
+mixed. Every file is written through [`clef_sdk.files.atomic_path`][clef_sdk.files.atomic_path]; ``store.json``, written last, marks the
 store finished.
 """
 
@@ -217,7 +217,7 @@ def prepare(
         windows: ``"first"`` 10 s of each record (as in the authors' pretraining) or ``"all"`` consecutive ones.
         region: ESC risk region for SCORE2 from headers (``low``, ``moderate``, ``high``, ``very_high``).
         age_policy: ages outside 40-89 when computing SCORE2 from headers: ``"clip"`` (default), ``"nan"`` or
-            ``"extrapolate"`` (see :func:`clef_sdk.train.score2.score2`).
+            ``"extrapolate"`` (see [`clef_sdk.train.score2.score2`][clef_sdk.train.score2.score2]).
         shard_size: records per unit of work and of resumption.
         progress: show a progress bar (default: when writing to a terminal).
     """

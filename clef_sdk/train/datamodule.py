@@ -30,7 +30,7 @@ __all__ = ["StepBatchSampler", "StepDataLoader", "StoreDataModule", "StoreDatase
 
 
 class StoreDataset(Dataset):
-    """Rows of a :class:`PretrainingStore` fetched a batch at a time: ``windows`` ``(B, n_leads, 5000)`` in the
+    """Rows of a `PretrainingStore` fetched a batch at a time: ``windows`` ``(B, n_leads, 5000)`` in the
     store's dtype, ``available`` ``(B, n_leads)`` bool, ``risk`` and ``missing_rate`` ``(B,)`` float32."""
 
     def __init__(self, store: PretrainingStore):
@@ -89,7 +89,7 @@ class StepBatchSampler:
 
 
 class StepDataLoader(DataLoader):
-    """A DataLoader whose position is the trainer's global step (read by its :class:`StepBatchSampler` at every
+    """A DataLoader whose position is the trainer's global step (read by its `StepBatchSampler` at every
     ``iter``): it needs no state of its own to resume mid-epoch. The ``state_dict`` below tells Lightning so."""
 
     def state_dict(self) -> dict[str, Any]:

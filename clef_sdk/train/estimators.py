@@ -1,11 +1,11 @@
-"""Fine-tuning as scikit-learn estimators: :class:`FineTunedClassifier` and :class:`FineTunedRegressor` wrap
-:func:`~clef_sdk.train.finetuning.finetune` and hold the fitted :class:`clef_sdk.TaskModel` in ``model_``.
+"""Fine-tuning as scikit-learn estimators: `FineTunedClassifier` and `FineTunedRegressor` wrap
+[`finetune`][clef_sdk.train.finetuning.finetune] and hold the fitted [`clef_sdk.TaskModel`][clef_sdk.TaskModel] in ``model_``.
 
     from sklearn.model_selection import GroupKFold, cross_val_score
     est = FineTunedClassifier(fs=360, model="small", max_epochs=20)
     cross_val_score(est, X, y, groups=patients, cv=GroupKFold(5), params={"groups": patients})
 
-``X`` is what :func:`clef_sdk.embed` takes: a 2-D array ``(n_records, n_samples)`` or a list of 1-D recordings of
+``X`` is what [`clef_sdk.embed`][clef_sdk.embed] takes: a 2-D array ``(n_records, n_samples)`` or a list of 1-D recordings of
 any lengths (>= 10 s; >= 1 s with ``tail="pad"``), all at ``fs`` Hz. ``fit(X, y, groups=patients)`` keeps each
 patient on one side of the validation split that picks the best epoch and stops early.
 
@@ -53,7 +53,7 @@ def _check_recordings(X: object, owner: str) -> object:
     """``X`` as recordings: a list or tuple as it is (recordings of any lengths), anything else as a numpy array
     (tensors, DataFrames, array-likes; a memory map is not copied). Refuses what is not a collection of
     recordings, with scikit-learn's messages where it has one; the lengths and rates are checked by
-    :func:`finetune` and ``clef.embed``."""
+    `finetune` and ``clef.embed``."""
     plain = not isinstance(X, (list, tuple, str, bytes, os.PathLike))
     if plain and getattr(X, "ndim", None) is None and not hasattr(X, "__array__"):
         raise TypeError(f"X must be an array or a list of recordings, got {type(X).__name__}")
@@ -61,7 +61,7 @@ def _check_recordings(X: object, owner: str) -> object:
 
 
 def _check_training_recordings(X: object, owner: str) -> tuple[object, int]:
-    """:func:`_check_recordings` and the number of recordings, at least 2."""
+    """`_check_recordings` and the number of recordings, at least 2."""
     X = _check_recordings(X, owner)
     n = n_records_of(X)
     if n < 2:
@@ -152,7 +152,7 @@ class _FineTunedEstimator(BaseEstimator):
         return self.model_, cast(SignalInput, _check_recordings(X, type(self).__name__))
 
     def predict(self, X: object) -> np.ndarray:
-        """Predictions for raw recordings ``X`` (at ``fs`` Hz, as in fit), by :meth:`clef_sdk.TaskModel.predict`:
+        """Predictions for raw recordings ``X`` (at ``fs`` Hz, as in fit), by [`clef_sdk.TaskModel.predict`][clef_sdk.TaskModel.predict]:
         labels ``(n_records,)`` (multi-label: 0/1 ``(n_records, n_labels)``), or values in the target's units
         ``(n_records,)`` float64 for regression. Runs where ``model_`` is (the CPU after fit; move it with
         ``est.model_.to("cuda")``)."""
@@ -170,20 +170,20 @@ class _FineTunedEstimator(BaseEstimator):
 class FineTunedClassifier(ClassifierMixin, _FineTunedEstimator):
     """scikit-learn classifier that fine-tunes a CLEF encoder and a linear head on raw ECG recordings.
 
-    ``fit`` calls :func:`clef_sdk.train.finetune` (in a temporary run folder, one process) and keeps the returned
-    :class:`clef_sdk.TaskModel` in ``model_``; ``predict`` / ``predict_proba`` run it on raw recordings. Labels are
+    ``fit`` calls [`clef_sdk.train.finetune`][clef_sdk.train.finetune] (in a temporary run folder, one process) and keeps the returned
+    [`clef_sdk.TaskModel`][clef_sdk.TaskModel] in ``model_``; ``predict`` / ``predict_proba`` run it on raw recordings. Labels are
     returned as given in ``y`` (strings stay strings); ``score`` is the accuracy (subset accuracy for multi-label).
 
     Args:
         fs: sampling rate of the recordings in Hz, one for all (required; ``None`` only for
-            :class:`clef_sdk.WfdbSignal` recordings, which carry theirs).
+            [`clef_sdk.WfdbSignal`][clef_sdk.WfdbSignal] recordings, which carry theirs).
         model: the encoder to start from: a model name (``"small"``, ``"medium"``, ``"large"``), a weights path, an
-            ``hf-hub:`` id, or a :class:`clef_sdk.ClefEncoder` (``clef.build("small", seed=0)`` for the random-init
+            ``hf-hub:`` id, or a [`clef_sdk.ClefEncoder`][clef_sdk.ClefEncoder] (``clef.build("small", seed=0)`` for the random-init
             baseline). A ClefEncoder is never changed: finetune trains a copy, and ``sklearn.base.clone`` deep-copies
             it like any parameter that is not an estimator.
         task: ``"auto"`` (binary, multiclass or, for a 2-D 0/1 ``y``, multilabel), or one of those.
         protocol: ``"full"``, ``"upstream"``, ``"linear"``, ``"linear-then-full"`` or a
-            :class:`clef_sdk.train.Protocol` (:mod:`clef_sdk.train.protocols`).
+            [`clef_sdk.train.Protocol`][clef_sdk.train.Protocol] (`clef_sdk.train.protocols`).
         lr: the head's learning rate (the encoder's is ``lr * encoder_lr_scale``); ``None``: the protocol's.
         max_epochs: the most epochs (passes over the training recordings, one 10 s crop each); ``None``: the
             protocol's (100).
@@ -193,19 +193,19 @@ class FineTunedClassifier(ClassifierMixin, _FineTunedEstimator):
         validation: the fraction of the training patients (``groups``; else recordings) held out to pick the best
             epoch and stop early, ``0`` for none (train ``max_epochs``, keep the last), or ``(X_val, y_val)``.
         classes: the labels of ``y`` in output order (binary: ``[negative, positive]``; multi-label: one name per
-            column); ``None``: sorted. Every label of ``y`` must be one of them (unlike :func:`finetune`, integer
+            column); ``None``: sorted. Every label of ``y`` must be one of them (unlike `finetune`, integer
             codes are not named by strings here, so that ``predict`` returns what ``y`` holds).
-        options: other :class:`~clef_sdk.train.Protocol` fields, e.g. ``{"layer_decay": 0.8, "monitor": "val_loss",
+        options: other [`Protocol`][clef_sdk.train.Protocol] fields, e.g. ``{"layer_decay": 0.8, "monitor": "val_loss",
             "patience": None, "class_weighting": "balanced", "sampler": "balanced"}`` (grid-search them as whole
             dicts: ``{"options": [{"layer_decay": 0.7}, {"layer_decay": 0.9}]}``).
-        tail: the end of a recording shorter than a window, as in :func:`clef_sdk.embed` (``"pad"`` admits 1-10 s
+        tail: the end of a recording shorter than a window, as in [`clef_sdk.embed`][clef_sdk.embed] (``"pad"`` admits 1-10 s
             recordings); used in fit and predict alike.
         accelerator: Lightning's (``"auto"``, ``"cpu"``, ``"gpu"``, ...); one device.
         precision: Lightning precision; ``None``: the protocol's on a GPU, ``"32-true"`` on a CPU.
         num_workers: DataLoader worker processes that crop and preprocess (0: in this process).
         progress: Lightning's progress bar.
 
-    Attributes (after fit): ``model_`` (the :class:`~clef_sdk.TaskModel`; ``model_.training_info`` holds the
+    Attributes (after fit): ``model_`` (the [`TaskModel`][clef_sdk.TaskModel]; ``model_.training_info`` holds the
     validation history, the best epoch, the time taken), ``classes_`` (label names, output order), ``task_``,
     ``n_groups_`` (patients given to fit, ``None`` without groups). There is no ``n_features_in_``: recordings may
     have any length.
@@ -300,10 +300,10 @@ class FineTunedRegressor(RegressorMixin, _FineTunedEstimator):
 
     The target is standardised for training (its mean and standard deviation kept in
     ``model_.target_scaling``); ``predict`` returns values in the target's units, ``score`` the R².
-    The parameters are :class:`FineTunedClassifier`'s without ``task`` and ``classes``; the protocols' default
+    The parameters are `FineTunedClassifier`'s without ``task`` and ``classes``; the protocols' default
     watched metric for regression is the validation MAE.
 
-    Attributes (after fit): ``model_`` (the :class:`~clef_sdk.TaskModel`), ``task_`` (``"regression"``),
+    Attributes (after fit): ``model_`` (the [`TaskModel`][clef_sdk.TaskModel]), ``task_`` (``"regression"``),
     ``n_groups_``.
     """
 

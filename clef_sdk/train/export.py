@@ -19,7 +19,7 @@ __all__ = ["export_checkpoint", "training_metadata"]
 
 
 def training_metadata(payload: dict, source: Path) -> dict[str, str]:
-    """The ``training_*`` metadata of a :class:`~clef_sdk.train.module.ClefPretraining` checkpoint."""
+    """The ``training_*`` metadata of a [`ClefPretraining`][clef_sdk.train.module.ClefPretraining] checkpoint."""
     hparams = payload.get("hyper_parameters") or {}
     if not isinstance(hparams, dict) or "method" not in hparams or "size" not in hparams:
         raise CheckpointError(

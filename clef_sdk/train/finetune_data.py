@@ -1,7 +1,7 @@
 """The data of a fine-tuning run: recordings and their targets, the validation split, and the batches.
 
 Training sees one random 10 s crop of each recording per epoch (any offset on the 500 Hz axis, preprocessed
-exactly as :func:`clef_sdk.preprocess` does a window); evaluation sees every window of a recording, as
+exactly as [`clef_sdk.preprocess`][clef_sdk.preprocess] does a window); evaluation sees every window of a recording, as
 ``TaskModel.predict`` does, and pools them. Which recordings and crops form the batch of global step ``s`` is a
 pure function of ``(seed, s)``, so k processes of batch b see what one process of batch k*b sees, and a run
 resumed at step ``s`` continues exactly where it stopped.
@@ -57,8 +57,8 @@ EVAL_WINDOWS_PER_BATCH = 256
 class Recordings:
     """Checked single-lead recordings with their rates and window plans (``tail`` as in ``clef.embed``).
 
-    ``signals`` and ``fs``: what :func:`clef_sdk.embed` accepts (a 2-D array, a list of recordings of any
-    lengths and rates, memory maps, :class:`clef_sdk.WfdbSignal`). Nothing is copied or resampled up front.
+    ``signals`` and ``fs``: what [`clef_sdk.embed`][clef_sdk.embed] accepts (a 2-D array, a list of recordings of any
+    lengths and rates, memory maps, [`clef_sdk.WfdbSignal`][clef_sdk.WfdbSignal]). Nothing is copied or resampled up front.
     """
 
     def __init__(self, signals: object, fs: object, *, tail: TailMode = "drop"):
@@ -118,7 +118,7 @@ class Recordings:
 class StoreRecordings:
     """Recordings of a prepared store (``clef train prepare``): the windows of each of ``records`` (store
     ``path`` values), one lead. The store holds band-passed 10 s windows at 500 Hz, so a window here is the store's
-    z-scored, which is what :func:`clef_sdk.preprocess` gives up to the store's dtype (float16 by default: about
+    z-scored, which is what [`clef_sdk.preprocess`][clef_sdk.preprocess] gives up to the store's dtype (float16 by default: about
     1e-3 of the signal's range). Training crops are whole store windows (the store has no signal between them).
     """
 
@@ -386,7 +386,7 @@ class StepBatches:
 
 
 class CropDataset(Dataset):
-    """Training items of a :class:`StepBatches` sampler, fetched a batch at a time: ``windows`` ``(B, 5000)``,
+    """Training items of a `StepBatches` sampler, fetched a batch at a time: ``windows`` ``(B, 5000)``,
     ``targets``, ``weights`` ``(B,)`` (0 for padding) and ``global_weight`` (the step's real item count)."""
 
     def __init__(self, data: FineTuningData):
@@ -413,7 +413,7 @@ class CropDataset(Dataset):
 
 class EvaluationBatches:
     """Batches of whole recordings of one process (rows ``rank::world_size``), packed up to
-    :data:`EVAL_WINDOWS_PER_BATCH` windows."""
+    `EVAL_WINDOWS_PER_BATCH` windows."""
 
     def __init__(self, data: FineTuningData, world_size: int, rank: int):
         mine = np.arange(rank, len(data), world_size)
@@ -466,7 +466,7 @@ def _already_batched(batch: Any) -> Any:
 
 
 class StepDataLoader(DataLoader):
-    """A DataLoader whose position is the trainer's global step (its :class:`StepBatches` reads it at every
+    """A DataLoader whose position is the trainer's global step (its `StepBatches` reads it at every
     ``iter``): it needs no state of its own to resume mid-epoch, which its ``state_dict`` tells Lightning."""
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The LightningModule of fine-tuning: it wires a :class:`~clef_sdk.tasks.TaskModel`, a :class:`~.protocols.Protocol`,
-the task losses (:mod:`.task_losses`) and the validation metrics (:mod:`clef_sdk.probes.metrics`).
+"""The LightningModule of fine-tuning: it wires a [`TaskModel`][clef_sdk.tasks.TaskModel], a `Protocol`,
+the task losses (`.task_losses`) and the validation metrics ([`clef_sdk.probes.metrics`][clef_sdk.probes.metrics]).
 
 Training: one 10 s crop per recording through the encoder and the head, the per-recording losses weighted and
 scaled so that the gradients DDP averages are those of the global batch's mean. Validation: every window of each
@@ -36,7 +36,7 @@ EVAL_CHUNK_WINDOWS = 128
 def pooled_embeddings(model: TaskModel, windows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """One pooled embedding per recording ``(len(counts), embed_dim)`` of preprocessed windows
     ``(n_windows_total, 5000)`` of consecutive recordings (``counts[i]`` each), encoded
-    :data:`EVAL_CHUNK_WINDOWS` at a time, as ``predict`` pools them."""
+    `EVAL_CHUNK_WINDOWS` at a time, as ``predict`` pools them."""
     embeddings = torch.cat([model.encoder(chunk[:, None, :]) for chunk in windows.split(EVAL_CHUNK_WINDOWS)])
     return model.pool(embeddings, counts)
 
@@ -73,9 +73,9 @@ class ClefFineTuning(L.LightningModule):
 
     Args:
         model: the task model to train (its head freshly initialised, its encoder pretrained or random).
-        protocol: how (:data:`~.protocols.PROTOCOLS`).
+        protocol: how (`PROTOCOLS`).
         steps_per_epoch: optimiser steps in one epoch (for the per-step schedules).
-        class_weights: :meth:`~.finetune_data.Targets.class_weights` when the protocol weighs classes.
+        class_weights: `class_weights` when the protocol weighs classes.
         target_scaling: the regression target's ``(mean, std)``, for metrics in its units.
         run_facts: plain values identifying the run (data fingerprint, task, ...), saved in its checkpoints.
     """

@@ -1,10 +1,10 @@
-"""``finetune``: from labelled recordings to a validated :class:`clef_sdk.TaskModel`, on Lightning.
+"""``finetune``: from labelled recordings to a validated [`clef_sdk.TaskModel`][clef_sdk.TaskModel], on Lightning.
 
     model = finetune(X, y, fs=360, model="small", groups=patients, protocol="full")
     model.predict(new_recording, fs=360)
 
-The protocols are in :mod:`.protocols`, the data and batches in :mod:`.finetune_data`, the LightningModule in
-:mod:`.finetune_module`. A run with ``output`` keeps its checkpoints (``checkpoints/step=NNNNNNNNN.ckpt``, written
+The protocols are in `.protocols`, the data and batches in `.finetune_data`, the LightningModule in
+`.finetune_module`. A run with ``output`` keeps its checkpoints (``checkpoints/step=NNNNNNNNN.ckpt``, written
 atomically at each epoch end and every ``checkpoint_every`` steps, the newest two kept), CSV logs
 (``logs/version_K/metrics.csv``, the validation loss and metrics per epoch), ``hparams.json`` and the final
 ``model.safetensors``; ``resume=True`` continues it after a kill exactly where its last checkpoint left it.
@@ -66,7 +66,7 @@ _RUN_IDENTITY = ("protocol", "task", "classes", "data", "validation_data", "enco
 
 class RunCheckpoints(L.Callback):
     """Writes ``checkpoints/step=NNNNNNNNN.ckpt`` atomically (a temporary file renamed) at the end of every epoch,
-    after validation, and every ``every_n_steps`` steps; keeps the newest :data:`KEEP_CHECKPOINTS`."""
+    after validation, and every ``every_n_steps`` steps; keeps the newest `KEEP_CHECKPOINTS`."""
 
     def __init__(self, run_dir: Path, every_n_steps: int | None):
         self.directory = run_dir / CHECKPOINT_DIR
@@ -199,7 +199,7 @@ def _device_count(devices: object, accelerator: str) -> int:
 
 def _standardise_features(model: TaskModel, train: FineTuningData, seed: int) -> None:
     """Set the model's feature standardisation from the pooled embeddings (as predict pools them) of up to
-    :data:`STANDARDISATION_RECORDINGS` training recordings under the initial encoder."""
+    `STANDARDISATION_RECORDINGS` training recordings under the initial encoder."""
     rows = train.rows
     if len(rows) > STANDARDISATION_RECORDINGS:
         rows = np.sort(np.random.default_rng(seed).choice(rows, STANDARDISATION_RECORDINGS, replace=False))
@@ -283,23 +283,23 @@ def finetune(
     callbacks: list[Any] | None = None,
     **options: Any,
 ) -> TaskModel:
-    """Fine-tune a CLEF encoder and a linear head on labelled recordings; returns the best :class:`TaskModel`.
+    """Fine-tune a CLEF encoder and a linear head on labelled recordings; returns the best `TaskModel`.
 
     Args:
-        X: the recordings, as :func:`clef_sdk.embed` takes them: ``(n_records, n_samples)``, a list of 1-D
-            recordings of any lengths (memory maps and :class:`clef_sdk.WfdbSignal` included); or records of a
-            prepared store, :class:`~.finetune_data.StoreRecordings` (``fs`` is then 500 Hz by construction).
+        X: the recordings, as [`clef_sdk.embed`][clef_sdk.embed] takes them: ``(n_records, n_samples)``, a list of 1-D
+            recordings of any lengths (memory maps and [`clef_sdk.WfdbSignal`][clef_sdk.WfdbSignal] included); or records of a
+            prepared store, `StoreRecordings` (``fs`` is then 500 Hz by construction).
         y: one label per recording (binary, multiclass), a target value (regression), or a 0/1 matrix
             ``(n_records, n_labels)`` (multilabel; a DataFrame's columns name the labels).
         fs: sampling rate in Hz, one or one per recording (``None``: from WfdbSignal headers).
         model: the encoder: a model name (``"small"``, ``"medium"``, ``"large"``), a path, an ``hf-hub:`` id, or a
-            :class:`~clef_sdk.models.ClefEncoder` (``clef.build(size, seed)`` for the random-init baseline;
+            [`ClefEncoder`][clef_sdk.models.ClefEncoder] (``clef.build(size, seed)`` for the random-init baseline;
             copied, never changed).
-        task: ``"auto"`` (inferred from ``y`` as :func:`clef_sdk.fit_probe` does), ``"binary"``, ``"multiclass"``,
+        task: ``"auto"`` (inferred from ``y`` as [`clef_sdk.fit_probe`][clef_sdk.fit_probe] does), ``"binary"``, ``"multiclass"``,
             ``"multilabel"`` or ``"regression"``.
         groups: the patient of each recording: the validation split keeps each patient on one side.
-        protocol: ``"full"``, ``"upstream"``, ``"linear"``, ``"linear-then-full"`` or a :class:`Protocol`
-            (:mod:`clef_sdk.train.protocols`); any of its fields can be overridden in ``options`` (``lr``,
+        protocol: ``"full"``, ``"upstream"``, ``"linear"``, ``"linear-then-full"`` or a `Protocol`
+            (`clef_sdk.train.protocols`); any of its fields can be overridden in ``options`` (``lr``,
             ``layer_decay``, ``class_weighting="balanced"``, ``sampler="balanced"``, ``monitor="auprc"``,
             ``patience=None``, ...).
         validation: the fraction of training patients held out to choose the best epoch and stop early; or
@@ -318,7 +318,7 @@ def finetune(
         precision: Lightning's precision; default the protocol's on a GPU (bf16 mixed; fp16 mixed for
             ``"upstream"``), ``"32-true"`` on a CPU.
         num_workers: DataLoader worker processes that crop and preprocess (0: in this process).
-        tail: the end of a recording shorter than a window, as in :func:`clef_sdk.embed` (``"pad"`` lets recordings
+        tail: the end of a recording shorter than a window, as in [`clef_sdk.embed`][clef_sdk.embed] (``"pad"`` lets recordings
             of 1-10 s take part); use the same at predict time.
         progress: Lightning's progress bar.
         callbacks: extra Lightning callbacks.

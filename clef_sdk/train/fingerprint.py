@@ -53,7 +53,7 @@ def _signal_file_names(header_text: str) -> list[str]:
 
 def _recordfingerprint_records(source: Path, record: str) -> list[Any]:
     """``[header sha256 (32 hex digits), [[signal file, size, mtime_ns], ...]]`` of one record (see
-    :func:`fingerprint_records`)."""
+    `fingerprint_records`)."""
     header = source / f"{record}.hea"
     digest = hashlib.sha256()
     try:

@@ -3,7 +3,7 @@
 The CSV has one row per record: a record column (the record's path under the folder without ``.hea``, e.g.
 PTB-XL's ``records500/00000/00001_hr``, or just its name when that is unique), one or more label columns, and
 optionally a patient column and a split column (such as PTB-XL's ``strat_fold``). Each record is read lazily, one
-lead, as a :class:`clef_sdk.WfdbSignal`.
+lead, as a [`clef_sdk.WfdbSignal`][clef_sdk.WfdbSignal].
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def read_labelled_records(
     """Match the rows of ``labels_csv`` to the WFDB records under ``folder`` and open lead ``lead`` of each.
 
     Raises ValueError naming the rows whose record is missing (or ambiguous), a column that does not exist, or
-    labels that are missing; :class:`~clef_sdk.errors.RecordingError` for a record that cannot be read or lacks
+    labels that are missing; [`RecordingError`][clef_sdk.errors.RecordingError] for a record that cannot be read or lacks
     the lead.
     """
     table = _read_labels(labels_csv, label_columns, record_column, group_column, split_column)
@@ -152,7 +152,7 @@ def read_labelled_store(
     where: str = "the store",
 ) -> LabelledRecords:
     """Match the rows of ``labels_csv`` to the records of a prepared store (its ``path`` values,
-    ``store_paths``); the recordings themselves are read by :class:`~.finetune_data.StoreRecordings`
+    ``store_paths``); the recordings themselves are read by `StoreRecordings`
     (``signals`` is ``None``)."""
     table = _read_labels(labels_csv, label_columns, record_column, group_column, split_column)
     resolved = _matched(table, record_column, sorted(set(store_paths)), where, labels_csv)

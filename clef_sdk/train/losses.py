@@ -103,7 +103,7 @@ def weighted_info_nce(
 
     Per row: ``-log(e_pos / (e_pos + sum_neg softmax_row(1 - S)_neg * e_neg + 1e-8))`` with
     ``e = exp(cos / temperature - row max)`` over the other 2n - 1 rows, ``S`` the tiled
-    :func:`metadata_similarity`; the mean over the 2n rows. A scalar tensor.
+    `metadata_similarity`; the mean over the 2n rows. A scalar tensor.
     """
     cosine, similarity = _cosine_and_metadata(z1, z2, risk, missing_rate)
     n = z1.shape[0]
@@ -125,7 +125,7 @@ def similarity_alignment(
     z1: torch.Tensor, z2: torch.Tensor, risk: torch.Tensor, missing_rate: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean squared difference between the min-max normalised feature cosine matrix ``(2n, 2n)`` and the tiled
-    :func:`metadata_similarity`. A scalar tensor."""
+    `metadata_similarity`. A scalar tensor."""
     cosine, similarity = _cosine_and_metadata(z1, z2, risk, missing_rate)
     return F.mse_loss(_min_max(cosine), similarity)
 
@@ -137,7 +137,7 @@ def clef_loss(
     missing_rate: torch.Tensor | None = None,
     temperature: float = 0.07,
 ) -> torch.Tensor:
-    """The released CLEF objective: the mean of :func:`weighted_info_nce` and :func:`similarity_alignment`."""
+    """The released CLEF objective: the mean of `weighted_info_nce` and `similarity_alignment`."""
     return (
         weighted_info_nce(z1, z2, risk, missing_rate, temperature) + similarity_alignment(z1, z2, risk, missing_rate)
     ) / 2

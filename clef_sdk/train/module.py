@@ -1,6 +1,6 @@
 """The LightningModule of CLEF pretraining: it only wires the parts defined elsewhere.
 
-encoder (:mod:`clef_sdk.models`) + views (:mod:`.views`) + objective (:mod:`.objectives`) + AdamW with cosine
+encoder ([`clef_sdk.models`][clef_sdk.models]) + views (`.views`) + objective (`.objectives`) + AdamW with cosine
 warm restarts (the authors' settings: lr 1e-4, weight decay 5e-4, T_0 10 epochs, T_mult 2, down to 1e-6).
 Every hyper-parameter is a plain value, saved in the checkpoint, so ``clef train export`` can record them.
 """
@@ -26,7 +26,7 @@ __all__ = ["ClefPretraining"]
 
 
 class ClefPretraining(L.LightningModule):
-    """Pretrain a CLEF encoder (``self.backbone``, a :class:`~clef_sdk.models.ClefEncoder`).
+    """Pretrain a CLEF encoder (``self.backbone``, a [`ClefEncoder`][clef_sdk.models.ClefEncoder]).
 
     Args:
         size: ``"small"``, ``"medium"`` or ``"large"``.

@@ -4,7 +4,7 @@
 no projection head; BYOL adds a predictor (d -> d/2 -> BatchNorm -> ReLU -> d) and a target encoder updated
 with tau = 0.996 before each step; MoCo a key encoder (momentum 0.999, updated before each step) and a queue
 of 65,536 keys. Features are computed in the autocast dtype and the losses in float32. With several processes
-the CLEF/SimCLR features, risks and MoCo keys are gathered (:func:`~clef_sdk.train.losses.gather_across_processes`).
+the CLEF/SimCLR features, risks and MoCo keys are gathered ([`gather_across_processes`][clef_sdk.train.losses.gather_across_processes]).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def make_objective(
     moco_queue: int = 65536,
     moco_momentum: float = 0.999,
 ) -> Objective:
-    """The objective for ``method`` (one of :data:`METHODS`)."""
+    """The objective for ``method`` (one of `METHODS`)."""
     if method == "clef":
         return Clef(temperature, use_missing_rate)
     if method == "simclr":

@@ -1,4 +1,4 @@
-"""Fine-tuning protocols: a registry of named presets (timm-style configs), each a frozen :class:`Protocol`.
+"""Fine-tuning protocols: a registry of named presets (timm-style configs), each a frozen `Protocol`.
 
 - ``"upstream"``: the authors' downstream recipe (``configs/exp/*_downstream.yaml`` and ``script/downstream.py``
   of Nokia-Bell-Labs/ecg-foundation-model): the whole network and one linear head on time-averaged features, Adam
@@ -37,7 +37,7 @@ Schedule = Literal["upstream-restarts", "warmup-cosine", "constant"]
 ClassWeighting = Literal["none", "balanced"]
 Sampler = Literal["shuffle", "balanced"]
 #: What early stopping and best-checkpoint selection may watch: the validation loss, or a task metric of
-#: :func:`clef_sdk.probes.metrics.bootstrap_metrics` (``"auto"``: AUROC for classification, MAE for regression).
+#: [`clef_sdk.probes.metrics.bootstrap_metrics`][clef_sdk.probes.metrics.bootstrap_metrics] (``"auto"``: AUROC for classification, MAE for regression).
 MONITORS = ("val_loss", "auto", "auroc", "auprc", "balanced_accuracy", "mae", "rmse", "r2", "pearson_r")
 _LOWER_IS_BETTER = frozenset({"val_loss", "mae", "rmse"})
 
@@ -64,7 +64,7 @@ class Protocol:
         max_epochs: the most epochs.
         patience: epochs without improvement of ``monitor`` before stopping (``None``: never stop early).
         min_delta: the least change that counts as an improvement.
-        monitor: what early stopping and the best checkpoint watch (:data:`MONITORS`).
+        monitor: what early stopping and the best checkpoint watch (`MONITORS`).
         class_weighting: ``"balanced"`` weighs each class's loss by its inverse frequency (classification).
         sampler: ``"balanced"`` draws each epoch's recordings with replacement, classes equally often (binary and
             multiclass).
@@ -200,7 +200,7 @@ PROTOCOLS: dict[str, Protocol] = {
 
 
 def resolve_protocol(protocol: str | Protocol, **overrides: Any) -> Protocol:
-    """A preset of :data:`PROTOCOLS` by name (or a :class:`Protocol`), with ``overrides`` replacing its fields."""
+    """A preset of `PROTOCOLS` by name (or a `Protocol`), with ``overrides`` replacing its fields."""
     if isinstance(protocol, Protocol):
         base = protocol
     else:

@@ -17,7 +17,7 @@ Policies (all documented, all explicit):
   pressure and cholesterols as the model's centring values (so they add nothing to the risk), diabetes as
   "no", and the fraction of the six inputs (age, sex, smoker, sbp, total_chol, hdl) that were missing comes
   back as the missing rate the loss uses. Age and sex are never imputed.
-- Units: mmHg and mmol/L (:func:`mg_dl_to_mmol_l` converts cholesterol); output in percent.
+- Units: mmHg and mmol/L (`mg_dl_to_mmol_l` converts cholesterol); output in percent.
 """
 
 from __future__ import annotations

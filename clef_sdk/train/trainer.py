@@ -42,7 +42,7 @@ _RUN_IDENTITY = ("size", "method", "seed", "temperature", "use_missing_rate", "n
 
 @dataclass
 class TrainingRun:
-    """What :func:`fit` leaves: the run folder, its newest checkpoint and the trained module."""
+    """What `fit` leaves: the run folder, its newest checkpoint and the trained module."""
 
     run_dir: Path
     checkpoint: Path

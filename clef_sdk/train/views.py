@@ -53,7 +53,7 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 
 class NoiseBank:
     """Noise recordings at 500 Hz, ``noise`` ``(4, n_channels, n_samples)`` float32 in the order of
-    :data:`NOISE_KINDS`, each channel scaled to unit standard deviation; ``source`` says where it came from."""
+    `NOISE_KINDS`, each channel scaled to unit standard deviation; ``source`` says where it came from."""
 
     def __init__(self, noise: torch.Tensor, source: str):
         if noise.ndim != 3 or noise.shape[0] != len(NOISE_KINDS) or noise.shape[-1] < WINDOW_SAMPLES:
@@ -105,7 +105,7 @@ class NoiseBank:
         """The fallback when no noise records are given, made with neurokit2's ``signal_distort`` (seeded) at
         2 kHz and resampled to 500 Hz: muscle = Laplace noise at 100 and 200 Hz (mostly 15-250 Hz); electrode
         motion = artefact bursts over 1-3 Hz noise; baseline wander = Gaussian noise at 0.15-0.5 Hz. Real
-        recordings are better: see :meth:`from_nstdb`."""
+        recordings are better: see `from_nstdb`."""
         import neurokit2 as nk
 
         rate = 4 * TARGET_FS  # neurokit2 makes noise up to a tenth of the sampling rate
@@ -183,7 +183,7 @@ class ViewSampler(nn.Module):
         self, windows: torch.Tensor, available: torch.Tensor, choices: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``windows`` ``(B, n_leads, 5000)`` (mV), ``available`` ``(B, n_leads)`` bool, ``choices`` from
-        :meth:`draw` for these B rows. Returns two float32 ``(B, 5000)`` z-scored views."""
+        `draw` for these B rows. Returns two float32 ``(B, 5000)`` z-scored views."""
         if not available.any(dim=1).all():
             raise ValueError("every row needs at least one available lead")
         device = windows.device

@@ -2,14 +2,14 @@
 and Zenodo, ``hf-hub:`` models and publishing.
 
 ========================  ==================================================================================
-:mod:`.registry`          the manifest (``manifest.json``, ``CLEF_SDK_MANIFEST``): names, aliases, sources
-:mod:`.format`            released ``.ckpt`` -> validated backbone tensors -> clef-sdk safetensors, and back
-:mod:`.cache`             where cached files live, their verification, what is cached (no network)
-:mod:`.network`           the one module that opens connections: Hub downloads and uploads, resumable HTTP
-:mod:`.fetch`             named weights fetched on first use, from the Hub or converted from Zenodo
-:mod:`.hf_hub`            any model by Hub repository id, ``hf-hub:ORG/NAME@REVISION``
-:mod:`.cards`             model cards for released and trained models
-:mod:`.publish`           write the Hub folder, then upload it (``clef publish``)
+`.registry`          the manifest (``manifest.json``, ``CLEF_SDK_MANIFEST``): names, aliases, sources
+`.format`            released ``.ckpt`` -> validated backbone tensors -> clef-sdk safetensors, and back
+`.cache`             where cached files live, their verification, what is cached (no network)
+`.network`           the one module that opens connections: Hub downloads and uploads, resumable HTTP
+`.fetch`             named weights fetched on first use, from the Hub or converted from Zenodo
+`.hf_hub`            any model by Hub repository id, ``hf-hub:ORG/NAME@REVISION``
+`.cards`             model cards for released and trained models
+`.publish`           write the Hub folder, then upload it (``clef publish``)
 ========================  ==================================================================================
 """
 

@@ -3,10 +3,10 @@
 Hub files live in the Hugging Face cache (``HF_HUB_CACHE``, resolved as huggingface_hub does); files converted
 from Zenodo checkpoints in clef-sdk's own folder (``$CLEF_SDK_HOME``, default ``clef-sdk`` next to the Hugging Face
 cache), keyed by the source checksum. Every file is sha256-verified before its first use and the verification is
-recorded (a small JSON file), so that later loads only compare size and modification time; :func:`verify_cache`
+recorded (a small JSON file), so that later loads only compare size and modification time; `verify_cache`
 re-hashes everything. A file that no longer matches is deleted and
-:class:`~clef_sdk.errors.ChecksumMismatchError` raised. A file or record that cannot be read (permissions) is a
-:class:`~clef_sdk.errors.CheckpointError` saying so, and is never deleted; a record that is not valid JSON vouches
+[`ChecksumMismatchError`][clef_sdk.errors.ChecksumMismatchError] raised. A file or record that cannot be read (permissions) is a
+[`CheckpointError`][clef_sdk.errors.CheckpointError] saying so, and is never deleted; a record that is not valid JSON vouches
 for nothing: a Hub file is hashed again, a converted file converted again (with a warning naming the record).
 """
 
@@ -66,7 +66,7 @@ logger = logging.getLogger("clef_sdk")
 
 def env_true(name: str) -> bool:
     """The flag ``name``: 1/true/yes/on are on; unset, empty and 0/false/no/off off (any case); anything else is a
-    ``ValueError`` naming the variable, never silently read as on or off (:func:`clef_sdk.settings.env_flag`)."""
+    ``ValueError`` naming the variable, never silently read as on or off ([`clef_sdk.settings.env_flag`][clef_sdk.settings.env_flag])."""
     return env_flag(name)
 
 
@@ -156,7 +156,7 @@ def sidecar(path: Path) -> Path:
 def _read_record(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """A cache record (JSON object) and, when it cannot be used, why: ``(None, None)`` if there is none,
     ``(None, reason)`` if it is not a JSON object. A record that exists but cannot be read (permissions) raises
-    :class:`CheckpointError` naming it: what it vouches for is then unknown, and nothing is deleted or replaced."""
+    `CheckpointError` naming it: what it vouches for is then unknown, and nothing is deleted or replaced."""
     try:
         text = path.read_bytes()
     except FileNotFoundError:
@@ -362,7 +362,7 @@ class CacheStatus:
 
 
 def cache_status(entry: ModelEntry, *, allow_unverified: bool | None = None) -> list[CacheStatus]:
-    """One :class:`CacheStatus` per source of ``entry``, in manifest order. Nothing is hashed or downloaded."""
+    """One `CacheStatus` per source of ``entry``, in manifest order. Nothing is hashed or downloaded."""
     usable, skipped = usable_sources(entry, unverified_allowed(allow_unverified))
     reasons = {id(source): reason for source, reason in skipped}
     result = []

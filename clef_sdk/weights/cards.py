@@ -1,8 +1,8 @@
 """Model cards (``README.md`` with Hub YAML metadata) for the weights clef-sdk publishes.
 
-:func:`released_model_card` describes the authors' released CLEF models (the paper, sizes, preprocessing,
-intended use and limitations); :func:`trained_model_card` a model trained with ``clef train`` (its training facts,
-read from the ``training_*`` metadata of the file, and how to load it by ``hf-hub:`` id); :func:`task_model_card` a
+`released_model_card` describes the authors' released CLEF models (the paper, sizes, preprocessing,
+intended use and limitations); `trained_model_card` a model trained with ``clef train`` (its training facts,
+read from the ``training_*`` metadata of the file, and how to load it by ``hf-hub:`` id); `task_model_card` a
 task model (its labels in output order, task, thresholds, training facts and metrics, how to load and predict,
 intended use and limitations). Every value that comes from a file is escaped for the place it is written in.
 """
@@ -118,7 +118,7 @@ def front_matter(
     pipeline_tag: str | None = "feature-extraction",
 ) -> str:
     """The Hub's YAML header of a model card: library, license, tags, datasets and the pipeline tag (``None``:
-    none; each value quoted where YAML could read it otherwise: :func:`yaml_scalar`)."""
+    none; each value quoted where YAML could read it otherwise: `yaml_scalar`)."""
     lines = [
         "---",
         f"library_name: {yaml_scalar(LIBRARY_NAME)}",
@@ -448,7 +448,7 @@ def _training_section(training: dict[str, Any]) -> str:
 
 def task_model_card(config: dict[str, Any]) -> str:
     """The README.md of a task model's Hub repository, from the ``config.json`` that ``clef publish`` writes for
-    it (:func:`clef_sdk.weights.publish.build_task_folder`): the labels in output order (column ``i`` of
+    it ([`clef_sdk.weights.publish.build_task_folder`][clef_sdk.weights.publish.build_task_folder]): the labels in output order (column ``i`` of
     ``predict_proba`` is ``classes[i]``), the task, thresholds or target scaling, the encoder, the file's sha256, the
     training facts (a metrics table when ``training["metrics"]`` is a dict), how to load and predict, intended use
     and limitations."""

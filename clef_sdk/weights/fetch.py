@@ -1,15 +1,15 @@
 """Named weights, fetched on first use: ``fetch_weights(entry)`` -> the path of verified safetensors weights.
 
-A model name resolves through the manifest (:mod:`clef_sdk.weights.registry`) to sources tried in order:
+A model name resolves through the manifest ([`clef_sdk.weights.registry`][clef_sdk.weights.registry]) to sources tried in order:
 
-- **Hugging Face Hub** (``type: hub``): downloaded with :func:`huggingface_hub.hf_hub_download` at the pinned
+- **Hugging Face Hub** (``type: hub``): downloaded with `huggingface_hub.hf_hub_download` at the pinned
   commit into the Hugging Face cache. A hub source without a pinned commit and sha256 is skipped.
 - **Zenodo** (``type: zenodo``): the authors' released Lightning checkpoint, downloaded with a progress bar
   and resume (HTTP ``Range``), checked against the checksum Zenodo publishes, converted locally to safetensors
-  (``torch.load(weights_only=True)``), and cached under ``$CLEF_SDK_HOME`` (:mod:`clef_sdk.weights.cache`),
+  (``torch.load(weights_only=True)``), and cached under ``$CLEF_SDK_HOME`` ([`clef_sdk.weights.cache`][clef_sdk.weights.cache]),
   keyed by the source checksum. The ``.ckpt`` is then deleted unless kept.
 
-The cache is looked at first and the network (:mod:`clef_sdk.weights.network`) used only for what is missing.
+The cache is looked at first and the network ([`clef_sdk.weights.network`][clef_sdk.weights.network]) used only for what is missing.
 Downloads of one model are serialised across processes by a file lock, so concurrent first loads produce one file.
 """
 
@@ -49,7 +49,7 @@ from .format import extract_backbone, read_checkpoint, write_weights
 from .network import SourceUnavailable, download_hub_file, http_download
 from .registry import HubSource, ModelEntry, Source, ZenodoSource
 
-__all__ = ["fetch_weights"]
+__all__ = ["fetch_weights", "install_checkpoint"]
 
 logger = logging.getLogger("clef_sdk")
 
@@ -74,7 +74,7 @@ def _install(
     entry: ModelEntry, source: ZenodoSource, checkpoint: Path, *, delete_checkpoint: bool, received: str
 ) -> Path:
     """Check ``checkpoint`` against ``source`` (size, checksum), convert it and cache the result as
-    :func:`fetch_weights` finds it; ``delete_checkpoint``: remove it afterwards (and when it does not match)."""
+    `fetch_weights` finds it; ``delete_checkpoint``: remove it afterwards (and when it does not match)."""
     target = zenodo_target(entry, source)
     md5, sha256 = md5_and_sha256_readable(checkpoint, f"{received} checkpoint")
     size = checkpoint.stat().st_size
@@ -234,7 +234,7 @@ def fetch_weights(
     """Path of verified safetensors weights for ``entry``, downloading them on first use.
 
     Args:
-        entry: the manifest entry (:func:`clef_sdk.weights.registry.model_entry`).
+        entry: the manifest entry (`clef_sdk.weights.registry.model_entry`).
         local_files_only: never use the network (``HF_HUB_OFFLINE=1`` does the same); fail if not cached.
         keep_checkpoint: keep the downloaded Zenodo ``.ckpt`` beside the converted file instead of deleting it.
         allow_unverified: use a Zenodo source whose checksum the manifest does not know (default: the

@@ -2,13 +2,13 @@
 
 The pieces are separate so that other tools (the downloader, pretraining export) can reuse them:
 
-- :func:`read_checkpoint_payload` loads everything in a ``.ckpt``/``.pt`` with ``torch.load(weights_only=True)``
-  only (training export reads its hyper-parameters); :func:`read_checkpoint` returns just its state dict;
-- :func:`extract_backbone` strips the ``backbone.`` prefix, drops the BatchNorm tensors the released models
+- `read_checkpoint_payload` loads everything in a ``.ckpt``/``.pt`` with ``torch.load(weights_only=True)``
+  only (training export reads its hyper-parameters); `read_checkpoint` returns just its state dict;
+- `extract_backbone` strips the ``backbone.`` prefix, drops the BatchNorm tensors the released models
   never apply, infers the size from the shapes and refuses anything missing, unexpected or mis-shaped;
-- :func:`write_weights` / :func:`read_clef_safetensors` write and read our safetensors format;
-  :func:`read_weights` reads either kind of file;
-- :func:`convert_checkpoint` chains them.
+- `write_weights` / `read_clef_safetensors` write and read our safetensors format;
+  `read_weights` reads either kind of file;
+- `convert_checkpoint` chains them.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def read_checkpoint_payload(path: str | os.PathLike[str]) -> Any:
     """Everything in a ``.ckpt``/``.pt``/``.pth`` file, loaded with ``torch.load(weights_only=True)`` only (no
     pickled code runs). A file that cannot be read (permissions) says so; an unsafe pickle, or any failure of the
     loader on a file that is not a valid checkpoint (truncated, corrupt, not a checkpoint at all), is a
-    :class:`CheckpointError` saying what to do."""
+    `CheckpointError` saying what to do."""
     path = Path(path)
     require_file(path, "checkpoint")
     check_readable(path, "checkpoint")
@@ -176,7 +176,7 @@ def extract_backbone(state_dict: dict[str, torch.Tensor], *, source: str = "chec
 
     Keys may carry the ``backbone.`` prefix (Lightning modules; other sub-modules such as projection heads
     are then ignored) or none. BatchNorm tensors are dropped; every remaining key must match the inferred
-    size's architecture exactly in name and shape, or :class:`CheckpointError` lists the differences.
+    size's architecture exactly in name and shape, or `CheckpointError` lists the differences.
     """
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"{source} is not a state dict (a dict of tensors): found {type(state_dict).__name__}")
@@ -289,11 +289,11 @@ def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str])
 
 
 def read_clef_safetensors(path: str | os.PathLike[str]) -> EncoderWeights:
-    """Read and validate a clef-sdk safetensors file written by :func:`write_weights` (and nothing else).
+    """Read and validate a clef-sdk safetensors file written by `write_weights` (and nothing else).
 
     Every metadata entry a check needs must be there: a file without one is refused rather than passing the check
     (``format``, ``format_version``, ``size``, ``embed_dim``, ``preprocessing`` and ``tensors_sha256``; every file
-    :func:`write_weights` writes has them).
+    `write_weights` writes has them).
     """
     from safetensors import safe_open
 
@@ -376,7 +376,7 @@ def _corrupt_safetensors(path: Path, exc: BaseException) -> CheckpointError:
 
 def read_weights(path: str | os.PathLike[str]) -> EncoderWeights:
     """Validated weights from any file clef-sdk loads: a ``.safetensors`` file of ours
-    (:func:`read_clef_safetensors`) or any checkpoint :func:`read_checkpoint` takes."""
+    (`read_clef_safetensors`) or any checkpoint `read_checkpoint` takes."""
     path = Path(path)
     if path.suffix == SAFETENSORS_SUFFIX:
         return read_clef_safetensors(path)

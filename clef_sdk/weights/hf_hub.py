@@ -13,9 +13,9 @@ publish``; ``task_model.safetensors`` for a task model, written by ``TaskModel.s
   blob's name), at every load: a cached file modified since is refused;
 - the size and the preprocessing contract come from the safetensors metadata; a file that is not a clef-sdk file,
   or declares another preprocessing than this version implements, is refused with a message naming both (by the
-  reader of its kind: :mod:`clef_sdk.weights.format`, :mod:`clef_sdk.tasks.format`).
+  reader of its kind: [`clef_sdk.weights.format`][clef_sdk.weights.format], [`clef_sdk.tasks.format`][clef_sdk.tasks.format]).
 
-Network access goes through :mod:`clef_sdk.weights.network`; errors are typed.
+Network access goes through [`clef_sdk.weights.network`][clef_sdk.weights.network]; errors are typed.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class HubModelSource:
 
 
 def is_hub_spec(value: object) -> bool:
-    """Whether ``value`` is a string starting ``hf-hub:`` (a Hub model spec, checked by :func:`parse_hub_spec`)."""
+    """Whether ``value`` is a string starting ``hf-hub:`` (a Hub model spec, checked by `parse_hub_spec`)."""
     return isinstance(value, str) and value.startswith(HF_HUB_PREFIX)
 
 
@@ -118,9 +118,9 @@ def _download(repo_id: str, filename: str, revision: str | None, local_files_onl
 
 def fetch_hub_model(spec: str, *, local_files_only: bool = False, filename: str = WEIGHTS_FILENAME) -> HubModelSource:
     """Download (or find in the cache) and verify the weights file ``filename`` of ``spec`` (an encoder's
-    :data:`WEIGHTS_FILENAME`, or a task model's :data:`TASK_MODEL_FILENAME`) and the repository's ``config.json``;
-    see the module docstring. Raises :class:`~clef_sdk.errors.WeightsNotAvailableError` when the file cannot be
-    had, :class:`~clef_sdk.errors.ChecksumMismatchError` when the cached file is not what the Hub reported."""
+    `WEIGHTS_FILENAME`, or a task model's `TASK_MODEL_FILENAME`) and the repository's ``config.json``;
+    see the module docstring. Raises [`WeightsNotAvailableError`][clef_sdk.errors.WeightsNotAvailableError] when the file cannot be
+    had, [`ChecksumMismatchError`][clef_sdk.errors.ChecksumMismatchError] when the cached file is not what the Hub reported."""
     repo_id, revision = parse_hub_spec(spec)
     path = _download(repo_id, filename, revision, local_files_only)
     _download(repo_id, "config.json", revision, local_files_only)  # the model card's companion, kept with it

@@ -1,7 +1,7 @@
 """The one module of clef_sdk that opens network connections: Hub downloads and uploads through huggingface_hub,
 and resumable HTTP downloads (Zenodo).
 
-Failures that another source may make good raise :class:`SourceUnavailable` with one line saying why; a host that
+Failures that another source may make good raise `SourceUnavailable` with one line saying why; a host that
 cannot be reached at all fails at once rather than after retries. ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and
 ``CLEF_SDK_DOWNLOAD_TIMEOUT`` (seconds, 0.1 to 3600) are read when a call is made; a value that is not valid is a
 ``ValueError`` naming the variable before anything is asked of the network.
@@ -140,7 +140,7 @@ def _content_range(header: str | None) -> tuple[int | None, int | None]:
 
 
 def _progress_disabled(progress: bool | None) -> bool | None:
-    """tqdm's ``disable``: as :func:`clef_sdk.progress.progress_disabled`, and off where the Hub's flag says so."""
+    """tqdm's ``disable``: as [`clef_sdk.progress.progress_disabled`][clef_sdk.progress.progress_disabled], and off where the Hub's flag says so."""
     from ..progress import progress_disabled
 
     disable = progress_disabled(progress)
@@ -167,7 +167,7 @@ def _progress_bar(total: int | None, initial: int, desc: str, disable: bool | No
 
 def http_download(url: str, destination: Path, *, expected_size: int | None, progress: bool | None) -> None:
     """Download ``url`` to ``destination`` through ``destination.part``, resuming with HTTP Range requests after
-    a dropped connection (and across runs). Raises :class:`SourceUnavailable` when the file cannot be had."""
+    a dropped connection (and across runs). Raises `SourceUnavailable` when the file cannot be had."""
     timeout, disable = download_timeout(), _progress_disabled(progress)  # settings checked before any request
     part = destination.with_name(destination.name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)

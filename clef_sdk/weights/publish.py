@@ -1,20 +1,20 @@
 """Publishing CLEF weights on the Hugging Face Hub: ``clef publish``. One core for every kind of model:
 write a folder (the weights file, ``config.json``, ``README.md``, each atomically), then, unless it is a dry
-run, upload exactly those three files as one commit (:func:`clef_sdk.weights.network.upload_folder`) and return
+run, upload exactly those three files as one commit ([`clef_sdk.weights.network.upload_folder`][clef_sdk.weights.network.upload_folder]) and return
 the manifest source to paste. The folder (``--out``) must be new, empty, or hold only what an earlier
-``clef publish`` of the same kind wrote (:func:`check_out_folder`): anything else in it (a README of the user's, a
-``.env``, private data) is refused with :class:`~clef_sdk.errors.OutputError`, never overwritten or uploaded.
+``clef publish`` of the same kind wrote (`check_out_folder`): anything else in it (a README of the user's, a
+``.env``, private data) is refused with [`OutputError`][clef_sdk.errors.OutputError], never overwritten or uploaded.
 
-- The authors' released checkpoint (``clef publish NAME --ckpt PATH --repo-id ID``, :func:`publish`): converted
+- The authors' released checkpoint (``clef publish NAME --ckpt PATH --repo-id ID``, `publish`): converted
   with the converter (``weights_only`` load, backbone only, float32 safetensors); ``config.json`` holds the size,
   architecture, embedding dimension, preprocessing contract, file checksums and provenance; the model card the
   paper, sizes, preprocessing, intended use and limitations.
 - A model you trained (``clef publish --weights TRAINED.safetensors --repo-id ORG/NAME --license ID``,
-  :func:`publish_trained`): the file ``clef train export`` wrote, copied byte for byte (its sha256 is what the Hub
+  `publish_trained`): the file ``clef train export`` wrote, copied byte for byte (its sha256 is what the Hub
   will report); the config and card carry its training facts and how to load it:
   ``clef.load("hf-hub:ORG/NAME@COMMIT")``.
 - A task model (``clef publish TASK_MODEL.safetensors --repo-id ORG/NAME --license ID``,
-  :func:`publish_task_model`): the file ``TaskModel.save`` wrote, recognised by its metadata and checked in full,
+  `publish_task_model`): the file ``TaskModel.save`` wrote, recognised by its metadata and checked in full,
   copied byte for byte as ``task_model.safetensors``; ``config.json`` holds its task, classes, pooling,
   thresholds, target scaling, encoder, preprocessing contract and training facts (numbers as numbers), the card its
   labels in output order and how to use it: ``clef.load_task_model("hf-hub:ORG/NAME@COMMIT")``.
@@ -270,7 +270,7 @@ def build_hub_folder(
 
     The checkpoint must hold CLEF weights of the size ``name`` names and be the released file, as the checksum the
     manifest pins for it says (``force=True`` publishes another checkpoint, or one the manifest has no checksum
-    for). ``folder`` must be new, empty or an earlier folder of this kind (:func:`check_out_folder`).
+    for). ``folder`` must be new, empty or an earlier folder of this kind (`check_out_folder`).
     """
     check_repo_id(repo_id)
     folder = Path(folder)
@@ -458,7 +458,7 @@ def publish_trained(
 
 
 def _task_config(metadata: dict[str, Any], repo_id: str, license: str, sha256: str, size: int) -> dict[str, Any]:
-    """``config.json`` of a task model from its file's decoded metadata (:func:`read_task_metadata`)."""
+    """``config.json`` of a task model from its file's decoded metadata (`read_task_metadata`)."""
     scaling = metadata["target_scaling"]
     return {
         "library_name": LIBRARY_NAME,
@@ -502,10 +502,10 @@ def build_task_folder(
     task_model: str | os.PathLike[str], folder: str | os.PathLike[str], *, repo_id: str, license: str
 ) -> HubFolder:
     """Write ``task_model.safetensors`` (a byte copy of the ``task_model`` file, so its sha256 is what the Hub will
-    report), ``config.json`` and ``README.md`` (:func:`clef_sdk.weights.cards.task_model_card`) into ``folder``.
+    report), ``config.json`` and ``README.md`` ([`clef_sdk.weights.cards.task_model_card`][clef_sdk.weights.cards.task_model_card]) into ``folder``.
 
-    The file is checked in full first (:func:`clef_sdk.tasks.format.load_task_model`: format, preprocessing
-    contract, tensors' digest, head, task facts); an encoder's file is refused with a :class:`CheckpointError`
+    The file is checked in full first ([`clef_sdk.tasks.format.load_task_model`][clef_sdk.tasks.format.load_task_model]: format, preprocessing
+    contract, tensors' digest, head, task facts); an encoder's file is refused with a `CheckpointError`
     saying how encoders are published. ``folder`` must be new, empty or an earlier task-model folder.
     """
     from ..tasks.format import is_task_model_file, load_task_model, read_task_metadata  # tasks builds on weights
@@ -544,10 +544,10 @@ def publish_task_model(
     token: str | None = None,
     api: Any = None,
 ) -> PublishResult:
-    """Write the Hub folder of a task model (:func:`build_task_folder`) and (unless ``dry_run``) upload it.
+    """Write the Hub folder of a task model (`build_task_folder`) and (unless ``dry_run``) upload it.
 
     Args:
-        task_model: the ``.safetensors`` file :meth:`clef_sdk.TaskModel.save` wrote.
+        task_model: the ``.safetensors`` file [`clef_sdk.TaskModel.save`][clef_sdk.TaskModel.save] wrote.
         repo_id: the Hub repository, ``namespace/name`` (created if missing).
         license: the Hub license id you choose for the model (mind the encoder's license and your data's terms).
         dry_run: write the folder only.

@@ -11,7 +11,7 @@ Sources, in order of preference, are of two types:
   published) is skipped, never used unpinned.
 - ``zenodo``: a released Lightning checkpoint (``record``, ``filename``, optional ``url``) with the
   ``checksum`` Zenodo publishes (``"md5:<hex>"``; ``"sha256:<hex>"`` also accepted) and its ``size``. A
-  zenodo source without a checksum is refused unless the user opts in explicitly (see :mod:`clef_sdk.weights.fetch`).
+  zenodo source without a checksum is refused unless the user opts in explicitly (see [`clef_sdk.weights.fetch`][clef_sdk.weights.fetch]).
 """
 
 from __future__ import annotations
@@ -387,7 +387,8 @@ def model_entry(name: str) -> ModelEntry:
     import difflib
 
     spellings = {alias.lower(): entry.name for entry in entries.values() for alias in (entry.name, *entry.aliases)}
-    close = difflib.get_close_matches(wanted, spellings, n=1, cutoff=0.6)
+    # 0.75: "smal" (0.89) and "mediun" (0.83) get a guess, "xl" (0.67 to "l") and "clef-huge" (0.63) none
+    close = difflib.get_close_matches(wanted, spellings, n=1, cutoff=0.75)
     guess = f"did you mean {spellings[close[0]]!r}? " if close else ""
     raise ManifestError(
         f"unknown model {name!r}; {guess}known models: {', '.join(entries)} (see clef.list_models()). "

@@ -71,6 +71,7 @@ def test_embedder_estimator_protocol(windows, model, embeddings):
         "quality": None,
         "backend": "auto",
         "num_threads": None,
+        "progress": None,
     }
     twin = clone(embedder)
     assert twin is not embedder and twin.get_params() == embedder.get_params()

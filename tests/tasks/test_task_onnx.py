@@ -94,9 +94,9 @@ def exported(recordings, tmp_path_factory):
             message = ""
             if case == "binary-360":
                 model.save(folder / "af.safetensors")
-                with contextlib.redirect_stderr(io.StringIO()) as err:
+                with contextlib.redirect_stdout(io.StringIO()) as out:  # the report goes to stdout
                     assert main(["export-onnx", str(folder / "af.safetensors"), "--fs", str(fs), "-o", str(path)]) == 0
-                message = err.getvalue()
+                message = out.getvalue()
             elif case == "multiclass-250":
                 model.train()  # exported in eval mode, left as it was
                 assert clef.export_onnx(model, path, fs=fs) == path

@@ -164,7 +164,8 @@ def test_two_ddp_processes_equal_one_process_with_the_whole_batch(ludb_store: Pa
         [
             (
                 [python, *_fit_command(ludb_store, tmp_path / "srun", 4, 2)],
-                {**slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
+                # verbose: Lightning's own lines (kept quiet by default) say whether it took the job for SLURM's
+                {**slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r), "CLEF_SDK_VERBOSE": "1"},
             )
             for r in range(2)
         ]
