@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("cli_reference", REPO / "scripts" / "cli_reference.py")
-assert spec is not None and spec.loader is not None
-cli_reference = importlib.util.module_from_spec(spec)
-sys.modules["cli_reference"] = cli_reference
-spec.loader.exec_module(cli_reference)
+from script_modules import load_script
+
+cli_reference = load_script("scripts/cli_reference.py")
 
 
 def test_the_committed_reference_is_current() -> None:

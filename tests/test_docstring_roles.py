@@ -3,11 +3,11 @@ Sphinx roles, which the site showed as raw text (the docs build fails on one too
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj):`[^`]+`")
@@ -25,10 +25,7 @@ def test_no_sphinx_role_is_left_in_the_package() -> None:
 
 def test_the_docs_build_refuses_a_role() -> None:
     pytest.importorskip("mkdocs", reason="the docs extra (CI installs it to build the site, which runs this hook)")
-    spec = importlib.util.spec_from_file_location("docs_hooks", REPO / "docs" / "hooks.py")
-    assert spec is not None and spec.loader is not None
-    hooks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hooks)
+    hooks = load_script("docs/hooks.py")
     page = type("Page", (), {"file": type("File", (), {"src_path": "api.md"})()})()
     assert hooks.on_page_content("<code>clef_sdk.embed</code>", page, None, None).startswith("<code>")
     try:

@@ -3,19 +3,13 @@ a contributor's copy of ../shared can be checked, file by file."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
-REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("shared_fixtures", REPO / "scripts" / "shared_fixtures.py")
-assert spec is not None and spec.loader is not None
-shared_fixtures = importlib.util.module_from_spec(spec)
-sys.modules["shared_fixtures"] = shared_fixtures
-spec.loader.exec_module(shared_fixtures)
+shared_fixtures = load_script("scripts/shared_fixtures.py")
 
 
 def test_the_folder_matches_its_list(data_dir: Path) -> None:
