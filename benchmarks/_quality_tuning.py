@@ -108,10 +108,24 @@ def auroc(scores_: np.ndarray, positive: np.ndarray) -> np.ndarray:
     return (ranks[:, positive].sum(axis=1) - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative)
 
 
-def choose_ranges(measured: Measured, tuning: np.ndarray, candidates: list[ScoreRanges] | None = None) -> ScoreRanges:
+@dataclass
+class Grid:
+    """The candidate ranges and every window's score under each ``(n_candidates, n_windows)``: computed once,
+    whichever windows a choice is then made on."""
+
+    candidates: list[ScoreRanges]
+    scores: np.ndarray
+
+    @classmethod
+    def of(cls, measured: Measured) -> Grid:
+        candidates = candidate_ranges()
+        return cls(candidates, np.stack([scores(measured, ranges) for ranges in candidates]))
+
+
+def choose_ranges(measured: Measured, tuning: np.ndarray, grid: Grid | None = None) -> ScoreRanges:
     """The procedure of the module docstring on the windows selected by ``tuning`` (bool ``(n_windows,)``)."""
-    candidates = candidates or candidate_ranges()
-    every_score = np.stack([scores(measured, ranges) for ranges in candidates])
+    grid = grid or Grid.of(measured)
+    candidates, every_score = grid.candidates, grid.scores
     chosen = tuning & measured.scored
     all_scores = every_score[:, chosen]
     usable, source = measured.usable[chosen], measured.source[chosen]
@@ -150,11 +164,11 @@ class HeldOut:
     nstdb_means: tuple[float, ...]  # the held-out score's NSTDB means per SNR (NSTDB_LEVELS)
 
 
-def leave_one_source_out(measured: Measured) -> list[HeldOut]:
-    candidates = candidate_ranges()
+def leave_one_source_out(measured: Measured, grid: Grid | None = None) -> list[HeldOut]:
+    grid = grid or Grid.of(measured)
     results = []
     for held_out in SOURCES:
-        ranges = choose_ranges(measured, measured.source != held_out, candidates)
+        ranges = choose_ranges(measured, measured.source != held_out, grid)
         test = (measured.source == held_out) & measured.scored
         every = scores(measured, ranges)
         score, usable = every[test], measured.usable[test]

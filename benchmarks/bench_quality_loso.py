@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, require_shared, write_json
-from _quality_tuning import MAX_FLAGGED, NSTDB_LEVELS, choose_ranges, leave_one_source_out, measure, scores
-from _quality_windows import NSTDB_CLEAN_WINDOWS, quality_windows
+from _quality_tuning import MAX_FLAGGED, NSTDB_LEVELS, Grid, choose_ranges, leave_one_source_out, measure, scores
+from _quality_windows import quality_windows
 
 from clef_sdk.quality import DEFAULT_RANGES, DEFAULT_THRESHOLD
 
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     measured = measure(windows)
     seconds = time.perf_counter() - started
-    held_out = leave_one_source_out(measured)
+    grid = Grid.of(measured)
+    held_out = leave_one_source_out(measured, grid)
     print(
         f"{len(windows)} windows ({int(measured.scored.sum())} scored) measured in {seconds:.1f} s; "
         f"leave-one-source-out (ranges chosen on the other sources, at most {MAX_FLAGGED:.0%} of their usable "
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if h.source == "nstdb":
             levels = ", ".join(f"{snr} dB {mean:.2f}" for snr, mean in zip(NSTDB_LEVELS, h.nstdb_means))
             print(f"NSTDB held out, mean score of its noisy windows: {levels}")
-    on_all = choose_ranges(measured, np.ones(len(windows), dtype=bool))
+    on_all = choose_ranges(measured, np.ones(len(windows), dtype=bool), grid)
     print(f"\nchosen on all five sources: {on_all}; the SDK's DEFAULT_RANGES: {DEFAULT_RANGES}")
     if on_all != DEFAULT_RANGES:
         print("  they differ: update DEFAULT_RANGES in clef_sdk/quality.py", file=sys.stderr)
@@ -111,16 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = kinds_table(windows, shipped, measured.reasons)
     print_table(("kind", "label", "windows", "median score", f"below {DEFAULT_THRESHOLD:g}", "main reasons"), kinds)
     nstdb = []
-    for snr in (24, 12, 6, 0):
-        chosen = np.array(
-            [
-                w.source == "nstdb"
-                and w.kind == "recorded"
-                and w.record.startswith(f"118e{snr:02d}")
-                and int(w.record.split(":")[1]) >= NSTDB_CLEAN_WINDOWS
-                for w in windows
-            ]
-        )
+    for snr in NSTDB_LEVELS:
+        chosen = measured.nstdb_snr == snr
         nstdb.append(
             (
                 f"{snr} dB",

@@ -9,14 +9,12 @@ Precedence: the call's ``progress=`` (``True``/``False``), then `set_progress`, 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .settings import env_flag
 
 __all__ = [
     "PROGRESS_ENV",
     "VERBOSE_ENV",
-    "progress_bar",
     "progress_disabled",
     "progress_wanted",
     "set_progress",
@@ -74,10 +72,3 @@ def progress_wanted(progress: bool | None = None) -> bool:
     if disable is None:
         return bool(getattr(sys.stderr, "isatty", lambda: False)())
     return not disable
-
-
-def progress_bar(progress: bool | None = None, **tqdm_options: Any) -> Any:
-    """A ``tqdm`` bar on stderr, shown as `progress_disabled` says."""
-    from tqdm.auto import tqdm
-
-    return tqdm(disable=progress_disabled(progress), **tqdm_options)

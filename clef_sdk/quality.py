@@ -194,12 +194,14 @@ def _quality_ratio(fs: float) -> Fraction:
     return min(Fraction(1), (Fraction(QUALITY_MAX_FS) / Fraction(fs)).limit_denominator(100))
 
 
-def _clean(segment: np.ndarray, fs: float) -> np.ndarray:
+def _clean(segment: np.ndarray, band: np.ndarray, fs: float) -> np.ndarray:
+    """``segment`` as the detectors take it: neurokit2's cleaning, or below 125 Hz its 0.5-40 Hz ``band``
+    (neurokit's 50 Hz notch needs a Nyquist above 50 Hz)."""
     import neurokit2 as nk
 
     if fs >= 125:
         return np.asarray(nk.ecg_clean(segment, sampling_rate=fs, method="neurokit"), dtype=np.float64)
-    return _ecg_band(segment, fs)  # neurokit's 50 Hz notch needs a Nyquist above 50 Hz
+    return band
 
 
 def _detect(cleaned: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
@@ -384,8 +386,8 @@ def planned_quality(
         bridged = recording.bridged(lo, hi)[0] if missing.any() else raw
         # padtype="line": the stretch minus the line through its end samples is resampled, so no step at its ends
         measured = bridged if up == down else sps.resample_poly(bridged, up, down, padtype="line")
-        cleaned = _clean(measured, measure_fs)
         band = _ecg_band(measured, measure_fs)
+        cleaned = _clean(measured, band, measure_fs)
         qrs = _qrs_band(band, measure_fs)
         held, block = _held_amplitudes(band, measure_fs)
         for row in rows:

@@ -33,8 +33,13 @@ def measured(data_dir: Path) -> qt.Measured:
 
 
 @pytest.fixture(scope="module")
-def held_out(measured: qt.Measured) -> dict[str, qt.HeldOut]:
-    return {result.source: result for result in qt.leave_one_source_out(measured)}
+def grid(measured: qt.Measured) -> qt.Grid:
+    return qt.Grid.of(measured)
+
+
+@pytest.fixture(scope="module")
+def held_out(measured: qt.Measured, grid: qt.Grid) -> dict[str, qt.HeldOut]:
+    return {result.source: result for result in qt.leave_one_source_out(measured, grid)}
 
 
 def rescored(quality: SignalQuality, ranges: ScoreRanges) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -56,8 +61,8 @@ def test_each_held_out_source_meets_the_targets(held_out: dict[str, qt.HeldOut])
         assert result.unusable_caught >= 0.75, result
 
 
-def test_the_shipped_ranges_are_the_procedures_choice(measured: qt.Measured) -> None:
-    assert qt.choose_ranges(measured, np.ones(measured.source.size, dtype=bool)) == DEFAULT_RANGES
+def test_the_shipped_ranges_are_the_procedures_choice(measured: qt.Measured, grid: qt.Grid) -> None:
+    assert qt.choose_ranges(measured, np.ones(measured.source.size, dtype=bool), grid) == DEFAULT_RANGES
 
 
 def test_held_out_nstdb_falls_from_24_to_6_db(held_out: dict[str, qt.HeldOut]) -> None:

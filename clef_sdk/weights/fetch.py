@@ -202,6 +202,11 @@ def _model_lock(entry: ModelEntry) -> Iterator[None]:
         lock.release()
 
 
+def _local_file_hint(entry: ModelEntry) -> str:
+    """How to use a local copy instead, in Python (the ``clef`` command rewrites it as ``--model PATH``)."""
+    return f"clef.load('path/to/clef_{entry.name}.ckpt')"
+
+
 def _offline_error(entry: ModelEntry, usable: list[Source], skipped: list[tuple[Source, str]], why: str) -> str:
     lines = [f"CLEF-{entry.name} is not in the local cache and downloads are off ({why})."]
     if usable:
@@ -218,7 +223,7 @@ def _offline_error(entry: ModelEntry, usable: list[Source], skipped: list[tuple[
         f"and manifest), then copy its cache folders to this machine: the Hugging Face cache ({hub_cache_dir()}, "
         f"env HF_HUB_CACHE) and the clef-sdk cache ({clef_home()}, env {HOME_ENV}); by default both lie in "
         "HF_HOME (~/.cache/huggingface), so copying that one folder is enough. Copied elsewhere, point HF_HUB_CACHE "
-        f"and {HOME_ENV} at the copies. Or load a local file: clef.load('path/to/clef_{entry.name}.ckpt')"
+        f"and {HOME_ENV} at the copies. Or load a local file: {_local_file_hint(entry)}"
     )
     return "\n".join(lines)
 
@@ -263,8 +268,7 @@ def fetch_weights(
             else ""
         )
         raise WeightsNotAvailableError(
-            f"no usable source for CLEF-{entry.name} ({reasons}).{hint} Or pass a local file: "
-            f"clef.load('path/to/clef_{entry.name}.ckpt')"
+            f"no usable source for CLEF-{entry.name} ({reasons}).{hint} Or pass a local file: {_local_file_hint(entry)}"
         )
     failures: list[str] = []
     with _model_lock(entry):
@@ -287,5 +291,5 @@ def fetch_weights(
     raise WeightsNotAvailableError(
         f"could not download CLEF-{entry.name}: " + "; ".join(failures) + skipped_text + ". Check the connection "
         f"(and HF_ENDPOINT / proxy settings) and try again, or pass a local file: "
-        f"clef.load('path/to/clef_{entry.name}.ckpt')"
+        f"{_local_file_hint(entry)}"
     )
