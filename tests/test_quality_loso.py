@@ -52,8 +52,8 @@ def rescored(quality: SignalQuality, ranges: ScoreRanges) -> tuple[np.ndarray, d
 
 
 def test_each_held_out_source_meets_the_targets(held_out: dict[str, qt.HeldOut]) -> None:
-    # measured: AUROC LUDB 0.989, MIT-BIH 0.997, CPSC 2019 0.965, NSTDB 0.982, NeuroKit 1.000; usable windows
-    # flagged 1.0%, 0.0%, 3.1%, 0.0%, 0.0%; unusable caught 82-88% (targets: AUROC >= 0.95, flagged <= 5%)
+    # measured: AUROC LUDB 0.989, MIT-BIH 0.998, CPSC 2019 0.972, NSTDB 0.984, NeuroKit 1.000; usable windows
+    # flagged 1.0%, 0.0%, 3.1%, 0.0%, 0.0%; unusable caught 84-89% (targets: AUROC >= 0.95, flagged <= 5%)
     assert set(held_out) == set(qw.SOURCES)
     for result in held_out.values():
         assert result.auroc >= 0.95, result
@@ -132,12 +132,30 @@ def test_a_short_large_artefact_is_caught_with_its_reason(data_dir: Path, held_o
         score, mapped = rescored(clef.signal_quality(y, 500), ranges)
         caught.append(score[0] < 0.5 and mapped["artefact"][0] < 0.5)
         clean_flagged.append(rescored(clef.signal_quality(x, 500), ranges)[0][0] < 0.5)
-    # measured: 91% caught, each with its reason "artefact" (the same windows clean: none flagged)
-    assert np.mean(caught) >= 0.85 and np.mean(clean_flagged) <= 0.03, (np.mean(caught), np.mean(clean_flagged))
+    # measured: 98% caught, each with its reason "artefact" (the same windows clean: none flagged); 100 windows,
+    # so one miss is 1%
+    assert np.mean(caught) >= 0.94 and np.mean(clean_flagged) <= 0.03, (np.mean(caught), np.mean(clean_flagged))
 
 
-@pytest.mark.xfail(strict=True, reason="not met: at 5x the QRS amplitude 48% of 0.5 s artefacts are caught")
+@pytest.mark.xfail(strict=True, reason="not met: at 5x the QRS amplitude 85% of 0.5 s artefacts are caught")
 def test_a_short_artefact_at_five_times_the_qrs_is_caught(data_dir: Path, held_out) -> None:
     ranges = held_out["ludb"].ranges
     caught = [rescored(clef.signal_quality(y, 500), ranges)[0][0] < 0.5 for _, y in short_artefacts(data_dir, 5.0)]
     assert np.mean(caught) >= 0.9, np.mean(caught)
+
+
+def test_a_giant_ectopic_beat_is_not_an_artefact(data_dir: Path, held_out: dict[str, qt.HeldOut]) -> None:
+    """CPSC 2019 data_01170: a premature complex of about 10x the record's small QRS at 5.2 s (the reference
+    annotations put a beat there, 0.54 s after the one before, with a compensatory pause), as large as a 0.5 s
+    burst at 5x the QRS but one beat; ranges chosen without CPSC 2019, at rates the benchmark does not give it."""
+    import scipy.io
+
+    ecg = scipy.io.loadmat(data_dir / "cpsc2019-sample" / "data" / "data_01170.mat")["ecg"][:, 0].astype(np.float64)
+    beats = np.ravel(scipy.io.loadmat(data_dir / "cpsc2019-sample" / "ref" / "R_01170.mat")["R_peak"]) / 500
+    assert np.any(np.abs(beats - 5.17) < 0.02)
+    for fs, signal in ((500, ecg), (250, ecg[::2]), (360, sps.resample_poly(ecg, 18, 25))):
+        quality = clef.signal_quality(signal, fs)
+        score, mapped = rescored(quality, held_out["cpsc2019"].ranges)
+        # measured: artefact amplitude 1.96 at 500 Hz, 1.92 at 250 Hz (1.83 at 128 Hz in the benchmark); the
+        # ranges chosen without CPSC 2019 map the artefact measure from 2.0 to 2.5
+        assert score[0] >= 0.5 and mapped["artefact"][0] >= 0.5, (fs, quality.artefact_amplitude, score)
