@@ -182,9 +182,8 @@ def _runs_mask(values: np.ndarray, min_length: int, select: np.ndarray | None = 
     n = values.size
     if n == 0:
         return np.zeros(0, dtype=bool)
-    change = np.flatnonzero(values[1:] != values[:-1]) + 1
-    starts = np.r_[0, change]
-    lengths = np.diff(np.r_[starts, n])
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    lengths = np.diff(starts, append=n)
     keep = lengths >= min_length
     if select is not None:
         keep &= select[starts]
@@ -288,10 +287,10 @@ def _deflection_peaks(band: np.ndarray, block: int, n_blocks: int) -> np.ndarray
     """Per block ``(n_blocks,)``: the largest amplitude of the deflections (stretches of ``band`` between zero
     crossings) whose peak lies in it, 0 where none does."""
     negative = np.signbit(band[: n_blocks * block])
-    starts = np.r_[0, np.flatnonzero(negative[1:] != negative[:-1]) + 1]
+    starts = np.flatnonzero(np.concatenate(([True], negative[1:] != negative[:-1])))
     magnitude = np.abs(band[: n_blocks * block])
     amplitudes = np.maximum.reduceat(magnitude, starts)
-    lengths = np.diff(np.r_[starts, magnitude.size])
+    lengths = np.diff(starts, append=magnitude.size)
     peaks = np.flatnonzero(magnitude == np.repeat(amplitudes, lengths))
     per_block = np.zeros(n_blocks)
     np.maximum.at(per_block, peaks // block, magnitude[peaks])
