@@ -89,8 +89,9 @@ BAND_SEGMENT_SECONDS = 2.0
 # the amplitude of the DEFLECTION-th largest deflection peaking in them if larger, the largest over the window; over
 # half the median peak-to-peak amplitude of REFERENCE_SECONDS segments (half-overlapping). Blocks, not samples: on
 # the quality benchmark the held amplitude ranks as sliding sample by sample does (correlation 0.998), at any rate
-# in the same time. The held amplitude alone let 0.5 s of noise at 5x the QRS pass (its envelope dips at every zero crossing);
-# the second-largest deflection would flag giant ectopic beats (CPSC 2019 data_01170: 10x its small QRS).
+# in the same time. The held amplitude alone let 0.5 s of noise at 5x the QRS pass (its envelope dips at every
+# zero crossing); the second-largest deflection would flag giant ectopic beats (CPSC 2019 data_01170: 10x its
+# small QRS).
 ARTEFACT_BLOCK_SECONDS = 0.025
 ARTEFACT_ENVELOPE_BLOCKS = 2
 ARTEFACT_HOLD_WINDOW_BLOCKS = 20
@@ -307,7 +308,7 @@ def _span_order_statistic(values: np.ndarray, rank: int) -> np.ndarray:
     return ndimage.rank_filter(values, rank, size=size, mode="nearest")[size // 2 : size // 2 + values.size - size + 1]
 
 
-def _held_amplitudes(band: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
+def _span_amplitudes(band: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
     """For a stretch ``band`` (0.5-40 Hz), per span of ``ARTEFACT_HOLD_WINDOW_BLOCKS`` blocks starting at each
     block: the larger of the amplitude held in ``ARTEFACT_HOLD_BLOCKS`` of its blocks (its peak envelope's order
     statistic) and the amplitude of its ``ARTEFACT_DEFLECTION``-th largest deflection; and the block length in
@@ -327,21 +328,21 @@ def _held_amplitudes(band: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
     return np.maximum(held, large), block
 
 
-def _artefact_amplitude(held: np.ndarray, block: int, window: np.ndarray, start: int, fs: float) -> float:
-    """The largest held amplitude (``_held_amplitudes`` of the stretch) within the window ``window`` (0.5-40 Hz,
+def _artefact_amplitude(amplitudes: np.ndarray, block: int, window: np.ndarray, start: int, fs: float) -> float:
+    """The largest span amplitude (``_span_amplitudes`` of the stretch) within the window ``window`` (0.5-40 Hz,
     starting at sample ``start`` of the stretch), over half the window's median peak-to-peak amplitude in 2 s
     segments (half-overlapping); 0 for a window without amplitude."""
     second = round(REFERENCE_SECONDS * fs / 2)
     n_seconds = window.size // second
     first = -(-start // block)  # the first block inside the window
     last = (start + window.size) // block - ARTEFACT_ENVELOPE_BLOCKS - ARTEFACT_HOLD_WINDOW_BLOCKS + 2
-    if n_seconds < 2 or last <= first or held.size < last:
+    if n_seconds < 2 or last <= first or amplitudes.size < last:
         return 0.0
     stretches = window[: n_seconds * second].reshape(n_seconds, second)
     highs, lows = stretches.max(axis=1), stretches.min(axis=1)
     spans = np.maximum(highs[1:], highs[:-1]) - np.minimum(lows[1:], lows[:-1])
     reference = float(np.median(spans)) / 2
-    return float(held[first:last].max()) / reference if reference > 0 else 0.0
+    return float(amplitudes[first:last].max()) / reference if reference > 0 else 0.0
 
 
 def score_measures(
@@ -420,7 +421,7 @@ def planned_quality(
         band = _ecg_band(measured, measure_fs)
         cleaned = _clean(measured, band, measure_fs)
         qrs = _qrs_band(band, measure_fs)
-        held, block = _held_amplitudes(band, measure_fs)
+        amplitudes, block = _span_amplitudes(band, measure_fs)
         for row in rows:
             a, b = int(first[row]) - lo, int(last[row]) - lo
             # the window's samples at measure_fs (the same ones where it is fs)
@@ -443,7 +444,7 @@ def planned_quality(
             measures["rate"][row] = in_a.size / ((b - a) / fs) * 60
             measures["bsqi"][row] = _bsqi(in_a, in_b, round(MATCH_SECONDS * measure_fs))
             measures["similarity"][row] = _beat_similarity(cleaned, in_a, measure_fs)
-            measures["artefact"][row] = _artefact_amplitude(held, block, band[qa:qb], qa, measure_fs)
+            measures["artefact"][row] = _artefact_amplitude(amplitudes, block, band[qa:qb], qa, measure_fs)
             measures["in_band"][row] = _in_band_fraction(band[qa:qb], qrs[qa:qb], measure_fs)
 
     score, mapped = score_measures(measures["bsqi"], measures["similarity"], measures["artefact"], measures["in_band"])
