@@ -18,15 +18,20 @@ tuned without a source and tested on it (leave-one-source-out). Each window is 1
   (ambiguous), 0 and -6 dB (unusable), labelled as NSTDB's levels are; baseline wander (0.05-0.4 Hz) at the
   window's own power (usable: the band-pass removes it); lead-off (6 s
   flat), a dropout (6 s of NaN), saturation (wander clipped at the rails), a short artefact (0.5-1 s of 1-10 Hz
-  noise, peak to peak 5-10x the QRS), a baseline step of 10x the QRS amplitude: unusable.
+  noise, peak to peak 5-10x the QRS), a baseline step of 10x the QRS amplitude: unusable; NSTDB's recorded
+  electrode-motion noise (``em``) at the same levels as the generated noise, labelled alike.
 
-SNR is defined as NSTDB defines it (Moody, Muldrow and Mark 1984), so that a level means the same for the
-generated noise as for the recorded excerpts: the signal power is the squared peak-to-peak QRS amplitude over 8
-(the median over the window's 1 s stretches, band-passed to 0.5-40 Hz), the noise power the mean square of the
-noise in 0.5-40 Hz (where CLEF looks). The window's variance would put each level about 7 dB lower (median of
+SNR follows NSTDB's formula (Moody, Muldrow and Mark 1984): the signal power is the squared peak-to-peak QRS
+amplitude over 8 (the median over the window's 1 s stretches, band-passed to 0.5-40 Hz), the noise power the mean
+square of the noise in 0.5-40 Hz (where CLEF looks). The window's variance would put each level about 7 dB lower (median of
 the usable recorded windows, 6-9 dB by source): the ECG is mostly between its QRS complexes. Baseline wander,
-below the band, is scaled to the window's variance unfiltered. NSTDB's own noise records (bw, ma, em) are not in
-``../shared``; the noises here are generated, so the NSTDB excerpts are the only recorded noise.
+below the band, is scaled to the window's variance unfiltered. NSTDB's noise records (bw, ma, em) are not in
+``../shared``, but its em noise is: 118e00, 118e06 and 118e12 are one segment of record 118 with the noise at three
+gains, scaled apart (a line fitted on their clean first 40 s leaves 1e-15), so the 0 dB excerpt less the 6 dB one
+is the noise alone (80 s; it correlates at 0.999999 with 0 dB less 12 dB). Windows carrying it have
+``noise_source="nstdb"``: a source held out is also kept out of tuning through its noise. Measured by this formula
+on the excerpts (the clean first 40 s for the QRS, that noise for the rest), NSTDB's levels are about 8 dB noisier
+than their names (0 dB is -8 dB, 6 dB -2 dB, 12 dB 4 dB): the names are NSTDB's, the generated levels ours.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class LabelledWindow:
     fs: float
     unit: str
     snr_db: float | None = None
+    noise_source: str | None = None  # the source whose recorded noise was added ("nstdb" for its em noise)
 
 
 def _seed(*parts: object) -> int:
@@ -105,6 +111,17 @@ def _recorded(shared: Path) -> Iterator[tuple[str, str, str, np.ndarray, float]]
         yield "neurokit", f"ecg_1000hz:{k}", "usable", ecg[k * 10000 : (k + 1) * 10000], 1000.0
 
 
+def electrode_motion(shared: Path) -> np.ndarray:
+    """NSTDB's recorded electrode-motion noise at 360 Hz (80 s, arbitrary scale): the 0 dB excerpt of record 118
+    less the 6 dB one, once the noise has started, after scaling the 0 dB file onto the 6 dB one by a line fitted
+    on their clean first 40 s (the files are z-scored apart)."""
+    folder = shared / "data" / "nstdb-118"
+    loud, quiet = (np.loadtxt(folder / f"118e{snr:02d}.csv") for snr in (0, 6))
+    clean = NSTDB_CLEAN_WINDOWS * 3600
+    slope, offset = np.polyfit(loud[:clean], quiet[:clean], 1)
+    return (slope * loud + offset - quiet)[clean:]
+
+
 def _resampled(x: np.ndarray, fs: float, rate: float) -> np.ndarray:
     n = int(round(10 * rate))
     if rate == fs:
@@ -128,17 +145,21 @@ def _noise(kind: str, n: int, fs: float, rng: np.random.Generator) -> np.ndarray
 
 
 def _corruptions(
-    x: np.ndarray, fs: float, rng: np.random.Generator
+    x: np.ndarray, fs: float, rng: np.random.Generator, motion: np.ndarray
 ) -> Iterator[tuple[str, str, np.ndarray, float | None]]:
-    """(kind, label, corrupted signal, SNR) for one usable window ``x`` at ``fs``."""
+    """(kind, label, corrupted signal, SNR) for one usable window ``x`` at ``fs``; ``motion``: recorded
+    electrode-motion noise at 360 Hz (``electrode_motion``)."""
     band = _band(x, fs, 0.5, 40.0)
     qrs = float(np.median([np.ptp(band[k : k + int(fs)]) for k in range(0, len(band) - int(fs) + 1, int(fs))]))
     power = qrs**2 / 8  # NSTDB's signal power
+
+    def at_snr(noise: np.ndarray, snr: float) -> np.ndarray:
+        in_band = float(np.mean(_band(noise, fs, 0.5, 40.0) ** 2))  # the noise power where CLEF looks
+        return x + noise * np.sqrt(power / 10 ** (snr / 10) / in_band)
+
     for kind in ("muscle", "motion"):
         for snr, label in SNR_LABELS.items():
-            noise = _noise(kind, len(x), fs, rng)
-            in_band = float(np.mean(_band(noise, fs, 0.5, 40.0) ** 2))  # the noise power where CLEF looks
-            yield kind, label, x + noise * np.sqrt(power / 10 ** (snr / 10) / in_band), float(snr)
+            yield kind, label, at_snr(_noise(kind, len(x), fs, rng), snr), float(snr)
     wander = _noise("wander", len(x), fs, rng)
     yield "wander", "usable", x + wander * np.sqrt(np.var(band) / np.var(wander)), None
     n6 = int(6 * fs)
@@ -162,6 +183,9 @@ def _corruptions(
     step = x.copy()
     step[int(rng.integers(int(fs), len(x) - int(fs))) :] += 10 * qrs
     yield "baseline_step", "unusable", step, None
+    for snr, label in SNR_LABELS.items():  # last: the draws above are those of the benchmark without it
+        start = int(rng.integers(0, motion.size - 3600))
+        yield "em", label, at_snr(_resampled(motion[start : start + 3600], 360.0, fs), snr), float(snr)
 
 
 def _in_unit(x: np.ndarray, unit: str) -> np.ndarray:
@@ -177,6 +201,7 @@ def quality_windows(shared: Path, corrupted_per_source: int = CORRUPTED_PER_SOUR
     follow from its source and record name."""
     windows: list[LabelledWindow] = []
     corrupted: dict[str, int] = {}
+    motion = electrode_motion(shared)
     for source, record, label, ecg, fs in _recorded(shared):
         seed = _seed(source, record)
         rate, unit = RATES[seed % len(RATES)], UNITS[(seed // len(RATES)) % len(UNITS)]
@@ -186,6 +211,9 @@ def quality_windows(shared: Path, corrupted_per_source: int = CORRUPTED_PER_SOUR
             continue
         corrupted[source] = corrupted.get(source, 0) + 1
         rng = np.random.default_rng(seed)
-        for kind, corrupted_label, y, snr in _corruptions(x, rate, rng):
-            windows.append(LabelledWindow(source, record, kind, corrupted_label, _in_unit(y, unit), rate, unit, snr))
+        for kind, corrupted_label, y, snr in _corruptions(x, rate, rng, motion):
+            noise_source = "nstdb" if kind == "em" else None
+            windows.append(
+                LabelledWindow(source, record, kind, corrupted_label, _in_unit(y, unit), rate, unit, snr, noise_source)
+            )
     return windows

@@ -52,17 +52,43 @@ def rescored(quality: SignalQuality, ranges: ScoreRanges) -> tuple[np.ndarray, d
 
 
 def test_each_held_out_source_meets_the_targets(held_out: dict[str, qt.HeldOut]) -> None:
-    # measured: AUROC LUDB 0.989, MIT-BIH 0.998, CPSC 2019 0.972, NSTDB 0.984, NeuroKit 1.000; usable windows
-    # flagged 1.0%, 0.0%, 3.1%, 0.0%, 0.0%; unusable caught 84-89% (targets: AUROC >= 0.95, flagged <= 5%)
+    # measured: AUROC LUDB 0.984, MIT-BIH 0.993, CPSC 2019 0.964, NSTDB 0.972, NeuroKit 1.000; usable windows
+    # flagged 1.0%, 0.0%, 3.1%, 0.0%, 0.0%; unusable caught 70-79% (84-89% before NSTDB's em noise was added to
+    # the other sources: 28% of it is caught at 0 and -6 dB). Targets: AUROC >= 0.95, flagged <= 5%
     assert set(held_out) == set(qw.SOURCES)
     for result in held_out.values():
         assert result.auroc >= 0.95, result
         assert result.usable_flagged <= 0.05, result
-        assert result.unusable_caught >= 0.75, result
+        assert result.unusable_caught >= 0.65, result
 
 
 def test_the_shipped_ranges_are_the_procedures_choice(measured: qt.Measured, grid: qt.Grid) -> None:
     assert qt.choose_ranges(measured, np.ones(measured.source.size, dtype=bool), grid) == DEFAULT_RANGES
+
+
+def test_aurocs_within_their_error_go_to_the_ranges_catching_more(
+    measured: qt.Measured, grid: qt.Grid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everything = np.ones(measured.source.size, dtype=bool)
+    scored = measured.scored
+    auroc = qt.auroc(grid.scores[:, scored], measured.usable[scored])
+    chosen = grid.candidates.index(DEFAULT_RANGES)
+    tie = qt.AUROC_TIE
+    monkeypatch.setattr(qt, "AUROC_TIE", 0.0)
+    by_auroc_alone = qt.choose_ranges(measured, everything, grid)
+    # measured: by AUROC alone the artefact range (2.0, 2.5), 0.0002 above the shipped ranges' AUROC, which catch
+    # more unusable windows at 0.5 (the short artefacts among them)
+    assert by_auroc_alone != DEFAULT_RANGES
+    assert 0 < auroc[grid.candidates.index(by_auroc_alone)] - auroc[chosen] < tie
+    caught = np.mean(grid.scores[:, scored & ~measured.usable] < 0.5, axis=1)
+    assert caught[chosen] > caught[grid.candidates.index(by_auroc_alone)]
+
+
+def test_a_held_out_sources_noise_stays_out_of_tuning(measured: qt.Measured, grid: qt.Grid) -> None:
+    carried = measured.noise_source == "nstdb"
+    assert carried.sum() > 500 and set(measured.source[carried]) == set(qw.SOURCES)  # NSTDB's em on every source
+    nstdb = next(result for result in qt.leave_one_source_out(measured, grid) if result.source == "nstdb")
+    assert nstdb.ranges == qt.choose_ranges(measured, (measured.source != "nstdb") & ~carried, grid)
 
 
 def test_held_out_nstdb_falls_from_24_to_6_db(held_out: dict[str, qt.HeldOut]) -> None:
@@ -97,7 +123,7 @@ def test_held_out_leads_rates_and_records_are_usable(data_dir: Path, held_out: d
         for path in sorted(glob.glob(str(data_dir / "mitdb-tpcp" / "*.npz")))
     ]
     usable["MIT-BIH, 2160 windows"] = float(np.mean(np.concatenate(mitdb) >= 0.5))
-    # measured: LUDB I 1.000, V1 0.975, V5 1.000, I at 128 Hz 0.995; MIT-BIH 0.996
+    # measured: LUDB I 0.995, V1 0.975, V5 1.000, I at 128 Hz 0.990; MIT-BIH 0.996
     assert all(fraction >= 0.95 for fraction in usable.values()), usable
 
 
@@ -156,6 +182,7 @@ def test_a_giant_ectopic_beat_is_not_an_artefact(data_dir: Path, held_out: dict[
     for fs, signal in ((500, ecg), (250, ecg[::2]), (360, sps.resample_poly(ecg, 18, 25))):
         quality = clef.signal_quality(signal, fs)
         score, mapped = rescored(quality, held_out["cpsc2019"].ranges)
-        # measured: artefact amplitude 1.96 at 500 Hz, 1.92 at 250 Hz (1.83 at 128 Hz in the benchmark); the
-        # ranges chosen without CPSC 2019 map the artefact measure from 2.0 to 2.5
+        # measured: artefact amplitude 1.96 at 500 Hz, 1.92 at 250 Hz, 1.81 at 360 Hz (1.83 at 128 Hz in the
+        # benchmark); the ranges chosen without CPSC 2019 map it from 1.5 to 2.5, so 0.54, 0.58 and 0.69: usable,
+        # but at 500 Hz not by much
         assert score[0] >= 0.5 and mapped["artefact"][0] >= 0.5, (fs, quality.artefact_amplitude, score)

@@ -38,8 +38,9 @@ def test_labels_follow_the_documented_rules(windows) -> None:
         if w.kind == "recorded" and w.source == "nstdb":
             clean_start = int(w.record.split(":")[1]) < qw.NSTDB_CLEAN_WINDOWS
             assert w.label == ("usable" if clean_start else qw.NSTDB_LABELS[int(w.record[4:6])])
-        if w.kind in ("muscle", "motion"):
+        if w.kind in ("muscle", "motion", "em"):
             assert w.label == qw.SNR_LABELS[int(w.snr_db)]
+        assert w.noise_source == ("nstdb" if w.kind == "em" else None)
         if w.kind in ("lead_off", "dropout", "saturation", "short_artefact", "baseline_step"):
             assert w.label == "unusable"
     cpsc = {w.record: w.label for w in windows if w.source == "cpsc2019" and w.kind == "recorded"}
@@ -50,7 +51,7 @@ def test_noise_is_added_at_the_snr_it_claims(windows) -> None:
     by_record = {(w.source, w.record): w for w in windows if w.kind == "recorded"}
     checked = 0
     for w in windows:
-        if w.kind not in ("muscle", "motion"):
+        if w.kind not in ("muscle", "motion", "em"):
             continue
         clean = by_record[(w.source, w.record)]
         scale = {"mV": 1.0, "uV": 1000.0, "adc": 200.0}[w.unit]
@@ -71,3 +72,24 @@ def test_the_benchmark_is_deterministic(windows, data_dir: Path) -> None:
         (w.source, w.record, w.kind, w.fs, w.unit) for w in windows
     ]
     assert all(np.array_equal(a.signal, b.signal, equal_nan=True) for a, b in zip(again, windows))
+
+
+def test_the_electrode_motion_is_nstdbs_noise_alone(data_dir: Path) -> None:
+    """0 dB less 6 dB and 0 dB less 12 dB (each scaled onto the other by its clean first 40 s) are the same noise:
+    the ECG cancels, so what is added to the other sources carries none of record 118's beats."""
+    motion = qw.electrode_motion(data_dir.parent)
+    folder = data_dir / "nstdb-118"
+    loud, quieter = (np.loadtxt(folder / f"118e{snr:02d}.csv") for snr in (0, 12))
+    clean = qw.NSTDB_CLEAN_WINDOWS * 3600
+    slope, offset = np.polyfit(loud[:clean], quieter[:clean], 1)
+    # measured: the fit leaves 1e-15 of the clean part; the two differences correlate at 0.999999
+    assert np.std((slope * loud + offset - quieter)[:clean]) < 1e-9 * np.std(quieter[:clean])
+    assert motion.size == loud.size - clean == 80 * 360
+    assert np.corrcoef(motion, (slope * loud + offset - quieter)[clean:])[0, 1] > 0.9999
+    # by the benchmark's SNR formula NSTDB's 0 dB excerpt is -8 dB (the noise at 0 dB is twice that at 6 dB: the
+    # motion is the 6 dB file's noise once); measured -8.0 dB
+    six = np.loadtxt(folder / "118e06.csv")
+    band = qw._band(six[:clean], 360.0, 0.5, 40.0)
+    qrs = np.median([np.ptp(band[k : k + 360]) for k in range(0, clean - 359, 360)])
+    snr = 10 * np.log10(qrs**2 / 8 / np.mean(qw._band(2 * motion, 360.0, 0.5, 40.0) ** 2))
+    assert -9.0 < snr < -7.0, snr
