@@ -23,7 +23,7 @@ import _quality_windows as qw
 import clef_sdk as clef
 from clef_sdk.quality import DEFAULT_RANGES, HARD_REASONS, ScoreRanges, SignalQuality, score_measures
 
-# one worker builds the benchmark (3,081 windows, about 25 s) for every test of this module
+# one worker builds the benchmark (3,927 windows, about 25 s) for every test of this module
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quality_benchmark")]
 
 
