@@ -3,10 +3,10 @@
 The windows are those of ``_quality_windows.py`` (recorded ECG of five databases, and the same windows with
 noise and artefacts added, at 128-1000 Hz in three units). For each source held out in turn, the score's ranges
 are chosen on the other four by the procedure of ``_quality_tuning.py`` (the highest AUROC among the ranges that
-flag at most 1% of each tuning source's usable windows, and not on windows carrying the held-out source's recorded
-noise); the table gives, on the held-out source, the AUROC of
-usable against unusable windows and the fractions of its usable windows flagged and of its unusable windows caught
-at the default threshold 0.5. The same procedure on all five sources must give the SDK's ``DEFAULT_RANGES``. Then
+flag at most 1% of each tuning source's usable windows); the held-out source is not tested on its windows whose
+recorded noise tuning windows carry (NSTDB's 4-7 at 0, 6 and 12 dB). The table gives, on the held-out source, the
+AUROC of usable against unusable windows and the fractions of its usable windows flagged and of its unusable
+windows caught at the default threshold 0.5. The same procedure on all five sources must give the SDK's ``DEFAULT_RANGES``. Then
 the shipped score per kind of window, and the NSTDB scores per SNR.
 
     python benchmarks/bench_quality_loso.py

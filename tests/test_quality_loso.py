@@ -52,14 +52,14 @@ def rescored(quality: SignalQuality, ranges: ScoreRanges) -> tuple[np.ndarray, d
 
 
 def test_each_held_out_source_meets_the_targets(held_out: dict[str, qt.HeldOut]) -> None:
-    # measured: AUROC LUDB 0.984, MIT-BIH 0.993, CPSC 2019 0.964, NSTDB 0.972, NeuroKit 1.000; usable windows
-    # flagged 1.0%, 0.0%, 3.1%, 0.0%, 0.0%; unusable caught 70-79% (84-89% before NSTDB's em noise was added to
-    # the other sources: 28% of it is caught at 0 and -6 dB). Targets: AUROC >= 0.95, flagged <= 5%
+    # measured: AUROC LUDB 0.989, MIT-BIH 0.998, CPSC 2019 0.973, NSTDB 0.991, NeuroKit 0.982; usable windows
+    # flagged 0.8%, 0.0%, 3.1%, 0.0%, 0.0%; unusable caught 80-83% (84-89% before NSTDB's em noise was added to
+    # the other sources: 21% of it is caught at 0 dB). Targets: AUROC >= 0.95, flagged <= 5%
     assert set(held_out) == set(qw.SOURCES)
     for result in held_out.values():
         assert result.auroc >= 0.95, result
         assert result.usable_flagged <= 0.05, result
-        assert result.unusable_caught >= 0.65, result
+        assert result.unusable_caught >= 0.75, result
 
 
 def test_the_shipped_ranges_are_the_procedures_choice(measured: qt.Measured, grid: qt.Grid) -> None:
@@ -76,31 +76,37 @@ def test_aurocs_within_their_error_go_to_the_ranges_catching_more(
     tie = qt.AUROC_TIE
     monkeypatch.setattr(qt, "AUROC_TIE", 0.0)
     by_auroc_alone = qt.choose_ranges(measured, everything, grid)
-    # measured: by AUROC alone the artefact range (2.0, 2.5), 0.0002 above the shipped ranges' AUROC, which catch
-    # more unusable windows at 0.5 (the short artefacts among them)
+    # measured: by AUROC alone the artefact range (2.0, 2.5), 0.0001 above the shipped ranges' AUROC, which catch
+    # more unusable windows at 0.5 (81.9% against 81.5%; the short artefacts among them)
     assert by_auroc_alone != DEFAULT_RANGES
     assert 0 < auroc[grid.candidates.index(by_auroc_alone)] - auroc[chosen] < tie
     caught = np.mean(grid.scores[:, scored & ~measured.usable] < 0.5, axis=1)
     assert caught[chosen] > caught[grid.candidates.index(by_auroc_alone)]
 
 
-def test_a_held_out_sources_noise_stays_out_of_tuning(measured: qt.Measured, grid: qt.Grid) -> None:
+def test_a_held_out_source_is_not_tested_on_noise_that_tuning_saw(
+    measured: qt.Measured, held_out: dict[str, qt.HeldOut]
+) -> None:
     carried = measured.noise_source == "nstdb"
     assert carried.sum() > 500 and set(measured.source[carried]) == set(qw.SOURCES)  # NSTDB's em on every source
-    nstdb = next(result for result in qt.leave_one_source_out(measured, grid) if result.source == "nstdb")
-    assert nstdb.ranges == qt.choose_ranges(measured, (measured.source != "nstdb") & ~carried, grid)
+    reused = measured.noise_reused
+    assert reused.sum() == 12 and set(measured.nstdb_snr[reused]) == {0.0, 6.0, 12.0}  # windows 4-7 of 3 excerpts
+    tested = (measured.source == "nstdb") & measured.scored & ~reused
+    nstdb = held_out["nstdb"]
+    assert (nstdb.n_usable, nstdb.n_unusable) == (
+        int(measured.usable[tested].sum()),
+        int((~measured.usable[tested]).sum()),
+    )
+    ludb = held_out["ludb"]  # no LUDB window's noise is carried by others: all of them are tested
+    every_ludb = (measured.source == "ludb") & measured.scored
+    assert ludb.n_usable + ludb.n_unusable == int(every_ludb.sum())
 
 
-def test_held_out_nstdb_falls_from_24_to_6_db(held_out: dict[str, qt.HeldOut]) -> None:
-    means = held_out["nstdb"].nstdb_means
-    # measured, ranges chosen without NSTDB: 24 dB 1.00, 12 dB 0.92, 6 dB 0.89, 0 dB 0.93
-    assert means[0] >= 0.95 and means[0] - means[1] >= 0.04 and means[1] > means[2], means
-
-
-@pytest.mark.xfail(strict=True, reason="not met: held out, NSTDB 0 dB scores 0.93 against 0.89 at 6 dB")
 def test_held_out_nstdb_falls_monotonically(held_out: dict[str, qt.HeldOut]) -> None:
     means = held_out["nstdb"].nstdb_means
-    assert all(a > b for a, b in zip(means, means[1:])), means
+    # measured, ranges chosen without NSTDB (with its electrode motion on the other sources, the windows whose noise
+    # that is left out of the test): 24 dB 1.00, 12 dB 0.93, 6 dB 0.78, 0 dB 0.59 (8, 4, 4 and 4 windows)
+    assert means[0] >= 0.95 and all(a - b >= 0.03 for a, b in zip(means, means[1:])), means
 
 
 def ludb_lead(data_dir: Path, record: int, lead: int) -> np.ndarray:
@@ -123,7 +129,7 @@ def test_held_out_leads_rates_and_records_are_usable(data_dir: Path, held_out: d
         for path in sorted(glob.glob(str(data_dir / "mitdb-tpcp" / "*.npz")))
     ]
     usable["MIT-BIH, 2160 windows"] = float(np.mean(np.concatenate(mitdb) >= 0.5))
-    # measured: LUDB I 0.995, V1 0.975, V5 1.000, I at 128 Hz 0.990; MIT-BIH 0.996
+    # measured: LUDB I 1.000, V1 0.975, V5 1.000, I at 128 Hz 0.995; MIT-BIH 0.996
     assert all(fraction >= 0.95 for fraction in usable.values()), usable
 
 

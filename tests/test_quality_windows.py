@@ -41,6 +41,9 @@ def test_labels_follow_the_documented_rules(windows) -> None:
         if w.kind in ("muscle", "motion", "em"):
             assert w.label == qw.SNR_LABELS[int(w.snr_db)]
         assert w.noise_source == ("nstdb" if w.kind == "em" else None)
+        if w.noise_reused:  # the noise under NSTDB's windows 4-7 at 0, 6 and 12 dB corrupts the other windows
+            assert w.source == "nstdb" and w.kind == "recorded" and w.record[:6] in ("118e00", "118e06", "118e12")
+            assert 4 <= int(w.record.split(":")[1]) < 8
         if w.kind in ("lead_off", "dropout", "saturation", "short_artefact", "baseline_step"):
             assert w.label == "unusable"
     cpsc = {w.record: w.label for w in windows if w.source == "cpsc2019" and w.kind == "recorded"}
