@@ -23,17 +23,18 @@ tuned without a source and tested on it (leave-one-source-out). Each window is 1
 
 SNR follows NSTDB's formula (Moody, Muldrow and Mark 1984): the signal power is the squared peak-to-peak QRS
 amplitude over 8 (the median over the window's 1 s stretches, band-passed to 0.5-40 Hz), the noise power the mean
-square of the noise in 0.5-40 Hz (where CLEF looks). The window's variance would put each level about 7 dB lower (median of
-the usable recorded windows, 6-9 dB by source): the ECG is mostly between its QRS complexes. Baseline wander,
-below the band, is scaled to the window's variance unfiltered. NSTDB's noise records (bw, ma, em) are not in
-``../shared``, but its em noise is: 118e00, 118e06 and 118e12 are one segment of record 118 with the noise at three
-gains, scaled apart (a line fitted on their clean first 40 s leaves 1e-15), so the 0 dB excerpt less the 6 dB one
-is the noise alone (80 s; it correlates at 0.999999 with 0 dB less 12 dB). Only its first 40 s corrupt the other
-windows (``noise_source="nstdb"``): the noise under NSTDB's windows 4-7, which are marked ``noise_reused``, so
-that NSTDB held out is tested on windows whose noise no tuning window carries (its 8-11, and all of 24 dB, another
-segment). Measured by this formula
-on the excerpts (the clean first 40 s for the QRS, that noise for the rest), NSTDB's levels are about 8 dB noisier
-than their names (0 dB is -8 dB, 6 dB -2 dB, 12 dB 4 dB): the names are NSTDB's, the generated levels ours.
+square of the noise in 0.5-40 Hz (where CLEF looks). The window's variance would put each level about 7 dB lower
+(median of the usable recorded windows, 6-9 dB by source): the ECG is mostly between its QRS complexes. Baseline
+wander, below the band, is scaled to the window's variance unfiltered.
+
+NSTDB's noise records (bw, ma, em) are not in ``../shared``, but its em noise is: 118e00, 118e06 and 118e12 are one
+segment of record 118 with the noise at three gains, scaled apart (a line fitted on their clean first 40 s leaves
+1e-15), so the 0 dB excerpt less the 6 dB one is the noise alone (80 s; it correlates at 0.999999 with 0 dB less
+12 dB). Only its first 40 s corrupt the other windows (``noise_source="nstdb"``): the noise under NSTDB's recorded
+windows 4-7, which are marked ``noise_reused``, so that NSTDB held out is tested on recorded windows whose noise no
+tuning window carries (its 8-11, and all of 24 dB, another segment). Measured by the formula above on the excerpts
+(the clean first 40 s for the QRS, that noise for the rest), NSTDB's levels are about 8 dB noisier than their names
+(0 dB is -8 dB, 6 dB -2 dB, 12 dB 4 dB): the names are NSTDB's, the generated levels ours.
 """
 
 from __future__ import annotations
