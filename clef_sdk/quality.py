@@ -177,14 +177,18 @@ class SignalQuality:
         )
 
 
+def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The start and the length of each run of equal consecutive ``values`` (non-empty ``(n,)``)."""
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    return starts, np.diff(starts, append=values.size)
+
+
 def _runs_mask(values: np.ndarray, min_length: int, select: np.ndarray | None = None) -> np.ndarray:
     """Samples lying in runs of at least ``min_length`` equal consecutive values (optionally only runs whose
     samples are ``select``ed)."""
-    n = values.size
-    if n == 0:
+    if values.size == 0:
         return np.zeros(0, dtype=bool)
-    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-    lengths = np.diff(starts, append=n)
+    starts, lengths = _runs(values)
     keep = lengths >= min_length
     if select is not None:
         keep &= select[starts]
@@ -284,14 +288,12 @@ def _in_band_fraction(band: np.ndarray, qrs: np.ndarray, fs: float) -> float:
     return float(np.median(np.divide(high, total, out=np.zeros_like(total), where=total > 0)))
 
 
-def _deflection_peaks(band: np.ndarray, block: int, n_blocks: int) -> np.ndarray:
-    """Per block ``(n_blocks,)``: the largest amplitude of the deflections (stretches of ``band`` between zero
-    crossings) whose peak lies in it, 0 where none does."""
-    negative = np.signbit(band[: n_blocks * block])
-    starts = np.flatnonzero(np.concatenate(([True], negative[1:] != negative[:-1])))
-    magnitude = np.abs(band[: n_blocks * block])
+def _deflection_peaks(band: np.ndarray, magnitude: np.ndarray, block: int, n_blocks: int) -> np.ndarray:
+    """Per block ``(n_blocks,)`` of ``band`` (``n_blocks * block`` samples, ``magnitude`` its absolute values): the
+    largest amplitude of the deflections (stretches between zero crossings) whose peak lies in it, 0 where none
+    does."""
+    starts, lengths = _runs(np.signbit(band))
     amplitudes = np.maximum.reduceat(magnitude, starts)
-    lengths = np.diff(starts, append=magnitude.size)
     peaks = np.flatnonzero(magnitude == np.repeat(amplitudes, lengths))
     per_block = np.zeros(n_blocks)
     np.maximum.at(per_block, peaks // block, magnitude[peaks])
@@ -319,11 +321,13 @@ def _span_amplitudes(band: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
     n_blocks = band.size // block
     if n_blocks < ARTEFACT_HOLD_WINDOW_BLOCKS + ARTEFACT_ENVELOPE_BLOCKS:
         return np.zeros(0), block
-    peaks = np.abs(band[: n_blocks * block]).reshape(n_blocks, block).max(axis=1)
+    blocks = band[: n_blocks * block]
+    magnitude = np.abs(blocks)
+    peaks = magnitude.reshape(n_blocks, block).max(axis=1)
     envelope = sliding_window_view(peaks, ARTEFACT_ENVELOPE_BLOCKS).max(axis=1)
     # reached or passed in HOLD_BLOCKS of the blocks
     held = _span_order_statistic(envelope, ARTEFACT_HOLD_WINDOW_BLOCKS - ARTEFACT_HOLD_BLOCKS)
-    deflections = _deflection_peaks(band, block, n_blocks)
+    deflections = _deflection_peaks(blocks, magnitude, block, n_blocks)
     large = _span_order_statistic(deflections, ARTEFACT_HOLD_WINDOW_BLOCKS - ARTEFACT_DEFLECTION)[: held.size]
     return np.maximum(held, large), block
 
