@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..constants import LIBRARY_NAME
-from ..errors import CheckpointError, WeightsNotAvailableError
+from ..errors import CheckpointError, ChecksumMismatchError, WeightsNotAvailableError
 from ..readable import md5_and_sha256_readable
 from .cache import (
     ALLOW_UNVERIFIED_ENV,
@@ -79,31 +79,20 @@ def _install(
     md5, sha256 = md5_and_sha256_readable(checkpoint, f"{received} checkpoint")
     size = checkpoint.stat().st_size
     actual = {"md5": md5, "sha256": sha256}
-    if source.size is not None and size != source.size:
+
+    def rejected(expected: str, got: str, extra: str = "") -> ChecksumMismatchError:
         if delete_checkpoint:
             checkpoint.unlink()
-        raise mismatch(
-            f"CLEF-{entry.name}",
-            checkpoint,
-            f"{source.size} bytes",
-            f"{size} bytes",
-            source,
-            kept=not delete_checkpoint,
-        )
+        return mismatch(f"CLEF-{entry.name}", checkpoint, expected, got, source, extra, kept=not delete_checkpoint)
+
+    if source.size is not None and size != source.size:
+        raise rejected(f"{source.size} bytes", f"{size} bytes")
     if source.checksum is not None:
         algorithm = source.checksum_algorithm
         assert algorithm is not None
         if actual[algorithm] != source.checksum_hex:
-            if delete_checkpoint:
-                checkpoint.unlink()
-            raise mismatch(
-                f"CLEF-{entry.name}",
-                checkpoint,
-                source.checksum,
-                f"{algorithm}:{actual[algorithm]}",
-                source,
-                extra=f" (sha256 of the received file: {sha256})",
-                kept=not delete_checkpoint,
+            raise rejected(
+                source.checksum, f"{algorithm}:{actual[algorithm]}", f" (sha256 of the received file: {sha256})"
             )
     else:
         warnings.warn(
@@ -153,7 +142,7 @@ def _install(
 
 
 def install_checkpoint(
-    entry: ModelEntry, path: str | os.PathLike[str], *, allow_unverified: bool | None = None
+    entry: ModelEntry | str, path: str | os.PathLike[str], *, allow_unverified: bool | None = None
 ) -> Path:
     """Cache a released checkpoint fetched by hand (behind a firewall: ``clef_small.ckpt`` from Zenodo) exactly
     as a download would be: checked against the manifest's size and checksum, converted to safetensors, so that
