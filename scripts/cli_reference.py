@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PAGE} is not current: run python scripts/cli_reference.py", file=sys.stderr)
             return 1
         return 0
-    PAGE.write_text(wanted)
+    from clef_sdk.files import atomic_write_text
+
+    atomic_write_text(PAGE, wanted)
     return 0
 
 

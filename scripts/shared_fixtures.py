@@ -11,10 +11,11 @@ source: repository, commit and license; ``docs/development.md`` lists them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from pathlib import Path
+
+from clef_sdk.files import atomic_write_text, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 LIST = REPO / "tests" / "shared-fixtures.sha256"
@@ -31,7 +32,7 @@ def digests(folder: Path) -> dict[str, str]:
     for name in FOLDERS:
         for path in sorted((folder / name).rglob("*")):
             if path.is_file():
-                found[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+                found[path.relative_to(folder).as_posix()] = sha256_file(path)
     return found
 
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{folder} holds no data/: set CLEF_SDK_SHARED to the shared fixtures folder", file=sys.stderr)
         return 1
     if args.write:
-        LIST.write_text("".join(f"{digest}  {name}\n" for name, digest in digests(folder).items()))
+        atomic_write_text(LIST, "".join(f"{digest}  {name}\n" for name, digest in digests(folder).items()))
         print(f"wrote {LIST} ({len(recorded())} files)")
         return 0
     problems = differences(folder)
