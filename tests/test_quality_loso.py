@@ -138,13 +138,11 @@ def short_artefacts(data_dir: Path, times_qrs: float) -> list[tuple[np.ndarray, 
     peak-to-peak amplitude is ``times_qrs`` the window's QRS (the median peak to peak of its 1 s stretches)."""
     rng = np.random.default_rng(22)
     fs = 500
-    band = sps.butter(4, [0.5, 40], btype="band", fs=fs, output="sos")
     noise_band = sps.butter(4, [1, 10], btype="band", fs=fs, output="sos")
     pairs = []
     for record in range(1, 201, 2):
         x = ludb_lead(data_dir, record, 0)
-        filtered = sps.sosfiltfilt(band, x)
-        qrs = np.median([np.ptp(filtered[k : k + fs]) for k in range(0, x.size - fs + 1, fs)])
+        qrs = qw.qrs_peak_to_peak(qw._band(x, fs, 0.5, 40.0), fs)
         n = fs // 2
         burst = sps.sosfiltfilt(noise_band, rng.standard_normal(n + fs))[fs // 2 : fs // 2 + n] * sps.windows.tukey(
             n, 0.2
