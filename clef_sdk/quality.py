@@ -22,9 +22,13 @@ artefact condemns a window whose beats are clean):
 - artefact amplitude (mapped downwards): over any 0.5 s, the larger of the amplitude the 0.5-40 Hz signal holds
   over 80% of it (its 50 ms peak envelope reaches it in 16 of the 20 blocks of 25 ms) and the amplitude of its
   third-largest deflection (a stretch between zero crossings), the largest over the window; over half the
-  window's median peak-to-peak amplitude in 2 s segments (about the R-wave height). A beat, even a giant ectopic
-  one, holds its amplitude for a tenth of a second and makes at most two large deflections (its QRS and T wave);
-  motion artefact or a baseline step holds it for longer, a burst of noise swings back and forth;
+  window's median peak-to-peak amplitude in 2 s segments (about the R-wave height). A beat holds its amplitude
+  for a tenth of a second and makes at most two large deflections (its QRS and T wave); motion artefact or a
+  baseline step holds it for longer, a burst of noise swings back and forth. An ectopic beat is left out (from
+  0.2 s before its R peak to 0.5 s after): one that comes early with a compensatory pause, its QRS above 15 Hz
+  at least twice as large as the other beats', the level the same before and after it. A giant one is as large
+  and as long as a short burst of motion noise; a burst that moves a detection early has no QRS of its own there,
+  a baseline step changes the level;
 - in-band power: the power above 3 Hz over the power in 0.5-40 Hz, the median over the window's 2 s segments.
   Electrode motion lowers it, also where it repeats like beats (NSTDB's ``em`` noise).
 
@@ -98,6 +102,24 @@ ARTEFACT_HOLD_WINDOW_BLOCKS = 20
 ARTEFACT_HOLD_BLOCKS = 16
 ARTEFACT_DEFLECTION = 3
 REFERENCE_SECONDS = 2.0
+# A giant ectopic beat is as large and as long as a short burst of motion noise; the rhythm and its QRS tell them
+# apart. A beat (of the neurokit detector) coming early, before PREMATURE times the median RR interval, followed by a
+# compensatory pause (the intervals before and after it sum to twice the median within COMPENSATORY), and sharp (its
+# peak amplitude above ECTOPIC_SHARP_HZ within ECTOPIC_QRS_SECONDS of its R peak SHARPNESS times the median of the
+# other beats'), with the unfiltered level's median over the 0.5 s before and after its complex within LEVEL_SHIFT of
+# the complex's peak to peak, is left out of the artefact amplitude from ECTOPIC_SECONDS before its R peak to after
+# it (QRS and T wave). A burst that moves a detection early keeps the pause but has no QRS of its own there (motion
+# noise lies below 15 Hz); one between beats splits an interval without the pause; a baseline step just before a
+# beat is sharp and moves the detection early too, but changes the level. On the quality benchmark's giant ectopic
+# (CPSC 2019 data_01170) the sharpness is 4.9; on the detections that 0.5 s bursts at 5x the QRS move early, 0.1-1.3
+# but for 2 of 100 (2.2, 2.9).
+ECTOPIC_PREMATURE = 0.85
+ECTOPIC_COMPENSATORY = 0.1
+ECTOPIC_SHARP_HZ = 15.0
+ECTOPIC_QRS_SECONDS = 0.06
+ECTOPIC_SHARPNESS = 2.0
+ECTOPIC_LEVEL_SHIFT = 0.2
+ECTOPIC_SECONDS = (0.2, 0.5)
 
 
 @dataclass(frozen=True)
@@ -195,6 +217,18 @@ def _runs_mask(values: np.ndarray, min_length: int, select: np.ndarray | None = 
     return np.repeat(keep, lengths)
 
 
+def _longest_run(values: np.ndarray) -> int:
+    """The length of the longest run of equal consecutive ``values`` ``(n,)`` (0 when empty; NaN never repeats)."""
+    return int(_runs(values)[1].max()) if values.size else 0
+
+
+def _small_median(values: np.ndarray) -> float:
+    """``np.median`` of a short non-empty ``(n,)`` array, the same value without its overhead (called per window)."""
+    ordered = np.sort(values)
+    middle = ordered.size // 2
+    return float(ordered[middle] if ordered.size % 2 else (ordered[middle - 1] + ordered[middle]) / 2)
+
+
 def _quality_ratio(fs: float) -> Fraction:
     """``up / down`` (small terms) taking ``fs`` to about ``QUALITY_MAX_FS`` (never above ``fs``); 1 at or below
     it."""
@@ -251,15 +285,17 @@ def _beat_similarity(cleaned: np.ndarray, peaks: np.ndarray, fs: float) -> float
     beats = np.divide(beats, norms[:, None], out=np.zeros_like(beats), where=norms[:, None] > 0)
     correlations = beats @ beats.T
     np.fill_diagonal(correlations, -np.inf)
-    return float(np.median(np.sort(correlations, axis=1)[:, -2]))
+    return _small_median(np.partition(correlations, -2, axis=1)[:, -2])
 
 
 @functools.lru_cache(maxsize=16)
-def _filter_sos(fs: float, high_pass_only: bool) -> np.ndarray:
+def _filter_sos(fs: float, high_pass_hz: float | None) -> np.ndarray:
+    """4th-order Butterworth sections: a high-pass at ``high_pass_hz``, or with None the ECG band (0.5-40 Hz,
+    below 0.4 ``fs``)."""
     from scipy import signal as sps
 
-    if high_pass_only:
-        return sps.butter(4, QRS_HIGH_PASS_HZ, btype="high", fs=fs, output="sos")
+    if high_pass_hz is not None:
+        return sps.butter(4, high_pass_hz, btype="high", fs=fs, output="sos")
     return sps.butter(4, [ECG_BAND_HZ[0], min(ECG_BAND_HZ[1], 0.4 * fs)], btype="band", fs=fs, output="sos")
 
 
@@ -267,14 +303,14 @@ def _ecg_band(segment: np.ndarray, fs: float) -> np.ndarray:
     """``segment`` band-passed to 0.5-40 Hz (below 0.4 ``fs``), forwards and backwards."""
     from scipy import signal as sps
 
-    return sps.sosfiltfilt(_filter_sos(fs, False), segment - segment.mean())
+    return sps.sosfiltfilt(_filter_sos(fs, None), segment - segment.mean())
 
 
-def _qrs_band(band: np.ndarray, fs: float) -> np.ndarray:
-    """The 0.5-40 Hz ``band`` high-passed at 3 Hz, forwards and backwards."""
+def _high_passed(band: np.ndarray, fs: float, cutoff_hz: float) -> np.ndarray:
+    """The 0.5-40 Hz ``band`` high-passed at ``cutoff_hz``, forwards and backwards."""
     from scipy import signal as sps
 
-    return sps.sosfiltfilt(_filter_sos(fs, True), band)
+    return sps.sosfiltfilt(_filter_sos(fs, cutoff_hz), band)
 
 
 def _in_band_fraction(band: np.ndarray, qrs: np.ndarray, fs: float) -> float:
@@ -285,7 +321,7 @@ def _in_band_fraction(band: np.ndarray, qrs: np.ndarray, fs: float) -> float:
         return 0.0
     total = np.square(band[: n_segments * segment]).reshape(n_segments, segment).sum(axis=1)
     high = np.square(qrs[: n_segments * segment]).reshape(n_segments, segment).sum(axis=1)
-    return float(np.median(np.divide(high, total, out=np.zeros_like(total), where=total > 0)))
+    return _small_median(np.divide(high, total, out=np.zeros_like(total), where=total > 0))
 
 
 def _deflection_peaks(band: np.ndarray, magnitude: np.ndarray, block: int, n_blocks: int) -> np.ndarray:
@@ -332,10 +368,55 @@ def _span_amplitudes(band: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
     return np.maximum(held, large), block
 
 
-def _artefact_amplitude(amplitudes: np.ndarray, block: int, window: np.ndarray, start: int, fs: float) -> float:
+def _premature_beats(peaks: np.ndarray) -> np.ndarray:
+    """Which of ``peaks`` (sorted R peaks, sample indices) come early and are followed by a compensatory pause
+    (``ECTOPIC_PREMATURE``, ``ECTOPIC_COMPENSATORY``): bool ``(n_peaks,)``, all False with fewer than 4 beats."""
+    premature = np.zeros(peaks.size, dtype=bool)
+    if peaks.size < 4:
+        return premature
+    intervals = np.diff(peaks)
+    typical = float(np.median(intervals))
+    before, after = intervals[:-1], intervals[1:]
+    premature[1:-1] = (before < ECTOPIC_PREMATURE * typical) & (
+        np.abs(before + after - 2 * typical) <= ECTOPIC_COMPENSATORY * 2 * typical
+    )
+    return premature
+
+
+def _ectopic_beats(
+    peaks: np.ndarray, candidates: np.ndarray, sharp: np.ndarray, band: np.ndarray, level: np.ndarray, fs: float
+) -> np.ndarray:
+    """The R peaks of ``peaks[candidates]`` that are beats: their QRS above ``ECTOPIC_SHARP_HZ`` (``sharp``, the
+    stretch's ``band`` high-passed there) peaks at ``ECTOPIC_SHARPNESS`` times the median of the other beats or more,
+    and ``level`` (the stretch unfiltered) is the same before and after them (``ECTOPIC_LEVEL_SHIFT``; a baseline
+    step is sharp too)."""
+    reach = round(ECTOPIC_QRS_SECONDS * fs)
+    magnitude = np.abs(sharp)
+    peak_amplitude = np.array([magnitude[max(0, p - reach) : p + reach + 1].max() for p in peaks])
+    others = peak_amplitude[~candidates]
+    if others.size == 0:
+        return peaks[:0]
+    found = []
+    before, after = round(ECTOPIC_SECONDS[0] * fs), round(ECTOPIC_SECONDS[1] * fs)
+    for peak in peaks[candidates & (peak_amplitude >= ECTOPIC_SHARPNESS * float(np.median(others)))]:
+        preceding = level[max(0, peak - before - after) : max(0, peak - before)]
+        following = level[peak + after : peak + 2 * after]
+        complex_ = band[max(0, peak - before) : peak + after]
+        if preceding.size == 0 or following.size == 0:
+            continue
+        shift = abs(float(np.median(following)) - float(np.median(preceding)))
+        if shift <= ECTOPIC_LEVEL_SHIFT * float(np.ptp(complex_)):
+            found.append(peak)
+    return np.array(found, dtype=peaks.dtype)
+
+
+def _artefact_amplitude(
+    amplitudes: np.ndarray, block: int, window: np.ndarray, start: int, fs: float, ectopic: np.ndarray
+) -> float:
     """The largest span amplitude (``_span_amplitudes`` of the stretch) within the window ``window`` (0.5-40 Hz,
-    starting at sample ``start`` of the stretch), over half the window's median peak-to-peak amplitude in 2 s
-    segments (half-overlapping); 0 for a window without amplitude."""
+    starting at sample ``start`` of the stretch), but for spans reaching the beats at ``ectopic`` (R peaks,
+    samples of the stretch; ``ECTOPIC_SECONDS`` around them), over half the window's median peak-to-peak amplitude
+    in 2 s segments (half-overlapping); 0 for a window without amplitude."""
     second = round(REFERENCE_SECONDS * fs / 2)
     n_seconds = window.size // second
     first = -(-start // block)  # the first block inside the window
@@ -345,8 +426,21 @@ def _artefact_amplitude(amplitudes: np.ndarray, block: int, window: np.ndarray, 
     stretches = window[: n_seconds * second].reshape(n_seconds, second)
     highs, lows = stretches.max(axis=1), stretches.min(axis=1)
     spans = np.maximum(highs[1:], highs[:-1]) - np.minimum(lows[1:], lows[:-1])
-    reference = float(np.median(spans)) / 2
-    return float(amplitudes[first:last].max()) / reference if reference > 0 else 0.0
+    reference = _small_median(spans) / 2
+    candidates = amplitudes[first:last]
+    if ectopic.size:
+        # span k covers blocks k .. k + ENVELOPE + HOLD_WINDOW - 2; it is left out where that reaches a beat's region
+        covered = ARTEFACT_ENVELOPE_BLOCKS + ARTEFACT_HOLD_WINDOW_BLOCKS - 1
+        span_starts = np.arange(first, last)
+        keep = np.ones(candidates.size, dtype=bool)
+        for peak in ectopic:
+            lo = (peak - round(ECTOPIC_SECONDS[0] * fs)) // block
+            hi = (peak + round(ECTOPIC_SECONDS[1] * fs)) // block
+            keep &= (span_starts + covered <= lo) | (span_starts > hi)
+        candidates = candidates[keep]
+    if reference <= 0 or candidates.size == 0:
+        return 0.0
+    return float(candidates.max()) / reference
 
 
 def score_measures(
@@ -408,6 +502,7 @@ def planned_quality(
         for name in ("bsqi", "similarity", "artefact", "in_band", "beats", "rate", "flat", "clipped", "missing")
     }
     margin = round(MARGIN_SECONDS * fs)
+    flat_run, clip_run = round(FLAT_RUN_SECONDS * fs), max(3, round(CLIP_RUN_SECONDS * fs))
     # The beats, the artefact amplitude and the in-band power are measured at measure_fs (fs, or about QUALITY_MAX_FS above it).
     ratio = _quality_ratio(fs)
     up, down = ratio.numerator, ratio.denominator
@@ -419,12 +514,16 @@ def planned_quality(
         hi = min(recording.n_samples, int(last[rows.stop - 1]) + margin)
         raw = recording.raw(lo, hi)
         missing = np.isnan(raw)
-        bridged = recording.bridged(lo, hi)[0] if missing.any() else raw
+        any_missing = bool(missing.any())
+        bridged = recording.bridged(lo, hi)[0] if any_missing else raw
+        # a window's runs lie within the stretch's: without a long one anywhere, nothing is flat or clipped
+        any_runs = _longest_run(raw) >= min(flat_run, clip_run)
         # padtype="line": the stretch minus the line through its end samples is resampled, so no step at its ends
         measured = bridged if up == down else sps.resample_poly(bridged, up, down, padtype="line")
         band = _ecg_band(measured, measure_fs)
         cleaned = _clean(measured, band, measure_fs)
-        qrs = _qrs_band(band, measure_fs)
+        qrs = _high_passed(band, measure_fs, QRS_HIGH_PASS_HZ)
+        sharp: np.ndarray | None = None  # the band above ECTOPIC_SHARP_HZ, once a window has a premature beat
         amplitudes, block = _span_amplitudes(band, measure_fs)
         for row in rows:
             a, b = int(first[row]) - lo, int(last[row]) - lo
@@ -436,19 +535,27 @@ def planned_quality(
             detected = _detect(cleaned[context : qb + measure_margin], measure_fs)
             peaks_a, peaks_b = (peaks + context for peaks in detected)
             window = raw[a:b]
-            measures["missing"][row] = missing[a:b].mean()
-            measures["flat"][row] = _runs_mask(window, round(FLAT_RUN_SECONDS * fs)).mean()
-            finite = window[~np.isnan(window)]
-            if finite.size:
-                extreme = (window == finite.max()) | (window == finite.min())
-                measures["clipped"][row] = _runs_mask(window, max(3, round(CLIP_RUN_SECONDS * fs)), extreme).mean()
+            if any_missing:
+                measures["missing"][row] = missing[a:b].mean()
+            if any_runs:
+                measures["flat"][row] = _runs_mask(window, flat_run).mean()
+                finite = window[~np.isnan(window)]
+                if finite.size:
+                    extreme = (window == finite.max()) | (window == finite.min())
+                    measures["clipped"][row] = _runs_mask(window, clip_run, extreme).mean()
             in_a = peaks_a[(peaks_a >= qa) & (peaks_a < qb)]
             in_b = peaks_b[(peaks_b >= qa) & (peaks_b < qb)]
             measures["beats"][row] = in_a.size
             measures["rate"][row] = in_a.size / ((b - a) / fs) * 60
             measures["bsqi"][row] = _bsqi(in_a, in_b, round(MATCH_SECONDS * measure_fs))
             measures["similarity"][row] = _beat_similarity(cleaned, in_a, measure_fs)
-            measures["artefact"][row] = _artefact_amplitude(amplitudes, block, band[qa:qb], qa, measure_fs)
+            premature = _premature_beats(peaks_a)
+            ectopic = peaks_a[:0]
+            if premature.any():
+                if sharp is None:
+                    sharp = _high_passed(band, measure_fs, ECTOPIC_SHARP_HZ)
+                ectopic = _ectopic_beats(peaks_a, premature, sharp, band, measured, measure_fs)
+            measures["artefact"][row] = _artefact_amplitude(amplitudes, block, band[qa:qb], qa, measure_fs, ectopic)
             measures["in_band"][row] = _in_band_fraction(band[qa:qb], qrs[qa:qb], measure_fs)
 
     score, mapped = score_measures(measures["bsqi"], measures["similarity"], measures["artefact"], measures["in_band"])

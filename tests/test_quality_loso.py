@@ -23,7 +23,7 @@ import _quality_windows as qw
 import clef_sdk as clef
 from clef_sdk.quality import DEFAULT_RANGES, HARD_REASONS, ScoreRanges, SignalQuality, score_measures
 
-# one worker builds the benchmark (3,927 windows, about 25 s) for every test of this module
+# one worker builds the benchmark (3,903 windows, about 40 s) for every test of this module
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quality_benchmark")]
 
 
@@ -52,8 +52,8 @@ def rescored(quality: SignalQuality, ranges: ScoreRanges) -> tuple[np.ndarray, d
 
 
 def test_each_held_out_source_meets_the_targets(held_out: dict[str, qt.HeldOut]) -> None:
-    # measured: AUROC LUDB 0.989, MIT-BIH 0.998, CPSC 2019 0.973, NSTDB 0.991, NeuroKit 0.982; usable windows
-    # flagged 0.8%, 0.0%, 3.1%, 0.0%, 0.0%; unusable caught 80-83% (84-89% before NSTDB's em noise was added to
+    # measured: AUROC LUDB 0.990, MIT-BIH 0.998, CPSC 2019 0.974, NSTDB 0.991, NeuroKit 0.982; usable windows
+    # flagged 1.5%, 0.0%, 3.2%, 0.0%, 0.0%; unusable caught 80-85% (84-89% before NSTDB's em noise was added to
     # the other sources: 21% of it is caught at 0 dB). Targets: AUROC >= 0.95, flagged <= 5%
     assert set(held_out) == set(qw.SOURCES)
     for result in held_out.values():
@@ -69,19 +69,21 @@ def test_the_shipped_ranges_are_the_procedures_choice(measured: qt.Measured, gri
 def test_aurocs_within_their_error_go_to_the_ranges_catching_more(
     measured: qt.Measured, grid: qt.Grid, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    everything = np.ones(measured.source.size, dtype=bool)
-    scored = measured.scored
+    """Tuned without CPSC 2019, where the rule decides (on all five sources the highest AUROC is the shipped
+    ranges' anyway)."""
+    tuning = measured.source != "cpsc2019"
+    chosen = qt.choose_ranges(measured, tuning, grid)
+    scored = tuning & measured.scored
     auroc = qt.auroc(grid.scores[:, scored], measured.usable[scored])
-    chosen = grid.candidates.index(DEFAULT_RANGES)
     tie = qt.AUROC_TIE
     monkeypatch.setattr(qt, "AUROC_TIE", 0.0)
-    by_auroc_alone = qt.choose_ranges(measured, everything, grid)
-    # measured: by AUROC alone the artefact range (2.0, 2.5), 0.0001 above the shipped ranges' AUROC, which catch
-    # more unusable windows at 0.5 (81.9% against 81.5%; the short artefacts among them)
-    assert by_auroc_alone != DEFAULT_RANGES
-    assert 0 < auroc[grid.candidates.index(by_auroc_alone)] - auroc[chosen] < tie
+    by_auroc_alone = qt.choose_ranges(measured, tuning, grid)
+    # measured: by AUROC alone the artefact range (2.0, 2.5), 0.00006 above the chosen (1.5, 2.5), which catches
+    # more unusable windows at 0.5 (the short artefacts among them)
+    assert by_auroc_alone != chosen
+    assert 0 < auroc[grid.candidates.index(by_auroc_alone)] - auroc[grid.candidates.index(chosen)] < tie
     caught = np.mean(grid.scores[:, scored & ~measured.usable] < 0.5, axis=1)
-    assert caught[chosen] > caught[grid.candidates.index(by_auroc_alone)]
+    assert caught[grid.candidates.index(chosen)] > caught[grid.candidates.index(by_auroc_alone)]
 
 
 def test_a_held_out_source_is_not_tested_on_noise_that_tuning_saw(
@@ -162,16 +164,21 @@ def test_a_short_large_artefact_is_caught_with_its_reason(data_dir: Path, held_o
         score, mapped = rescored(clef.signal_quality(y, 500), ranges)
         caught.append(score[0] < 0.5 and mapped["artefact"][0] < 0.5)
         clean_flagged.append(rescored(clef.signal_quality(x, 500), ranges)[0][0] < 0.5)
-    # measured: 98% caught, each with its reason "artefact" (the same windows clean: none flagged); 100 windows,
-    # so one miss is 1%
+    # measured: 97% caught with the reason "artefact", 98% in all (the same windows clean: none flagged); 100
+    # windows, so one miss is 1%
     assert np.mean(caught) >= 0.94 and np.mean(clean_flagged) <= 0.03, (np.mean(caught), np.mean(clean_flagged))
 
 
-@pytest.mark.xfail(strict=True, reason="not met: at 5x the QRS amplitude 85% of 0.5 s artefacts are caught")
-def test_a_short_artefact_at_five_times_the_qrs_is_caught(data_dir: Path, held_out) -> None:
+def test_a_short_artefact_at_five_times_the_qrs_is_caught_with_its_reason(data_dir: Path, held_out) -> None:
+    """The issue's target: 0.5 s at 5x the QRS amplitude, ranges chosen without LUDB (artefact (1.0, 1.5))."""
     ranges = held_out["ludb"].ranges
-    caught = [rescored(clef.signal_quality(y, 500), ranges)[0][0] < 0.5 for _, y in short_artefacts(data_dir, 5.0)]
-    assert np.mean(caught) >= 0.9, np.mean(caught)
+    caught = []
+    for _, y in short_artefacts(data_dir, 5.0):
+        score, mapped = rescored(clef.signal_quality(y, 500), ranges)
+        caught.append(score[0] < 0.5 and mapped["artefact"][0] < 0.5)
+    # measured: 96% (85% before giant ectopic beats were left out of the artefact measure: the ranges chosen then
+    # had to let one pass; with the shipped ranges, chosen with LUDB, artefact (1.5, 2.5), 84%)
+    assert np.mean(caught) >= 0.9, np.mean(caught)  # the target: 90%
 
 
 def test_a_giant_ectopic_beat_is_not_an_artefact(data_dir: Path, held_out: dict[str, qt.HeldOut]) -> None:
@@ -186,7 +193,7 @@ def test_a_giant_ectopic_beat_is_not_an_artefact(data_dir: Path, held_out: dict[
     for fs, signal in ((500, ecg), (250, ecg[::2]), (360, sps.resample_poly(ecg, 18, 25))):
         quality = clef.signal_quality(signal, fs)
         score, mapped = rescored(quality, held_out["cpsc2019"].ranges)
-        # measured: artefact amplitude 1.96 at 500 Hz, 1.92 at 250 Hz, 1.81 at 360 Hz (1.83 at 128 Hz in the
-        # benchmark); the ranges chosen without CPSC 2019 map it from 1.5 to 2.5, so 0.54, 0.58 and 0.69: usable,
-        # but at 500 Hz not by much
-        assert score[0] >= 0.5 and mapped["artefact"][0] >= 0.5, (fs, quality.artefact_amplitude, score)
+        # measured: artefact amplitude 0.58 at 500 Hz, 0.60 at 250 Hz, 0.58 at 360 Hz (0.63 at 128 Hz), the beat
+        # left out as ectopic (early, a compensatory pause, its QRS 4.9x as sharp as the others); 1.96, 1.92, 1.81
+        # with it, which the ranges chosen without CPSC 2019, (1.5, 2.5), map to 0.54, 0.58 and 0.69
+        assert score[0] >= 0.5 and quality.artefact_amplitude[0] < 1.0, (fs, quality.artefact_amplitude, score)
