@@ -95,10 +95,15 @@ def qrs_peak_to_peak(band: np.ndarray, fs: float) -> float:
     return float(np.median([np.ptp(band[k : k + second]) for k in range(0, len(band) - second + 1, second)]))
 
 
+def qrs_amplitude(x: np.ndarray, fs: float) -> float:
+    """``qrs_peak_to_peak`` of a window ``x`` ``(n_samples,)`` at ``fs`` Hz, in its unit, band-passed to 0.5-40 Hz."""
+    return qrs_peak_to_peak(_band(x, fs, 0.5, 40.0), fs)
+
+
 def snr_db(ecg: np.ndarray, noise: np.ndarray, fs: float) -> float:
     """The SNR of ``noise`` added to ``ecg`` (both at ``fs`` Hz) as the benchmark defines it: the squared QRS peak
     to peak over 8 against the noise's mean square, both in 0.5-40 Hz."""
-    qrs = qrs_peak_to_peak(_band(ecg, fs, 0.5, 40.0), fs)
+    qrs = qrs_amplitude(ecg, fs)
     return float(10 * np.log10(qrs**2 / 8 / np.mean(_band(noise, fs, 0.5, 40.0) ** 2)))
 
 
@@ -172,6 +177,14 @@ def _noise(kind: str, n: int, fs: float, rng: np.random.Generator) -> np.ndarray
     return sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in frequencies)
 
 
+def burst_noise(length: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    """``length`` samples at ``fs`` Hz of 1-10 Hz noise (motion artefact) with 10% tapers at each end (no step where
+    it starts), peak to peak 1."""
+    burst = _band(rng.standard_normal(length + int(fs)), fs, 1.0, 10.0)[int(fs) // 2 : int(fs) // 2 + length]
+    burst *= sps.windows.tukey(length, 0.2)
+    return burst / np.ptp(burst)
+
+
 def _corruptions(
     x: np.ndarray, fs: float, rng: np.random.Generator, motion: np.ndarray
 ) -> Iterator[tuple[str, str, np.ndarray, float | None]]:
@@ -203,10 +216,9 @@ def _corruptions(
     yield "saturation", "unusable", np.clip(swing, rail[0], rail[1]), None
     length = int(rng.uniform(0.5, 1.0) * fs)
     at = int(rng.integers(0, len(x) - length))
-    burst = _band(rng.standard_normal(length + int(fs)), fs, 1.0, 10.0)[int(fs) // 2 : int(fs) // 2 + length]
-    burst *= sps.windows.tukey(length, 0.2)  # 10% tapers at each end: no step where it starts
+    burst = burst_noise(length, fs, rng)
     artefact = x.copy()
-    artefact[at : at + length] += burst / np.ptp(burst) * rng.uniform(5, 10) * qrs  # peak to peak 5-10x the QRS
+    artefact[at : at + length] += burst * rng.uniform(5, 10) * qrs  # peak to peak 5-10x the QRS
     yield "short_artefact", "unusable", artefact, None
     step = x.copy()
     step[int(rng.integers(int(fs), len(x) - int(fs))) :] += 10 * qrs

@@ -239,7 +239,8 @@ def embed(
             [`clef_sdk.set_progress`][clef_sdk.set_progress], ``CLEF_SDK_PROGRESS`` or, by default, where stderr is a terminal.
         stride_seconds: distance between window starts (default 10 s: consecutive windows).
         tail: the end shorter than 10 s: ``"drop"`` (default, as in pretraining), ``"pad"`` or ``"last"``.
-        precision: ``"fp32"`` (default, faithful) or ``"bf16"``: bf16 autocast at cosine >= 0.9999 to fp32, for GPUs
+        precision: ``"fp32"`` (default, faithful) or ``"bf16"``: bf16 autocast at cosine >= 0.9999 to fp32 (0.997
+            on CPUs with AMX: ``clef_sdk.precision.bf16_min_cosine``), for GPUs
             and CPUs with native bf16 (AVX-512 BF16, AMX, Arm BF16; refused where emulated). Measured 1.4-1.7x
             faster on a Zen 4 CPU, but slower than fp32 on a Xeon without AMX: measure on yours.
         quality: ``None`` (default) embeds every window; ``"drop"`` pools only the windows that

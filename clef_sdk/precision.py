@@ -4,6 +4,9 @@ has it.
 ``"fp32"`` (the default) is what the conformance tests hold to the authors' outputs. ``"bf16"`` runs the
 convolutions under ``torch.autocast(dtype=torch.bfloat16)``: measured end to end on 24 h of ECG on a Zen 4 CPU
 with AVX-512 BF16, small 1.4x and medium 1.7x the float32 speed, at embedding cosine >= 0.99997 to float32.
+On a CPU with AMX (Intel Sapphire Rapids and later) oneDNN runs those convolutions on its AMX kernels, which round
+more: CLEF-small's embeddings keep cosine 0.9982 to float32 there (0.999994 on the same CPU with AMX turned off,
+``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``); ``bf16_min_cosine`` says what to expect on a device.
 On a CPU without native bf16 instructions PyTorch emulates them and bf16 is slower than float32, so it is
 refused there rather than silently made slow.
 """
@@ -21,7 +24,16 @@ import torch
 
 from .inputs import check_choice
 
-__all__ = ["PRECISIONS", "Precision", "autocast", "check_precision", "cpu_has_native_bf16", "resolve_device"]
+__all__ = [
+    "PRECISIONS",
+    "Precision",
+    "autocast",
+    "bf16_min_cosine",
+    "check_precision",
+    "cpu_has_amx_bf16",
+    "cpu_has_native_bf16",
+    "resolve_device",
+]
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
@@ -60,6 +72,24 @@ def cpu_has_native_bf16() -> bool:
     if machine in ("aarch64", "arm64"):
         return "bf16" in words
     return any(flag in words for flag in _CPU_BF16_FLAGS)
+
+
+@lru_cache(maxsize=1)
+def cpu_has_amx_bf16() -> bool:
+    """Whether this (x86, Linux) CPU has AMX bf16 tiles, which oneDNN's bf16 convolutions use where present."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.system() != "Linux" or not cpuinfo.is_file():
+        return False
+    return "amx_bf16" in cpuinfo.read_text(errors="replace").split()
+
+
+def bf16_min_cosine(device: torch.device) -> float:
+    """The cosine that bf16 embeddings keep at least to float32 ones on ``device``, per window: 0.9999 on GPUs and
+    on CPUs with AVX-512 BF16 or Arm BF16 (measured 0.99997 and better), 0.997 on CPUs with AMX (measured 0.9982 for
+    CLEF-small on LUDB, oneDNN's AMX convolution kernels; CLEF-medium 0.9999)."""
+    if device.type == "cpu" and cpu_has_amx_bf16():
+        return 0.997
+    return 0.9999
 
 
 def check_precision(precision: object, device: torch.device) -> Precision:

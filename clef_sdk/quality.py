@@ -15,7 +15,9 @@ is the geometric mean of bSQI, beat similarity and in-band power, capped by the 
 artefact condemns a window whose beats are clean):
 
 - beat agreement (bSQI): R peaks from two independent detectors of neurokit2 (``neurokit``, a smoothed-gradient
-  detector, and ``pantompkins1985``) matched within 150 ms, as matched / (found by either);
+  detector, run again on the signal negated where it finds fewer than half the other's beats, as on QS complexes,
+  and ``pantompkins1985`` on its 5-15 Hz band) matched within 150 ms, as matched / (found by either); see
+  ``clef_sdk.beats``;
 - beat similarity: for each beat (-0.2 s to +0.4 s around its R peak), its Pearson correlation with the second
   most similar other beat of the window; the median over the beats. Every beat of a real rhythm has look-alikes,
   also in bigeminy or with PVCs, and the median lets a few odd beats (an ectopic without a twin) pass;
@@ -24,11 +26,12 @@ artefact condemns a window whose beats are clean):
   third-largest deflection (a stretch between zero crossings), the largest over the window; over half the
   window's median peak-to-peak amplitude in 2 s segments (about the R-wave height). A beat holds its amplitude
   for a tenth of a second and makes at most two large deflections (its QRS and T wave); motion artefact or a
-  baseline step holds it for longer, a burst of noise swings back and forth. An ectopic beat is left out (from
+  baseline step holds it for longer, a burst of noise swings back and forth. An ectopic beat is set to zero (from
   0.2 s before its R peak to 0.5 s after): one that comes early with a compensatory pause, its QRS above 15 Hz
-  at least twice as large as the other beats', the level the same before and after it. A giant one is as large
-  and as long as a short burst of motion noise; a burst that moves a detection early has no QRS of its own there,
-  a baseline step changes the level;
+  at least twice as large as the other beats', the level the same before and after it, at most two large
+  deflections. A giant one is as large and as long as a short burst of motion noise; a burst that moves a
+  detection early has no QRS of its own there and swings back and forth, a baseline step changes the level. The
+  first and last 0.1 s of a recording are not measured (filter edges);
 - in-band power: the power above 3 Hz over the power in 0.5-40 Hz, the median over the window's 2 s segments.
   Electrode motion lowers it, also where it repeats like beats (NSTDB's ``em`` noise).
 
@@ -41,7 +44,6 @@ developers). Pure Gaussian noise, which neurokit2's own ``ecg_quality`` rates ex
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -49,6 +51,19 @@ from typing import Any
 import numpy as np
 
 from ._optional import require
+from .array_stats import runs, small_median
+from .beats import (
+    ECTOPIC_SHARP_HZ,
+    MATCH_SECONDS,
+    PAN_TOMPKINS_BAND_HZ,
+    beat_agreement,
+    beat_similarity,
+    clean_for_detectors,
+    complex_samples,
+    detect_beats,
+    ectopic_beats,
+    premature_beats,
+)
 from .constants import TARGET_FS
 from .inputs import TailMode, check_signal, per_record_fs
 from .resampling import Recording
@@ -69,18 +84,12 @@ __all__ = [
 DEFAULT_THRESHOLD = 0.5
 HARD_REASONS = ("missing", "flat", "clipped", "no_beats")
 REASONS = (*HARD_REASONS, "detectors_disagree", "beats_dissimilar", "artefact", "low_frequency_noise")
-MATCH_SECONDS = 0.15
 FLAT_RUN_SECONDS = 0.1
 CLIP_RUN_SECONDS = 0.02
-BEAT_WINDOW_SECONDS = (0.2, 0.4)
 HEART_RATE_BPM = (24.0, 240.0)
 # Cleaning runs on stretches of this many windows at a time (plus margins); the detectors run window by window.
 SEGMENT_WINDOWS = 60
 MARGIN_SECONDS = 2.0
-# Two detectors that share no stage: a smoothed gradient, and Pan-Tompkins' 5-15 Hz band, derivative, square and
-# integration. kalidas2017 (a stationary wavelet), used before, agreed as well but took 1.1 ms a window against
-# 0.18 ms (10-14 s at 250 Hz), most of it redesigning its Butterworth filter on every call.
-DETECTORS = ("neurokit", "pantompkins1985")
 # Above this rate the beats and the artefact amplitude are measured on each stretch resampled to about it (the
 # flat, clipped and missing samples still on the recorded ones): the detectors look for the QRS in fixed bands,
 # and at 4-10 kHz clean ECG scored 0 ("detectors_disagree"). At or below 500 Hz nothing is resampled.
@@ -102,24 +111,10 @@ ARTEFACT_HOLD_WINDOW_BLOCKS = 20
 ARTEFACT_HOLD_BLOCKS = 16
 ARTEFACT_DEFLECTION = 3
 REFERENCE_SECONDS = 2.0
-# A giant ectopic beat is as large and as long as a short burst of motion noise; the rhythm and its QRS tell them
-# apart. A beat (of the neurokit detector) coming early, before PREMATURE times the median RR interval, followed by a
-# compensatory pause (the intervals before and after it sum to twice the median within COMPENSATORY), and sharp (its
-# peak amplitude above ECTOPIC_SHARP_HZ within ECTOPIC_QRS_SECONDS of its R peak SHARPNESS times the median of the
-# other beats'), with the unfiltered level's median over the 0.5 s before and after its complex within LEVEL_SHIFT of
-# the complex's peak to peak, is left out of the artefact amplitude from ECTOPIC_SECONDS before its R peak to after
-# it (QRS and T wave). A burst that moves a detection early keeps the pause but has no QRS of its own there (motion
-# noise lies below 15 Hz); one between beats splits an interval without the pause; a baseline step just before a
-# beat is sharp and moves the detection early too, but changes the level. On the quality benchmark's giant ectopic
-# (CPSC 2019 data_01170) the sharpness is 4.9; on the detections that 0.5 s bursts at 5x the QRS move early, 0.1-1.3
-# but for 2 of 100 (2.2, 2.9).
-ECTOPIC_PREMATURE = 0.85
-ECTOPIC_COMPENSATORY = 0.1
-ECTOPIC_SHARP_HZ = 15.0
-ECTOPIC_QRS_SECONDS = 0.06
-ECTOPIC_SHARPNESS = 2.0
-ECTOPIC_LEVEL_SHIFT = 0.2
-ECTOPIC_SECONDS = (0.2, 0.5)
+# Spans reaching into a recording's first or last EDGE_SECONDS are not measured: what the band-pass gives there
+# depends on how it pads the ends, and a few samples of lead-off at a recording's end (LUDB 109 lead II: 70 ms at
+# -2.3 mV) measured as a 0.5 s artefact at 1.5x would.
+ARTEFACT_EDGE_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -135,10 +130,11 @@ class ScoreRanges:
 
 
 # Chosen on the labelled quality benchmark (benchmarks/_quality_tuning.py on all five sources): on a grid of
-# ranges, the one with the highest AUROC (usable against unusable windows) among those flagging at most 1% of each
-# source's usable windows at the default threshold and falling with NSTDB's noise level. The same procedure without each source in turn, tested on it,
-# gives the leave-one-source-out table of the docs page for app developers.
-DEFAULT_RANGES = ScoreRanges(bsqi=(0.1, 0.5), similarity=(0.5, 0.8), artefact=(1.5, 2.5), in_band=(0.2, 0.3))
+# ranges, among those flagging at most 1% of each source's usable windows at the default threshold and falling with
+# NSTDB's noise level, those with the highest AUROC (usable against unusable windows, within its standard error),
+# and of those the one flagging the fewest usable windows. The same procedure without each source in turn, tested on
+# it, gives the leave-one-source-out table of the docs page for app developers.
+DEFAULT_RANGES = ScoreRanges(bsqi=(0.1, 0.5), similarity=(0.5, 0.8), artefact=(1.0, 2.0), in_band=(0.2, 0.3))
 
 
 @dataclass
@@ -199,18 +195,12 @@ class SignalQuality:
         )
 
 
-def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The start and the length of each run of equal consecutive ``values`` (non-empty ``(n,)``)."""
-    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-    return starts, np.diff(starts, append=values.size)
-
-
 def _runs_mask(values: np.ndarray, min_length: int, select: np.ndarray | None = None) -> np.ndarray:
     """Samples lying in runs of at least ``min_length`` equal consecutive values (optionally only runs whose
     samples are ``select``ed)."""
     if values.size == 0:
         return np.zeros(0, dtype=bool)
-    starts, lengths = _runs(values)
+    starts, lengths = runs(values)
     keep = lengths >= min_length
     if select is not None:
         keep &= select[starts]
@@ -219,14 +209,7 @@ def _runs_mask(values: np.ndarray, min_length: int, select: np.ndarray | None = 
 
 def _longest_run(values: np.ndarray) -> int:
     """The length of the longest run of equal consecutive ``values`` ``(n,)`` (0 when empty; NaN never repeats)."""
-    return int(_runs(values)[1].max()) if values.size else 0
-
-
-def _small_median(values: np.ndarray) -> float:
-    """``np.median`` of a short non-empty ``(n,)`` array, the same value without its overhead (called per window)."""
-    ordered = np.sort(values)
-    middle = ordered.size // 2
-    return float(ordered[middle] if ordered.size % 2 else (ordered[middle - 1] + ordered[middle]) / 2)
+    return int(runs(values)[1].max()) if values.size else 0
 
 
 def _quality_ratio(fs: float) -> Fraction:
@@ -237,80 +220,31 @@ def _quality_ratio(fs: float) -> Fraction:
     return min(Fraction(1), (Fraction(QUALITY_MAX_FS) / Fraction(fs)).limit_denominator(100))
 
 
-def _clean(segment: np.ndarray, band: np.ndarray, fs: float) -> np.ndarray:
-    """``segment`` as the detectors take it: neurokit2's cleaning, or below 125 Hz its 0.5-40 Hz ``band``
-    (neurokit's 50 Hz notch needs a Nyquist above 50 Hz)."""
-    import neurokit2 as nk
-
-    if fs >= 125:
-        return np.asarray(nk.ecg_clean(segment, sampling_rate=fs, method="neurokit"), dtype=np.float64)
-    return band
-
-
-def _detect(cleaned: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """R peaks of two independent neurokit2 detectors (sample indices)."""
-    import neurokit2 as nk
-
-    found = []
-    for method in DETECTORS:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                peaks = nk.ecg_findpeaks(cleaned, sampling_rate=int(round(fs)), method=method)["ECG_R_Peaks"]
-        except Exception:  # detectors fail on signals without beats (e.g. flat); that is "no beats"
-            peaks = np.zeros(0, dtype=np.int64)
-        found.append(np.asarray(peaks, dtype=np.int64))
-    return found[0], found[1]
-
-
-def _bsqi(a: np.ndarray, b: np.ndarray, tolerance: int) -> float:
-    if a.size == 0 or b.size == 0:
-        return 0.0
-    nearest = np.searchsorted(b, a)
-    left = np.abs(a - b[np.clip(nearest - 1, 0, b.size - 1)])
-    right = np.abs(a - b[np.clip(nearest, 0, b.size - 1)])
-    matched = int(np.sum(np.minimum(left, right) <= tolerance))
-    return matched / (a.size + b.size - matched)
-
-
-def _beat_similarity(cleaned: np.ndarray, peaks: np.ndarray, fs: float) -> float:
-    """Median over beats of each beat's correlation with its second most similar other beat (0 with < 3 beats)."""
-    before, after = (round(s * fs) for s in BEAT_WINDOW_SECONDS)
-    peaks = peaks[(peaks - before >= 0) & (peaks + after <= cleaned.size)]
-    if peaks.size < 3:
-        return 0.0
-    beats = cleaned[peaks[:, None] + np.arange(-before, after)[None, :]]
-    beats = beats - beats.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(beats, axis=1)
-    beats = np.divide(beats, norms[:, None], out=np.zeros_like(beats), where=norms[:, None] > 0)
-    correlations = beats @ beats.T
-    np.fill_diagonal(correlations, -np.inf)
-    return _small_median(np.partition(correlations, -2, axis=1)[:, -2])
-
-
 @functools.lru_cache(maxsize=16)
-def _filter_sos(fs: float, high_pass_hz: float | None) -> np.ndarray:
-    """4th-order Butterworth sections: a high-pass at ``high_pass_hz``, or with None the ECG band (0.5-40 Hz,
-    below 0.4 ``fs``)."""
+def _filter_sos(fs: float, low_hz: float, high_hz: float | None, order: int = 4) -> np.ndarray:
+    """Butterworth sections of ``order``: a band-pass from ``low_hz`` to ``high_hz`` (below 0.4 ``fs``), or with
+    ``high_hz`` None a high-pass at ``low_hz``."""
     from scipy import signal as sps
 
-    if high_pass_hz is not None:
-        return sps.butter(4, high_pass_hz, btype="high", fs=fs, output="sos")
-    return sps.butter(4, [ECG_BAND_HZ[0], min(ECG_BAND_HZ[1], 0.4 * fs)], btype="band", fs=fs, output="sos")
+    if high_hz is None:
+        return sps.butter(order, low_hz, btype="high", fs=fs, output="sos")
+    return sps.butter(order, [low_hz, min(high_hz, 0.4 * fs)], btype="band", fs=fs, output="sos")
 
 
 def _ecg_band(segment: np.ndarray, fs: float) -> np.ndarray:
-    """``segment`` band-passed to 0.5-40 Hz (below 0.4 ``fs``), forwards and backwards."""
+    """``segment`` band-passed to 0.5-40 Hz (below 0.4 ``fs``), forwards and backwards, its ends padded by
+    reflection (an odd, point reflection turned a few glitch samples at a recording's end into a step there)."""
     from scipy import signal as sps
 
-    return sps.sosfiltfilt(_filter_sos(fs, None), segment - segment.mean())
+    return sps.sosfiltfilt(_filter_sos(fs, *ECG_BAND_HZ), segment - segment.mean(), padtype="even")
 
 
-def _high_passed(band: np.ndarray, fs: float, cutoff_hz: float) -> np.ndarray:
-    """The 0.5-40 Hz ``band`` high-passed at ``cutoff_hz``, forwards and backwards."""
+def _filtered(band: np.ndarray, fs: float, low_hz: float, high_hz: float | None = None, order: int = 4) -> np.ndarray:
+    """The 0.5-40 Hz ``band`` through `_filter_sos` (``low_hz``, ``high_hz``, ``order``), forwards and
+    backwards."""
     from scipy import signal as sps
 
-    return sps.sosfiltfilt(_filter_sos(fs, cutoff_hz), band)
+    return sps.sosfiltfilt(_filter_sos(fs, low_hz, high_hz, order), band)
 
 
 def _in_band_fraction(band: np.ndarray, qrs: np.ndarray, fs: float) -> float:
@@ -321,14 +255,14 @@ def _in_band_fraction(band: np.ndarray, qrs: np.ndarray, fs: float) -> float:
         return 0.0
     total = np.square(band[: n_segments * segment]).reshape(n_segments, segment).sum(axis=1)
     high = np.square(qrs[: n_segments * segment]).reshape(n_segments, segment).sum(axis=1)
-    return _small_median(np.divide(high, total, out=np.zeros_like(total), where=total > 0))
+    return small_median(np.divide(high, total, out=np.zeros_like(total), where=total > 0))
 
 
 def _deflection_peaks(band: np.ndarray, magnitude: np.ndarray, block: int, n_blocks: int) -> np.ndarray:
     """Per block ``(n_blocks,)`` of ``band`` (``n_blocks * block`` samples, ``magnitude`` its absolute values): the
     largest amplitude of the deflections (stretches between zero crossings) whose peak lies in it, 0 where none
     does."""
-    starts, lengths = _runs(np.signbit(band))
+    starts, lengths = runs(np.signbit(band))
     amplitudes = np.maximum.reduceat(magnitude, starts)
     peaks = np.flatnonzero(magnitude == np.repeat(amplitudes, lengths))
     per_block = np.zeros(n_blocks)
@@ -368,76 +302,53 @@ def _span_amplitudes(band: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
     return np.maximum(held, large), block
 
 
-def _premature_beats(peaks: np.ndarray) -> np.ndarray:
-    """Which of ``peaks`` (sorted R peaks, sample indices) come early and are followed by a compensatory pause
-    (``ECTOPIC_PREMATURE``, ``ECTOPIC_COMPENSATORY``): bool ``(n_peaks,)``, all False with fewer than 4 beats."""
-    premature = np.zeros(peaks.size, dtype=bool)
-    if peaks.size < 4:
-        return premature
-    intervals = np.diff(peaks)
-    typical = float(np.median(intervals))
-    before, after = intervals[:-1], intervals[1:]
-    premature[1:-1] = (before < ECTOPIC_PREMATURE * typical) & (
-        np.abs(before + after - 2 * typical) <= ECTOPIC_COMPENSATORY * 2 * typical
-    )
-    return premature
-
-
-def _ectopic_beats(
-    peaks: np.ndarray, candidates: np.ndarray, sharp: np.ndarray, band: np.ndarray, level: np.ndarray, fs: float
-) -> np.ndarray:
-    """The R peaks of ``peaks[candidates]`` that are beats: their QRS above ``ECTOPIC_SHARP_HZ`` (``sharp``, the
-    stretch's ``band`` high-passed there) peaks at ``ECTOPIC_SHARPNESS`` times the median of the other beats or more,
-    and ``level`` (the stretch unfiltered) is the same before and after them (``ECTOPIC_LEVEL_SHIFT``; a baseline
-    step is sharp too)."""
-    reach = round(ECTOPIC_QRS_SECONDS * fs)
-    magnitude = np.abs(sharp)
-    peak_amplitude = np.array([magnitude[max(0, p - reach) : p + reach + 1].max() for p in peaks])
-    others = peak_amplitude[~candidates]
-    if others.size == 0:
-        return peaks[:0]
-    found = []
-    before, after = round(ECTOPIC_SECONDS[0] * fs), round(ECTOPIC_SECONDS[1] * fs)
-    for peak in peaks[candidates & (peak_amplitude >= ECTOPIC_SHARPNESS * float(np.median(others)))]:
-        preceding = level[max(0, peak - before - after) : max(0, peak - before)]
-        following = level[peak + after : peak + 2 * after]
-        complex_ = band[max(0, peak - before) : peak + after]
-        if preceding.size == 0 or following.size == 0:
-            continue
-        shift = abs(float(np.median(following)) - float(np.median(preceding)))
-        if shift <= ECTOPIC_LEVEL_SHIFT * float(np.ptp(complex_)):
-            found.append(peak)
-    return np.array(found, dtype=peaks.dtype)
+def _measured_spans(n_spans: int, block: int, n_samples: int, fs: float, start: bool, end: bool) -> np.ndarray:
+    """Which of a stretch's ``n_spans`` spans (``_span_amplitudes`` of ``n_samples``) count: bool ``(n_spans,)``,
+    False for those reaching into its first (where ``start``) or last (where ``end``) ``ARTEFACT_EDGE_SECONDS``."""
+    edge = round(ARTEFACT_EDGE_SECONDS * fs)
+    span_starts = np.arange(n_spans) * block
+    covered = (ARTEFACT_ENVELOPE_BLOCKS + ARTEFACT_HOLD_WINDOW_BLOCKS - 1) * block
+    measured = np.ones(n_spans, dtype=bool)
+    if start:
+        measured &= span_starts >= edge
+    if end:
+        measured &= span_starts + covered <= n_samples - edge
+    return measured
 
 
 def _artefact_amplitude(
-    amplitudes: np.ndarray, block: int, window: np.ndarray, start: int, fs: float, ectopic: np.ndarray
+    band: np.ndarray,
+    spans: tuple[np.ndarray, np.ndarray, int],
+    window: tuple[int, int],
+    fs: float,
+    ectopic: np.ndarray,
 ) -> float:
-    """The largest span amplitude (``_span_amplitudes`` of the stretch) within the window ``window`` (0.5-40 Hz,
-    starting at sample ``start`` of the stretch), but for spans reaching the beats at ``ectopic`` (R peaks,
-    samples of the stretch; ``ECTOPIC_SECONDS`` around them), over half the window's median peak-to-peak amplitude
-    in 2 s segments (half-overlapping); 0 for a window without amplitude."""
+    """The largest amplitude of the spans within ``window`` (its first and last sample of the stretch ``band``,
+    0.5-40 Hz) over half the window's median peak-to-peak amplitude in 2 s segments (half-overlapping); 0 for a
+    window without amplitude. ``spans``: the stretch's span amplitudes, which of them count (`_measured_spans`) and
+    the block length (`_span_amplitudes`). With beats at ``ectopic`` (R peaks, samples of the stretch), the spans
+    are measured again with each beat's complex (``ECTOPIC_SECONDS`` around its R peak) set to zero: an artefact
+    beside one still counts."""
+    amplitudes, measured, block = spans
+    start, stop = window
     second = round(REFERENCE_SECONDS * fs / 2)
-    n_seconds = window.size // second
+    n_seconds = (stop - start) // second
     first = -(-start // block)  # the first block inside the window
-    last = (start + window.size) // block - ARTEFACT_ENVELOPE_BLOCKS - ARTEFACT_HOLD_WINDOW_BLOCKS + 2
+    covered = ARTEFACT_ENVELOPE_BLOCKS + ARTEFACT_HOLD_WINDOW_BLOCKS - 1  # blocks a span covers
+    last = stop // block - covered + 1  # spans first .. last - 1 lie inside the window
     if n_seconds < 2 or last <= first or amplitudes.size < last:
         return 0.0
-    stretches = window[: n_seconds * second].reshape(n_seconds, second)
+    stretches = band[start : start + n_seconds * second].reshape(n_seconds, second)
     highs, lows = stretches.max(axis=1), stretches.min(axis=1)
-    spans = np.maximum(highs[1:], highs[:-1]) - np.minimum(lows[1:], lows[:-1])
-    reference = _small_median(spans) / 2
+    reference = small_median(np.maximum(highs[1:], highs[:-1]) - np.minimum(lows[1:], lows[:-1])) / 2
     candidates = amplitudes[first:last]
     if ectopic.size:
-        # span k covers blocks k .. k + ENVELOPE + HOLD_WINDOW - 2; it is left out where that reaches a beat's region
-        covered = ARTEFACT_ENVELOPE_BLOCKS + ARTEFACT_HOLD_WINDOW_BLOCKS - 1
-        span_starts = np.arange(first, last)
-        keep = np.ones(candidates.size, dtype=bool)
-        for peak in ectopic:
-            lo = (peak - round(ECTOPIC_SECONDS[0] * fs)) // block
-            hi = (peak + round(ECTOPIC_SECONDS[1] * fs)) // block
-            keep &= (span_starts + covered <= lo) | (span_starts > hi)
-        candidates = candidates[keep]
+        blanked = band[first * block : (last - 1 + covered) * block].copy()  # the samples of those spans
+        before, after = complex_samples(fs)
+        for peak in ectopic - first * block:
+            blanked[max(0, peak - before) : max(0, peak + after)] = 0.0
+        candidates = _span_amplitudes(blanked, fs)[0][: last - first]
+    candidates = candidates[measured[first:last]]
     if reference <= 0 or candidates.size == 0:
         return 0.0
     return float(candidates.max()) / reference
@@ -521,10 +432,14 @@ def planned_quality(
         # padtype="line": the stretch minus the line through its end samples is resampled, so no step at its ends
         measured = bridged if up == down else sps.resample_poly(bridged, up, down, padtype="line")
         band = _ecg_band(measured, measure_fs)
-        cleaned = _clean(measured, band, measure_fs)
-        qrs = _high_passed(band, measure_fs, QRS_HIGH_PASS_HZ)
+        cleaned = clean_for_detectors(measured, band, measure_fs)
+        pan_tompkins = _filtered(band, measure_fs, *PAN_TOMPKINS_BAND_HZ, order=1)
+        qrs = _filtered(band, measure_fs, QRS_HIGH_PASS_HZ)
         sharp: np.ndarray | None = None  # the band above ECTOPIC_SHARP_HZ, once a window has a premature beat
         amplitudes, block = _span_amplitudes(band, measure_fs)
+        measured_spans = _measured_spans(
+            amplitudes.size, block, band.size, measure_fs, lo == 0, hi == recording.n_samples
+        )
         for row in rows:
             a, b = int(first[row]) - lo, int(last[row]) - lo
             # the window's samples at measure_fs (the same ones where it is fs)
@@ -532,7 +447,9 @@ def planned_quality(
             # Each window gets its own detector run (with its margins): an artefact elsewhere cannot raise the
             # detectors' adaptive thresholds and hide this window's beats.
             context = max(0, qa - measure_margin)
-            detected = _detect(cleaned[context : qb + measure_margin], measure_fs)
+            detected = detect_beats(
+                cleaned[context : qb + measure_margin], pan_tompkins[context : qb + measure_margin], measure_fs
+            )
             peaks_a, peaks_b = (peaks + context for peaks in detected)
             window = raw[a:b]
             if any_missing:
@@ -547,15 +464,17 @@ def planned_quality(
             in_b = peaks_b[(peaks_b >= qa) & (peaks_b < qb)]
             measures["beats"][row] = in_a.size
             measures["rate"][row] = in_a.size / ((b - a) / fs) * 60
-            measures["bsqi"][row] = _bsqi(in_a, in_b, round(MATCH_SECONDS * measure_fs))
-            measures["similarity"][row] = _beat_similarity(cleaned, in_a, measure_fs)
-            premature = _premature_beats(peaks_a)
+            measures["bsqi"][row] = beat_agreement(in_a, in_b, round(MATCH_SECONDS * measure_fs))
+            measures["similarity"][row] = beat_similarity(cleaned, in_a, measure_fs)
+            premature = premature_beats(peaks_a)
             ectopic = peaks_a[:0]
             if premature.any():
                 if sharp is None:
-                    sharp = _high_passed(band, measure_fs, ECTOPIC_SHARP_HZ)
-                ectopic = _ectopic_beats(peaks_a, premature, sharp, band, measured, measure_fs)
-            measures["artefact"][row] = _artefact_amplitude(amplitudes, block, band[qa:qb], qa, measure_fs, ectopic)
+                    sharp = _filtered(band, measure_fs, ECTOPIC_SHARP_HZ)
+                ectopic = ectopic_beats(peaks_a, premature, sharp, band, measured, measure_fs)
+            measures["artefact"][row] = _artefact_amplitude(
+                band, (amplitudes, measured_spans, block), (qa, qb), measure_fs, ectopic
+            )
             measures["in_band"][row] = _in_band_fraction(band[qa:qb], qrs[qa:qb], measure_fs)
 
     score, mapped = score_measures(measures["bsqi"], measures["similarity"], measures["artefact"], measures["in_band"])

@@ -9,7 +9,7 @@ from conformance_helpers import row_cosines
 
 import clef_sdk as clef
 from clef_sdk import precision as precision_module
-from clef_sdk.precision import check_precision, cpu_has_native_bf16
+from clef_sdk.precision import bf16_min_cosine, check_precision, cpu_has_native_bf16
 from clef_sdk.weights.format import encoder_from_weights, extract_backbone
 
 needs_native_bf16 = pytest.mark.skipif(
@@ -49,6 +49,24 @@ def test_bf16_on_a_cpu_without_native_bf16_says_what_to_do(monkeypatch):
         cpu_has_native_bf16.cache_clear()
 
 
+def test_the_bf16_bound_is_lower_on_cpus_with_amx(monkeypatch):
+    """oneDNN's AMX convolution kernels round more than its AVX-512 BF16 ones (the measurements below)."""
+    from clef_sdk.precision import cpu_has_amx_bf16
+
+    monkeypatch.setattr(precision_module.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(precision_module.Path, "is_file", lambda self: True)
+    for flags, expected in (("avx512f avx512_bf16", 0.9999), ("avx512f avx512_bf16 amx_bf16 amx_tile", 0.997)):
+        monkeypatch.setattr(
+            precision_module.Path, "read_text", lambda self, flags=flags, **kwargs: f"flags\t: {flags}\n"
+        )
+        cpu_has_amx_bf16.cache_clear()
+        try:
+            assert bf16_min_cosine(torch.device("cpu")) == expected
+            assert bf16_min_cosine(torch.device("cuda")) == 0.9999
+        finally:
+            cpu_has_amx_bf16.cache_clear()
+
+
 @needs_native_bf16
 @pytest.mark.parametrize("size", ["small", "medium"])
 def test_bf16_embeddings_stay_within_cosine_of_fp32(size, small_encoder, medium_rule_state_dict, ludb_minutes):
@@ -56,8 +74,9 @@ def test_bf16_embeddings_stay_within_cosine_of_fp32(size, small_encoder, medium_
     fp32 = clef.embed(ludb_minutes, 500, model=encoder, pooling=None)
     bf16 = clef.embed(ludb_minutes, 500, model=encoder, pooling=None, precision="bf16")
     assert bf16.dtype == np.float32 and bf16.shape == fp32.shape == (12, encoder.embed_dim)
-    # measured on this data: min cosine 0.999994 (small, conformance checkpoint), 0.999991 (medium, rule weights)
-    assert row_cosines(bf16, fp32).min() >= 0.9999
+    # measured on this data: min cosine 0.999994 (small, conformance checkpoint), 0.999991 (medium, rule weights) on
+    # AVX-512 BF16; 0.99825 (small) on a Xeon with AMX (oneDNN's AMX convolutions), 0.999995 there with AMX off
+    assert row_cosines(bf16, fp32).min() >= bf16_min_cosine(torch.device("cpu"))
 
 
 @needs_native_bf16
@@ -67,7 +86,7 @@ def test_bf16_through_the_embedder_and_the_command_line(small_safetensors, ludb_
     embedder = clef.ClefEmbedder(model=str(small_safetensors), fs=500, precision="bf16")
     rows = embedder.fit_transform(ludb_minutes.reshape(3, -1))
     reference = clef.embed(ludb_minutes.reshape(3, -1), 500, model=str(small_safetensors))
-    assert row_cosines(rows, reference).min() >= 0.9999
+    assert row_cosines(rows, reference).min() >= bf16_min_cosine(torch.device("cpu"))
     source = tmp_path / "ecg.npy"
     np.save(source, ludb_minutes)
     output = tmp_path / "embedding.npy"
@@ -89,7 +108,8 @@ def test_bf16_through_the_embedder_and_the_command_line(small_safetensors, ludb_
         )
         == 0
     )
-    assert row_cosines(np.load(output), clef.embed(ludb_minutes, 500, model=str(small_safetensors))) >= 0.9999
+    reference = clef.embed(ludb_minutes, 500, model=str(small_safetensors))
+    assert row_cosines(np.load(output), reference) >= bf16_min_cosine(torch.device("cpu"))
 
 
 @pytest.mark.slow

@@ -246,3 +246,20 @@ def test_embed_drops_or_returns_quality(minute, tmp_path, small_safetensors, cap
     lines = (tmp_path / "embedding.quality.csv").read_text().splitlines()
     assert lines[0] == "recording,window,start_seconds,score,usable,reasons" and len(lines) == 7
     assert lines[2].split(",")[4] == "0" and lines[2].split(",")[5]  # the noise window: unusable, with its reasons
+
+
+@pytest.mark.parametrize(("record", "what"), [(109, "70 ms of lead-off at -2.3 mV"), (133, "3 glitch samples, 2.8 mV")])
+def test_a_recordings_last_samples_are_not_measured_as_an_artefact(data_dir, record, what):
+    """LUDB lead II records ending in a few bad samples: the band-pass's padding made them a 0.5 s artefact (artefact
+    amplitude 1.5 and 1.8 on the quality benchmark, flagged by artefact ranges (1.0, 2.0)); the first and last 0.1 s
+    of a recording are not measured. A burst at 5x the QRS ending 0.15 s before the end is still caught."""
+    x = np.fromfile(data_dir / "ludb" / "data" / f"{record}.dat", dtype="<i2").reshape(-1, 12)[:, 1] / 1000.0
+    quality = clef.signal_quality(x, 500)
+    assert quality.artefact_amplitude[0] < 1.0 and quality.usable[0], (what, quality.artefact_amplitude)  # 0.59, 0.25
+    qrs = np.median([np.ptp(x[i : i + 500]) for i in range(0, x.size, 500)])
+    rng = np.random.default_rng(1)
+    burst = resample_poly(rng.standard_normal(10), 25, 1) * np.hanning(250)  # 0.5 s, below 10 Hz
+    y = x.copy()
+    y[-250 - 75 : -75] += burst / np.ptp(burst) * 5 * qrs
+    burst_quality = clef.signal_quality(y, 500)
+    assert "artefact" in burst_quality.reasons[0], burst_quality.artefact_amplitude  # measured 3.0, 3.2

@@ -21,7 +21,7 @@ import _quality_tuning as qt
 import _quality_windows as qw
 
 import clef_sdk as clef
-from clef_sdk.quality import DEFAULT_RANGES, HARD_REASONS, ScoreRanges, SignalQuality, score_measures
+from clef_sdk.quality import DEFAULT_RANGES, ScoreRanges
 
 # one worker builds the benchmark (3,903 windows, about 40 s) for every test of this module
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quality_benchmark")]
@@ -42,19 +42,10 @@ def held_out(measured: qt.Measured, grid: qt.Grid) -> dict[str, qt.HeldOut]:
     return {result.source: result for result in qt.leave_one_source_out(measured, grid)}
 
 
-def rescored(quality: SignalQuality, ranges: ScoreRanges) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``quality``'s windows scored with ``ranges`` instead of the shipped ones (hard failures stay 0)."""
-    score, mapped = score_measures(
-        quality.bsqi, quality.beat_similarity, quality.artefact_amplitude, quality.in_band_fraction, ranges
-    )
-    hard = np.array([bool(set(found) & set(HARD_REASONS)) for found in quality.reasons])
-    return np.where(hard, 0.0, score), mapped
-
-
 def test_each_held_out_source_meets_the_targets(held_out: dict[str, qt.HeldOut]) -> None:
-    # measured: AUROC LUDB 0.990, MIT-BIH 0.998, CPSC 2019 0.974, NSTDB 0.991, NeuroKit 0.982; usable windows
-    # flagged 1.5%, 0.0%, 3.2%, 0.0%, 0.0%; unusable caught 80-85% (84-89% before NSTDB's em noise was added to
-    # the other sources: 21% of it is caught at 0 dB). Targets: AUROC >= 0.95, flagged <= 5%
+    # measured: AUROC LUDB 0.994, MIT-BIH 0.999, CPSC 2019 0.979, NSTDB 0.996, NeuroKit 0.982; usable windows
+    # flagged 0.6%, 0.0%, 2.0%, 0.0%, 0.0%; unusable caught 79-84% (84-89% before NSTDB's em noise was added to
+    # the other sources: 20% of it is caught at 0 dB). Targets: AUROC >= 0.95, flagged <= 5%
     assert set(held_out) == set(qw.SOURCES)
     for result in held_out.values():
         assert result.auroc >= 0.95, result
@@ -66,11 +57,11 @@ def test_the_shipped_ranges_are_the_procedures_choice(measured: qt.Measured, gri
     assert qt.choose_ranges(measured, np.ones(measured.source.size, dtype=bool), grid) == DEFAULT_RANGES
 
 
-def test_aurocs_within_their_error_go_to_the_ranges_catching_more(
+def test_aurocs_within_their_error_go_to_the_ranges_flagging_fewest(
     measured: qt.Measured, grid: qt.Grid, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tuned without CPSC 2019, where the rule decides (on all five sources the highest AUROC is the shipped
-    ranges' anyway)."""
+    """Tuned without CPSC 2019, where the rule decides: of the ranges whose AUROC is within its error of the
+    highest, the one flagging the fewest of the tuning sources' usable windows; it flags fewer of CPSC's too."""
     tuning = measured.source != "cpsc2019"
     chosen = qt.choose_ranges(measured, tuning, grid)
     scored = tuning & measured.scored
@@ -78,12 +69,24 @@ def test_aurocs_within_their_error_go_to_the_ranges_catching_more(
     tie = qt.AUROC_TIE
     monkeypatch.setattr(qt, "AUROC_TIE", 0.0)
     by_auroc_alone = qt.choose_ranges(measured, tuning, grid)
-    # measured: by AUROC alone the artefact range (2.0, 2.5), 0.00006 above the chosen (1.5, 2.5), which catches
-    # more unusable windows at 0.5 (the short artefacts among them)
+    monkeypatch.undo()
+    index = grid.candidates.index
     assert by_auroc_alone != chosen
-    assert 0 < auroc[grid.candidates.index(by_auroc_alone)] - auroc[grid.candidates.index(chosen)] < tie
-    caught = np.mean(grid.scores[:, scored & ~measured.usable] < 0.5, axis=1)
-    assert caught[grid.candidates.index(chosen)] > caught[grid.candidates.index(by_auroc_alone)]
+    assert 0 < auroc[index(by_auroc_alone)] - auroc[index(chosen)] < tie
+
+    def flagged(ranges: ScoreRanges, selected: np.ndarray) -> float:
+        chosen_scores = grid.scores[index(ranges)]
+        return max(
+            float(np.mean(chosen_scores[selected & measured.usable & (measured.source == name)] < 0.5))
+            for name in set(measured.source[selected])
+        )
+
+    assert flagged(chosen, scored) < flagged(by_auroc_alone, scored)
+    cpsc = (measured.source == "cpsc2019") & measured.scored
+    # measured: by AUROC alone bSQI (0.3, 0.7) and artefact (1.5, 2.0), 0.00006 above the chosen bSQI (0.1, 0.5)
+    # and artefact (1.0, 2.0); on the tuning sources it flags 0.8% of a source's usable windows against 0.4%, on
+    # CPSC 2019 5.2% against 2.0%
+    assert flagged(chosen, cpsc) < flagged(by_auroc_alone, cpsc)
 
 
 def test_a_held_out_source_is_not_tested_on_noise_that_tuning_saw(
@@ -107,7 +110,7 @@ def test_a_held_out_source_is_not_tested_on_noise_that_tuning_saw(
 def test_held_out_nstdb_falls_monotonically(held_out: dict[str, qt.HeldOut]) -> None:
     means = held_out["nstdb"].nstdb_means
     # measured, ranges chosen without NSTDB (with its electrode motion on the other sources, the windows whose noise
-    # that is left out of the test): 24 dB 1.00, 12 dB 0.93, 6 dB 0.78, 0 dB 0.59 (8, 4, 4 and 4 windows)
+    # that is left out of the test): 24 dB 1.00, 12 dB 0.93, 6 dB 0.78, 0 dB 0.61 (8, 4, 4 and 4 windows)
     assert means[0] >= 0.95 and all(a - b >= 0.03 for a, b in zip(means, means[1:])), means
 
 
@@ -117,68 +120,88 @@ def ludb_lead(data_dir: Path, record: int, lead: int) -> np.ndarray:
 
 def test_held_out_leads_rates_and_records_are_usable(data_dir: Path, held_out: dict[str, qt.HeldOut]) -> None:
     """LUDB leads I, V1 and V5 (the benchmark has lead II), lead I at 128 Hz, with the ranges chosen without LUDB;
-    all 12 MIT-BIH records whole (the benchmark has 20 windows of each) with the ranges chosen without MIT-BIH."""
+    all 12 MIT-BIH records whole (the benchmark has 20 windows of each), and inverted, with the ranges chosen
+    without MIT-BIH."""
     ludb = held_out["ludb"].ranges
     usable = {}
     for name, lead, fs in (("I", 0, 500), ("V1", 6, 500), ("V5", 10, 500), ("I at 128 Hz", 0, 128)):
         signals = [ludb_lead(data_dir, record, lead) for record in range(1, 201)]
         if fs != 500:
             signals = [sps.resample_poly(x, 32, 125) for x in signals]
-        scores = [rescored(clef.signal_quality(x, fs), ludb)[0][0] for x in signals]
+        scores = [qt.rescored(clef.signal_quality(x, fs), ludb)[0][0] for x in signals]
         usable[name] = float(np.mean(np.array(scores) >= 0.5))
-    mitdb = [
-        rescored(clef.signal_quality(np.load(path)["ecg"], 360), held_out["mitdb"].ranges)[0]
-        for path in sorted(glob.glob(str(data_dir / "mitdb-tpcp" / "*.npz")))
-    ]
-    usable["MIT-BIH, 2160 windows"] = float(np.mean(np.concatenate(mitdb) >= 0.5))
-    # measured: LUDB I 1.000, V1 0.975, V5 1.000, I at 128 Hz 0.995; MIT-BIH 0.996
+    for name, sign in (("MIT-BIH, 2160 windows", 1), ("MIT-BIH inverted", -1)):
+        mitdb = [
+            qt.rescored(clef.signal_quality(sign * np.load(path)["ecg"], 360), held_out["mitdb"].ranges)[0]
+            for path in sorted(glob.glob(str(data_dir / "mitdb-tpcp" / "*.npz")))
+        ]
+        usable[name] = float(np.mean(np.concatenate(mitdb) >= 0.5))
+    # measured: LUDB I 1.000, V1 0.995, V5 1.000, I at 128 Hz 0.995; MIT-BIH 0.995, inverted (electrodes swapped,
+    # as on a handheld device held the other way round) 0.977 (0.934 before the neurokit detector ran again on the
+    # signal negated and Pan-Tompkins on its own band)
     assert all(fraction >= 0.95 for fraction in usable.values()), usable
 
 
-def short_artefacts(data_dir: Path, times_qrs: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(clean, with artefact) for 100 LUDB lead I records at 500 Hz: 0.5 s of 1-10 Hz noise (10% tapers) whose
-    peak-to-peak amplitude is ``times_qrs`` the window's QRS (the median peak to peak of its 1 s stretches)."""
+def lead_i_short_artefacts_caught(data_dir: Path, times_qrs: float, ranges: ScoreRanges) -> tuple[float, float]:
+    """0.5 s of 1-10 Hz noise (``burst_noise``) whose peak to peak is ``times_qrs`` the window's QRS, in 100 LUDB
+    lead I records at 500 Hz (the benchmark has lead II): the fraction caught with the reason "artefact" by
+    ``ranges``, and the fraction of the same windows clean flagged."""
     rng = np.random.default_rng(22)
     fs = 500
-    noise_band = sps.butter(4, [1, 10], btype="band", fs=fs, output="sos")
-    pairs = []
+    caught, clean_flagged = [], []
     for record in range(1, 201, 2):
         x = ludb_lead(data_dir, record, 0)
-        qrs = qw.qrs_peak_to_peak(qw._band(x, fs, 0.5, 40.0), fs)
         n = fs // 2
-        burst = sps.sosfiltfilt(noise_band, rng.standard_normal(n + fs))[fs // 2 : fs // 2 + n] * sps.windows.tukey(
-            n, 0.2
-        )
+        burst = qw.burst_noise(n, fs, rng)
         at = int(rng.integers(fs, x.size - n - fs))
         y = x.copy()
-        y[at : at + n] += burst / np.ptp(burst) * times_qrs * qrs
-        pairs.append((x, y))
-    return pairs
-
-
-def test_a_short_large_artefact_is_caught_with_its_reason(data_dir: Path, held_out) -> None:
-    """0.5 s at 10x the QRS amplitude inside clean held-out windows (LUDB lead I, ranges chosen without LUDB)."""
-    ranges = held_out["ludb"].ranges
-    caught, clean_flagged = [], []
-    for x, y in short_artefacts(data_dir, 10.0):
-        score, mapped = rescored(clef.signal_quality(y, 500), ranges)
+        y[at : at + n] += burst * times_qrs * qw.qrs_amplitude(x, fs)
+        score, mapped = qt.rescored(clef.signal_quality(y, fs), ranges)
         caught.append(score[0] < 0.5 and mapped["artefact"][0] < 0.5)
-        clean_flagged.append(rescored(clef.signal_quality(x, 500), ranges)[0][0] < 0.5)
-    # measured: 97% caught with the reason "artefact", 98% in all (the same windows clean: none flagged); 100
-    # windows, so one miss is 1%
-    assert np.mean(caught) >= 0.94 and np.mean(clean_flagged) <= 0.03, (np.mean(caught), np.mean(clean_flagged))
+        clean_flagged.append(qt.rescored(clef.signal_quality(x, fs), ranges)[0][0] < 0.5)
+    return float(np.mean(caught)), float(np.mean(clean_flagged))
 
 
-def test_a_short_artefact_at_five_times_the_qrs_is_caught_with_its_reason(data_dir: Path, held_out) -> None:
-    """The issue's target: 0.5 s at 5x the QRS amplitude, ranges chosen without LUDB (artefact (1.0, 1.5))."""
-    ranges = held_out["ludb"].ranges
-    caught = []
-    for _, y in short_artefacts(data_dir, 5.0):
-        score, mapped = rescored(clef.signal_quality(y, 500), ranges)
-        caught.append(score[0] < 0.5 and mapped["artefact"][0] < 0.5)
-    # measured: 96% (85% before giant ectopic beats were left out of the artefact measure: the ranges chosen then
-    # had to let one pass; with the shipped ranges, chosen with LUDB, artefact (1.5, 2.5), 84%)
-    assert np.mean(caught) >= 0.9, np.mean(caught)  # the target: 90%
+@pytest.mark.parametrize(("times_qrs", "at_least"), [(5.0, 0.9), (10.0, 0.94)])
+def test_a_short_artefact_in_another_lead_is_caught_with_its_reason(
+    data_dir: Path, held_out: dict[str, qt.HeldOut], times_qrs: float, at_least: float
+) -> None:
+    """The issue's target (0.5 s at 5x the QRS amplitude) and 10x, ranges chosen without LUDB."""
+    caught, clean_flagged = lead_i_short_artefacts_caught(data_dir, times_qrs, held_out["ludb"].ranges)
+    # measured: 5x 98%, 10x 99% (100 windows, one miss is 1%); the same windows clean: none flagged
+    assert caught >= at_least and clean_flagged <= 0.03, (caught, clean_flagged)
+
+
+@pytest.fixture(scope="module")
+def short_artefacts(data_dir: Path, held_out: dict[str, qt.HeldOut]) -> dict[tuple[str, float], float]:
+    windows = qw.quality_windows(data_dir.parent)
+    ranges = {source: result.ranges for source, result in held_out.items()}
+    return {
+        (found.source, times): found.caught
+        for times in (5.0, 10.0)
+        for found in qt.short_artefacts_caught(windows, ranges, times)
+    }
+
+
+def test_short_artefacts_in_each_held_out_source_are_caught_with_their_reason(
+    short_artefacts: dict[tuple[str, float], float],
+) -> None:
+    """0.5 s bursts at 5x and 10x the QRS in every usable recorded window of each source (3 places each), scored
+    by the ranges chosen without the source; CPSC 2019 at 5x falls short (the next test)."""
+    # measured, 5x: LUDB 99.0%, MIT-BIH 91.5%, NSTDB 95.8%, NeuroKit 93.3% (600, 600, 72 and 15 bursts: one miss is
+    # 0.2%, 0.2%, 1.4% and 6.7%); 10x: 99.8%, 99.3%, 100%, 100%, CPSC 2019 91.4% (93 bursts)
+    five = {source: short_artefacts[(source, 5.0)] for source in ("ludb", "mitdb", "nstdb", "neurokit")}
+    assert all(caught >= 0.9 for caught in five.values()), five
+    ten = {source: short_artefacts[(source, 10.0)] for source in qw.SOURCES}
+    assert all(caught >= 0.9 for caught in ten.values()), ten
+
+
+@pytest.mark.xfail(strict=True, reason="CPSC 2019 catches 82% of the 5x bursts, below the 90% target")
+def test_short_artefacts_at_five_times_the_qrs_in_cpsc_2019(short_artefacts: dict[tuple[str, float], float]) -> None:
+    """Most misses are in records with frequent large ectopic beats or bradycardia, where the QRS amplitude the
+    bursts are scaled to (the median peak to peak of 1 s stretches, NSTDB's) is that of the small normal beats or of
+    T waves: such a burst is about as large as the window's largest beats."""
+    assert short_artefacts[("cpsc2019", 5.0)] >= 0.9, short_artefacts[("cpsc2019", 5.0)]
 
 
 def test_a_giant_ectopic_beat_is_not_an_artefact(data_dir: Path, held_out: dict[str, qt.HeldOut]) -> None:
@@ -192,8 +215,8 @@ def test_a_giant_ectopic_beat_is_not_an_artefact(data_dir: Path, held_out: dict[
     assert np.any(np.abs(beats - 5.17) < 0.02)
     for fs, signal in ((500, ecg), (250, ecg[::2]), (360, sps.resample_poly(ecg, 18, 25))):
         quality = clef.signal_quality(signal, fs)
-        score, mapped = rescored(quality, held_out["cpsc2019"].ranges)
-        # measured: artefact amplitude 0.58 at 500 Hz, 0.60 at 250 Hz, 0.58 at 360 Hz (0.63 at 128 Hz), the beat
-        # left out as ectopic (early, a compensatory pause, its QRS 4.9x as sharp as the others); 1.96, 1.92, 1.81
-        # with it, which the ranges chosen without CPSC 2019, (1.5, 2.5), map to 0.54, 0.58 and 0.69
+        score, mapped = qt.rescored(quality, held_out["cpsc2019"].ranges)
+        # measured: artefact amplitude 0.59 at 500, 250 and 360 Hz (and 128 Hz), the beat left out as ectopic
+        # (early, a compensatory pause, its QRS 4.9x as sharp as the others, 2 large deflections); 1.96, 1.92, 1.81
+        # with it, which the ranges chosen without CPSC 2019, (1.0, 2.0), map to 0.04, 0.08 and 0.19
         assert score[0] >= 0.5 and quality.artefact_amplitude[0] < 1.0, (fs, quality.artefact_amplitude, score)
