@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from _quality_windows import NSTDB_CLEAN_WINDOWS, SOURCES, LabelledWindow, burst_noise, qrs_amplitude
+from _quality_windows import NSTDB_CLEAN_WINDOWS, SOURCES, LabelledWindow, with_burst
 from scipy.stats import rankdata
 
 import clef_sdk as clef
@@ -219,6 +219,12 @@ def rescored(quality: SignalQuality, ranges: ScoreRanges) -> tuple[np.ndarray, d
     return np.where(hard, 0.0, score), mapped
 
 
+def caught_with_reason(signal: np.ndarray, fs: float, ranges: ScoreRanges) -> bool:
+    """Whether ``ranges`` score the one window ``signal`` below the threshold with the reason "artefact"."""
+    score, mapped = rescored(clef.signal_quality(signal, fs), ranges)
+    return bool(score[0] < DEFAULT_THRESHOLD and mapped["artefact"][0] < 0.5)
+
+
 @dataclass
 class BurstsCaught:
     """Short artefacts added to one source's clean recorded windows, scored with the ranges chosen without it."""
@@ -238,9 +244,8 @@ def short_artefacts_caught(
     seed: int = 22,
 ) -> list[BurstsCaught]:
     """For each source of ``ranges``: ``per_window`` copies of each of its usable recorded windows, each with
-    ``seconds`` of 1-10 Hz noise (``burst_noise``) whose peak to peak is ``times_qrs`` the window's QRS
-    (``qrs_amplitude``), at least 1 s from the window's ends; the fraction scored below the threshold with
-    the reason "artefact" under that source's ``ranges``."""
+    ``seconds`` of 1-10 Hz noise whose peak to peak is ``times_qrs`` the window's QRS (``with_burst``); the fraction
+    scored below the threshold with the reason "artefact" under that source's ``ranges``."""
     rng = np.random.default_rng(seed)
     results = []
     for source, source_ranges in ranges.items():
@@ -248,15 +253,8 @@ def short_artefacts_caught(
         for window in windows:
             if window.source != source or window.kind != "recorded" or window.label != "usable":
                 continue
-            fs, x = window.fs, window.signal
-            qrs = qrs_amplitude(x, fs)
-            length = int(seconds * fs)
             for _ in range(per_window):
-                burst = burst_noise(length, fs, rng)
-                at = int(rng.integers(int(fs), x.size - length - int(fs)))
-                y = x.copy()
-                y[at : at + length] += burst * times_qrs * qrs
-                score, mapped = rescored(clef.signal_quality(y, fs), source_ranges)
-                caught.append(bool(score[0] < DEFAULT_THRESHOLD and mapped["artefact"][0] < 0.5))
+                y = with_burst(window.signal, window.fs, times_qrs, seconds, rng)
+                caught.append(caught_with_reason(y, window.fs, source_ranges))
         results.append(BurstsCaught(source, times_qrs, len(caught), float(np.mean(caught))))
     return results

@@ -185,6 +185,17 @@ def burst_noise(length: int, fs: float, rng: np.random.Generator) -> np.ndarray:
     return burst / np.ptp(burst)
 
 
+def with_burst(x: np.ndarray, fs: float, times_qrs: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """``x`` with ``seconds`` of ``burst_noise`` whose peak to peak is ``times_qrs`` its QRS (``qrs_amplitude``),
+    at least 1 s from its ends (the noise drawn first, then where it goes)."""
+    length = int(seconds * fs)
+    burst = burst_noise(length, fs, rng)
+    at = int(rng.integers(int(fs), x.size - length - int(fs)))
+    y = x.copy()
+    y[at : at + length] += burst * times_qrs * qrs_amplitude(x, fs)
+    return y
+
+
 def _corruptions(
     x: np.ndarray, fs: float, rng: np.random.Generator, motion: np.ndarray
 ) -> Iterator[tuple[str, str, np.ndarray, float | None]]:

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from .array_stats import runs, small_median
+from .array_stats import deflections, small_median
 
 __all__ = [
     "BEAT_WINDOW_SECONDS",
@@ -92,7 +92,7 @@ def detect_beats(cleaned: np.ndarray, qrs_band: np.ndarray, fs: float) -> tuple[
     to its cleaning: on the cleaned signal it took tall T waves for beats).
 
     The ``neurokit`` detector takes each beat's most prominent local maximum inside its QRS, and a QS complex (all
-    negative, as in lead II of some LUDB records) has none: it found 0-2 of the 11 beats Pan-Tompkins found there.
+    negative, as in lead II of some LUDB records) has none: it found 0-2 of the 10 beats Pan-Tompkins found there.
     Where it finds fewer than half of Pan-Tompkins' beats, it runs again on the signal negated, and the run finding
     more beats is kept. Negating by the signal's polarity instead (its deepest troughs deeper than its peaks are
     high) broke it on records with large negative T waves (CPSC 2019 data_00502: bsqi 0.91 to 0.19)."""
@@ -106,6 +106,8 @@ def detect_beats(cleaned: np.ndarray, qrs_band: np.ndarray, fs: float) -> tuple[
 
 
 def beat_agreement(a: np.ndarray, b: np.ndarray, tolerance: int) -> float:
+    """bSQI of two detectors' sorted R peaks ``a`` and ``b`` (sample indices): the peaks of ``a`` with one of ``b``
+    within ``tolerance`` samples, over the peaks found by either; 0 where one found none."""
     if a.size == 0 or b.size == 0:
         return 0.0
     nearest = np.searchsorted(b, a)
@@ -153,8 +155,7 @@ def premature_beats(peaks: np.ndarray) -> np.ndarray:
 def large_deflections(complex_: np.ndarray) -> int:
     """How many deflections (stretches between zero crossings) of ``complex_`` (0.5-40 Hz) peak at
     ``ECTOPIC_DEFLECTION_SHARE`` of its largest or more."""
-    starts, _ = runs(np.signbit(complex_))
-    amplitudes = np.maximum.reduceat(np.abs(complex_), starts)
+    amplitudes = deflections(complex_)[2]
     return int(np.sum(amplitudes >= ECTOPIC_DEFLECTION_SHARE * amplitudes.max()))
 
 

@@ -53,6 +53,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
+def _cpuinfo_flags() -> set[str]:
+    """The words of ``/proc/cpuinfo`` (its CPU flags among them); empty where there is none."""
+    cpuinfo = Path("/proc/cpuinfo")
+    return set(cpuinfo.read_text(errors="replace").split()) if cpuinfo.is_file() else set()
+
+
 @lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively: AVX-512 BF16 or AMX (x86), the BF16 extension (Arm, Apple M2+)."""
@@ -65,10 +71,7 @@ def cpu_has_native_bf16() -> bool:
         except OSError:
             return False
         return answer.stdout.strip() == "1"
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.is_file():
-        return False
-    words = set(cpuinfo.read_text(errors="replace").split())
+    words = _cpuinfo_flags()
     if machine in ("aarch64", "arm64"):
         return "bf16" in words
     return any(flag in words for flag in _CPU_BF16_FLAGS)
@@ -77,10 +80,7 @@ def cpu_has_native_bf16() -> bool:
 @lru_cache(maxsize=1)
 def cpu_has_amx_bf16() -> bool:
     """Whether this (x86, Linux) CPU has AMX bf16 tiles, which oneDNN's bf16 convolutions use where present."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if platform.system() != "Linux" or not cpuinfo.is_file():
-        return False
-    return "amx_bf16" in cpuinfo.read_text(errors="replace").split()
+    return platform.system() == "Linux" and "amx_bf16" in _cpuinfo_flags()
 
 
 def bf16_min_cosine(device: torch.device) -> float:

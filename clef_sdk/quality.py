@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ._optional import require
-from .array_stats import runs, small_median
+from .array_stats import deflections, runs, small_median
 from .beats import (
     ECTOPIC_SHARP_HZ,
     MATCH_SECONDS,
@@ -262,8 +262,7 @@ def _deflection_peaks(band: np.ndarray, magnitude: np.ndarray, block: int, n_blo
     """Per block ``(n_blocks,)`` of ``band`` (``n_blocks * block`` samples, ``magnitude`` its absolute values): the
     largest amplitude of the deflections (stretches between zero crossings) whose peak lies in it, 0 where none
     does."""
-    starts, lengths = runs(np.signbit(band))
-    amplitudes = np.maximum.reduceat(magnitude, starts)
+    _, lengths, amplitudes = deflections(band, magnitude)
     peaks = np.flatnonzero(magnitude == np.repeat(amplitudes, lengths))
     per_block = np.zeros(n_blocks)
     np.maximum.at(per_block, peaks // block, magnitude[peaks])
