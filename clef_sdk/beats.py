@@ -111,24 +111,28 @@ def beat_agreement(a: np.ndarray, b: np.ndarray, tolerance: int) -> float:
     if a.size == 0 or b.size == 0:
         return 0.0
     nearest = np.searchsorted(b, a)
-    left = np.abs(a - b[np.clip(nearest - 1, 0, b.size - 1)])
-    right = np.abs(a - b[np.clip(nearest, 0, b.size - 1)])
-    matched = int(np.sum(np.minimum(left, right) <= tolerance))
+    # np.maximum / np.minimum rather than np.clip: the same indices in a third of the time (called per window)
+    left = np.abs(a - b[np.maximum(nearest - 1, 0)])
+    right = np.abs(a - b[np.minimum(nearest, b.size - 1)])
+    matched = int(np.count_nonzero(np.minimum(left, right) <= tolerance))
     return matched / (a.size + b.size - matched)
 
 
 def beat_similarity(cleaned: np.ndarray, peaks: np.ndarray, fs: float) -> float:
     """Median over beats of each beat's correlation with its second most similar other beat (0 with < 3 beats)."""
     before, after = (round(s * fs) for s in BEAT_WINDOW_SECONDS)
-    peaks = peaks[(peaks - before >= 0) & (peaks + after <= cleaned.size)]
+    peaks = peaks[(peaks >= before) & (peaks <= cleaned.size - after)]
     if peaks.size < 3:
         return 0.0
-    beats = cleaned[peaks[:, None] + np.arange(-before, after)[None, :]]
+    beats = cleaned[peaks[:, None] + np.arange(-before, after)]
     beats = beats - beats.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(beats, axis=1)
-    beats = np.divide(beats, norms[:, None], out=np.zeros_like(beats), where=norms[:, None] > 0)
+    norms = np.sqrt(np.add.reduce(beats * beats, axis=1))  # np.linalg.norm's sum, without its checks
+    if norms.all():
+        beats = beats / norms[:, None]
+    else:  # a flat beat correlates with nothing
+        beats = np.divide(beats, norms[:, None], out=np.zeros_like(beats), where=norms[:, None] > 0)
     correlations = beats @ beats.T
-    np.fill_diagonal(correlations, -np.inf)
+    correlations.flat[:: peaks.size + 1] = -np.inf  # each beat's correlation with itself
     return small_median(np.partition(correlations, -2, axis=1)[:, -2])
 
 
@@ -143,7 +147,7 @@ def premature_beats(peaks: np.ndarray) -> np.ndarray:
     premature = np.zeros(peaks.size, dtype=bool)
     if peaks.size < 4:
         return premature
-    intervals = np.diff(peaks)
+    intervals = peaks[1:] - peaks[:-1]
     typical = small_median(intervals)
     before, after = intervals[:-1], intervals[1:]
     premature[1:-1] = (before < ECTOPIC_PREMATURE * typical) & (

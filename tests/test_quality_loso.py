@@ -43,8 +43,8 @@ def held_out(measured: qt.Measured, grid: qt.Grid) -> dict[str, qt.HeldOut]:
 
 
 def test_each_held_out_source_meets_the_targets(held_out: dict[str, qt.HeldOut]) -> None:
-    # measured: AUROC LUDB 0.994, MIT-BIH 0.999, CPSC 2019 0.979, NSTDB 0.996, NeuroKit 0.982; usable windows
-    # flagged 0.6%, 0.0%, 2.0%, 0.0%, 0.0%; unusable caught 79-84% (84-89% before NSTDB's em noise was added to
+    # measured: AUROC LUDB 0.995, MIT-BIH 0.999, CPSC 2019 0.982, NSTDB 0.994, NeuroKit 0.982; usable windows
+    # flagged 0.6%, 0.0%, 2.0%, 0.0%, 0.0%; unusable caught 79-86% (84-89% before NSTDB's em noise was added to
     # the other sources: 20% of it is caught at 0 dB). Targets: AUROC >= 0.95, flagged <= 5%
     assert set(held_out) == set(qw.SOURCES)
     for result in held_out.values():
@@ -61,7 +61,7 @@ def test_aurocs_within_their_error_go_to_the_ranges_flagging_fewest(
     measured: qt.Measured, grid: qt.Grid, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Tuned without CPSC 2019, where the rule decides: of the ranges whose AUROC is within its error of the
-    highest, the one flagging the fewest of the tuning sources' usable windows; it flags fewer of CPSC's too."""
+    highest, the one flagging the fewest of the tuning sources' usable windows; it flags no more of CPSC's."""
     tuning = measured.source != "cpsc2019"
     chosen = qt.choose_ranges(measured, tuning, grid)
     scored = tuning & measured.scored
@@ -83,10 +83,10 @@ def test_aurocs_within_their_error_go_to_the_ranges_flagging_fewest(
 
     assert flagged(chosen, scored) < flagged(by_auroc_alone, scored)
     cpsc = (measured.source == "cpsc2019") & measured.scored
-    # measured: by AUROC alone bSQI (0.3, 0.7) and artefact (1.5, 2.0), 0.00006 above the chosen bSQI (0.1, 0.5)
-    # and artefact (1.0, 2.0); on the tuning sources it flags 0.8% of a source's usable windows against 0.4%, on
-    # CPSC 2019 5.2% against 2.0%
-    assert flagged(chosen, cpsc) < flagged(by_auroc_alone, cpsc)
+    # measured: by AUROC alone artefact (1.0, 2.0), 0.0019 above the chosen (1.25, 2.25); on the tuning sources it
+    # flags 0.6% of a source's usable windows against 0.4%, on CPSC 2019 2.0% as the chosen (with the artefact's
+    # reference over 2 s segments, before, by AUROC alone bSQI (0.3, 0.7) flagged 5.2% there against 2.0%)
+    assert flagged(chosen, cpsc) <= flagged(by_auroc_alone, cpsc)
 
 
 def test_a_held_out_source_is_not_tested_on_noise_that_tuning_saw(
@@ -136,8 +136,8 @@ def test_held_out_leads_rates_and_records_are_usable(data_dir: Path, held_out: d
             for path in sorted(glob.glob(str(data_dir / "mitdb-tpcp" / "*.npz")))
         ]
         usable[name] = float(np.mean(np.concatenate(mitdb) >= 0.5))
-    # measured: LUDB I 1.000, V1 0.995, V5 1.000, I at 128 Hz 0.995; MIT-BIH 0.995, inverted (electrodes swapped,
-    # as on a handheld device held the other way round) 0.977 (0.934 before the neurokit detector ran again on the
+    # measured: LUDB I 1.000, V1 0.995, V5 1.000, I at 128 Hz 0.995; MIT-BIH 0.996, inverted (electrodes swapped,
+    # as on a handheld device held the other way round) 0.978 (0.934 before the neurokit detector ran again on the
     # signal negated and Pan-Tompkins on its own band)
     assert all(fraction >= 0.95 for fraction in usable.values()), usable
 
@@ -162,7 +162,7 @@ def test_a_short_artefact_in_another_lead_is_caught_with_its_reason(
 ) -> None:
     """The issue's target (0.5 s at 5x the QRS amplitude) and 10x, ranges chosen without LUDB."""
     caught, clean_flagged = lead_i_short_artefacts_caught(data_dir, times_qrs, held_out["ludb"].ranges)
-    # measured: 5x 98%, 10x 99% (100 windows, one miss is 1%); the same windows clean: none flagged
+    # measured: 5x 97%, 10x 99% (100 windows, one miss is 1%); the same windows clean: none flagged
     assert caught >= at_least and clean_flagged <= 0.03, (caught, clean_flagged)
 
 
@@ -181,21 +181,14 @@ def test_short_artefacts_in_each_held_out_source_are_caught_with_their_reason(
     short_artefacts: dict[tuple[str, float], float],
 ) -> None:
     """0.5 s bursts at 5x and 10x the QRS in every usable recorded window of each source (3 places each), scored
-    by the ranges chosen without the source; CPSC 2019 at 5x falls short (the next test)."""
-    # measured, 5x: LUDB 99.0%, MIT-BIH 91.5%, NSTDB 95.8%, NeuroKit 93.3% (600, 600, 72 and 15 bursts: one miss is
-    # 0.2%, 0.2%, 1.4% and 6.7%); 10x: 99.8%, 99.3%, 100%, 100%, CPSC 2019 91.4% (93 bursts)
-    five = {source: short_artefacts[(source, 5.0)] for source in ("ludb", "mitdb", "nstdb", "neurokit")}
+    by the ranges chosen without the source."""
+    # measured, 5x: LUDB 98.8%, MIT-BIH 92.5%, CPSC 2019 96.8%, NSTDB 94.4%, NeuroKit 93.3% (600, 600, 93, 72 and
+    # 15 bursts: one miss is 0.2%, 0.2%, 1.1%, 1.4% and 6.7%); 10x: 99.7%, 99.5%, 100%, 100%, 100%. CPSC 2019 at 5x
+    # was 81.7% while the artefact's reference was the median over 2 s segments: frequent large PVCs led it
+    five = {source: short_artefacts[(source, 5.0)] for source in qw.SOURCES}
     assert all(caught >= 0.9 for caught in five.values()), five
     ten = {source: short_artefacts[(source, 10.0)] for source in qw.SOURCES}
     assert all(caught >= 0.9 for caught in ten.values()), ten
-
-
-@pytest.mark.xfail(strict=True, reason="CPSC 2019 catches 82% of the 5x bursts, below the 90% target")
-def test_short_artefacts_at_five_times_the_qrs_in_cpsc_2019(short_artefacts: dict[tuple[str, float], float]) -> None:
-    """Most misses are in records with frequent large ectopic beats or bradycardia, where the QRS amplitude the
-    bursts are scaled to (the median peak to peak of 1 s stretches, NSTDB's) is that of the small normal beats or of
-    T waves: such a burst is about as large as the window's largest beats."""
-    assert short_artefacts[("cpsc2019", 5.0)] >= 0.9, short_artefacts[("cpsc2019", 5.0)]
 
 
 def test_a_giant_ectopic_beat_is_not_an_artefact(data_dir: Path, held_out: dict[str, qt.HeldOut]) -> None:
@@ -210,7 +203,7 @@ def test_a_giant_ectopic_beat_is_not_an_artefact(data_dir: Path, held_out: dict[
     for fs, signal in ((500, ecg), (250, ecg[::2]), (360, sps.resample_poly(ecg, 18, 25))):
         quality = clef.signal_quality(signal, fs)
         score, mapped = qt.rescored(quality, held_out["cpsc2019"].ranges)
-        # measured: artefact amplitude 0.59 at 500, 250 and 360 Hz (and 128 Hz), the beat left out as ectopic
-        # (early, a compensatory pause, its QRS 4.9x as sharp as the others, 2 large deflections); 1.96, 1.92, 1.81
-        # with it, which the ranges chosen without CPSC 2019, (1.0, 2.0), map to 0.04, 0.08 and 0.19
+        # measured: artefact amplitude 0.62-0.63 at 500, 250 and 360 Hz (and 128 Hz), the beat left out as ectopic
+        # (early, a compensatory pause, its QRS 4.9x as sharp as the others, 2 large deflections); 2.08, 2.03, 1.93
+        # with it, which the ranges chosen without CPSC 2019, (1.25, 2.25), map to 0.17, 0.22 and 0.32
         assert score[0] >= 0.5 and quality.artefact_amplitude[0] < 1.0, (fs, quality.artefact_amplitude, score)
