@@ -24,9 +24,9 @@ artefact condemns a window whose beats are clean):
 - artefact amplitude (mapped downwards): over any 0.5 s, the larger of the amplitude the 0.5-40 Hz signal holds
   over 80% of it (its 50 ms peak envelope reaches it in 16 of the 20 blocks of 25 ms) and the amplitude of its
   third-largest deflection (a stretch between zero crossings), the largest over the window; over half the
-  window's median peak-to-peak amplitude in 1 s segments (the QRS amplitude as NSTDB defines it). A beat holds its amplitude
-  for a tenth of a second and makes at most two large deflections (its QRS and T wave); motion artefact or a
-  baseline step holds it for longer, a burst of noise swings back and forth. An ectopic beat is set to zero (from
+  window's median peak-to-peak amplitude in 1 s segments (the QRS amplitude as NSTDB defines it). A beat holds
+  its amplitude for a tenth of a second and makes at most two large deflections (its QRS and T wave); motion
+  artefact or a baseline step holds it for longer, a burst of noise swings back and forth. An ectopic beat is set to zero (from
   0.2 s before its R peak to 0.5 s after): one that comes early with a compensatory pause, its QRS above 15 Hz
   at least twice as large as the other beats', the level the same before and after it, at most two large
   deflections. A giant one is as large and as long as a short burst of motion noise; a burst that moves a

@@ -252,8 +252,8 @@ def test_embed_drops_or_returns_quality(minute, tmp_path, small_safetensors, cap
 @pytest.mark.parametrize(("record", "what"), [(109, "70 ms of lead-off at -2.3 mV"), (133, "3 glitch samples, 2.8 mV")])
 def test_a_recordings_last_samples_are_not_measured_as_an_artefact(data_dir, record, what):
     """LUDB lead II records ending in a few bad samples: the band-pass's padding made them a 0.5 s artefact (artefact
-    amplitude 1.5 and 1.8 on the quality benchmark, then flagged by artefact ranges (1.0, 2.0)); the first and last 0.1 s
-    of a recording are not measured. A burst at 5x the QRS ending 0.15 s before the end is still caught."""
+    amplitude 1.5 and 1.8 on the quality benchmark, then flagged by artefact ranges (1.0, 2.0)); the first and last
+    0.1 s of a recording are not measured. A burst at 5x the QRS ending 0.15 s before the end is still caught."""
     x = np.fromfile(data_dir / "ludb" / "data" / f"{record}.dat", dtype="<i2").reshape(-1, 12)[:, 1] / 1000.0
     quality = clef.signal_quality(x, 500)
     assert quality.artefact_amplitude[0] < 1.0 and quality.usable[0], (what, quality.artefact_amplitude)  # 0.66, 0.26
